@@ -1,0 +1,65 @@
+import path from 'node:path';
+import type { Role } from '../core/context.js';
+
+export type DatabaseConfig =
+  | { readonly kind: 'sqlite'; readonly file: string; readonly url: string }
+  | { readonly kind: 'postgres'; readonly url: string };
+
+export interface JwtConfig {
+  /** HS256 shared secret (Supabase: the project's JWT secret). */
+  readonly secret?: string;
+  /** Or a JWKS URL for asymmetric keys. */
+  readonly jwksUrl?: string;
+  readonly issuer?: string;
+  readonly audience?: string;
+  /** Dotted path of the claim naming the tenant, e.g. `app_metadata.tenant_id`. */
+  readonly tenantClaim: string;
+  readonly userClaim: string;
+  readonly roleClaim: string;
+  readonly defaultRole: Role;
+}
+
+export interface StoreConfig {
+  readonly dataDir: string;
+  readonly database: DatabaseConfig;
+  /** Apply pending migrations when the store opens. */
+  readonly migrateOnStart: boolean;
+  readonly postgres: {
+    readonly poolMax: number;
+    readonly statementTimeoutMs: number;
+    readonly applicationName: string;
+  };
+  readonly sqlite: {
+    readonly synchronous: 'full' | 'normal';
+    readonly busyTimeoutMs: number;
+  };
+  readonly auth: {
+    readonly serviceKey?: string;
+    readonly sessionTtlSeconds: number;
+    readonly loginMaxPerAccount: number;
+    readonly loginMaxPerAddress: number;
+    readonly loginWindowSeconds: number;
+    readonly jwt?: JwtConfig;
+  };
+}
+
+export interface ServerConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly bodyLimitBytes: number;
+  readonly logLevel: string;
+  readonly trustProxy: boolean;
+}
+
+export interface Config {
+  readonly store: StoreConfig;
+  readonly server: ServerConfig;
+}
+
+export function sqliteDatabase(file: string): DatabaseConfig {
+  return { kind: 'sqlite', file, url: file === ':memory:' ? 'sqlite::memory:' : `sqlite:${file}` };
+}
+
+export function defaultSqliteFile(dataDir: string): string {
+  return path.join(dataDir, 'agentstore.db');
+}

@@ -1,0 +1,170 @@
+import path from 'node:path';
+import { AgentstoreError } from '../core/errors.js';
+import { ROLES, type Role } from '../core/context.js';
+import { defaultSqliteFile, sqliteDatabase, type Config, type DatabaseConfig, type JwtConfig } from './config.js';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** Reads the first of several names (the agentstore name, then seed-era aliases). */
+function pick(env: Env, ...names: string[]): { name: string; value: string } | undefined {
+  for (const name of names) {
+    const value = env[name];
+    if (value !== undefined && value.trim() !== '') return { name, value: value.trim() };
+  }
+  return undefined;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = pick(env, name);
+  if (!raw) return fallback;
+  const value = Number(raw.value);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw AgentstoreError.config(name, `must be an integer from ${min} to ${max}, got "${raw.value}"`);
+  }
+  return value;
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = pick(env, name);
+  if (!raw) return fallback;
+  const value = raw.value.toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+  if (['0', 'false', 'no', 'off'].includes(value)) return false;
+  throw AgentstoreError.config(name, `must be true or false, got "${raw.value}"`);
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = pick(env, name);
+  if (!raw) return fallback;
+  const value = raw.value.toLowerCase() as T;
+  if (!allowed.includes(value)) {
+    throw AgentstoreError.config(name, `must be one of ${allowed.join(', ')}, got "${raw.value}"`);
+  }
+  return value;
+}
+
+export function parseDatabaseUrl(url: string, dataDir: string, variable = 'DATABASE_URL'): DatabaseConfig {
+  if (/^postgres(ql)?:\/\//i.test(url)) {
+    try {
+      const parsed = new URL(url);
+      if (!parsed.hostname && !parsed.searchParams.get('host')) throw new Error('no host');
+    } catch {
+      throw AgentstoreError.config(variable, 'is not a valid postgres:// URL');
+    }
+    return { kind: 'postgres', url };
+  }
+  if (url === 'sqlite::memory:' || url === ':memory:') return sqliteDatabase(':memory:');
+  const sqlite = /^(sqlite:|file:)(.+)$/i.exec(url);
+  if (sqlite?.[2]) {
+    const file = sqlite[2].replace(/^\/\/(?=\/)/, '');
+    return sqliteDatabase(path.resolve(dataDir, file));
+  }
+  throw AgentstoreError.config(variable, 'must start with postgres://, postgresql://, sqlite: or file:');
+}
+
+function jwtConfig(env: Env): JwtConfig | undefined {
+  const secret = pick(env, 'AGENTSTORE_JWT_SECRET', 'SUPABASE_JWT_SECRET');
+  const jwks = pick(env, 'AGENTSTORE_JWT_JWKS_URL');
+  if (!secret && !jwks) return undefined;
+  if (secret && jwks) {
+    throw AgentstoreError.config('AGENTSTORE_JWT_JWKS_URL', 'set either a JWT secret or a JWKS URL, not both');
+  }
+  if (secret && secret.value.length < 32) {
+    throw AgentstoreError.config(secret.name, 'must be at least 32 characters');
+  }
+  if (jwks) {
+    try {
+      const u = new URL(jwks.value);
+      if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error('scheme');
+    } catch {
+      throw AgentstoreError.config(jwks.name, 'must be an http(s) URL');
+    }
+  }
+  const issuer = pick(env, 'AGENTSTORE_JWT_ISSUER')?.value;
+  const audience = pick(env, 'AGENTSTORE_JWT_AUDIENCE')?.value;
+  return {
+    ...(secret ? { secret: secret.value } : {}),
+    ...(jwks ? { jwksUrl: jwks.value } : {}),
+    ...(issuer ? { issuer } : {}),
+    ...(audience ? { audience } : {}),
+    tenantClaim: pick(env, 'AGENTSTORE_JWT_TENANT_CLAIM')?.value ?? 'tenant_id',
+    userClaim: pick(env, 'AGENTSTORE_JWT_USER_CLAIM')?.value ?? 'sub',
+    roleClaim: pick(env, 'AGENTSTORE_JWT_ROLE_CLAIM')?.value ?? 'agentstore_role',
+    defaultRole: oneOf<Role>(env, 'AGENTSTORE_JWT_DEFAULT_ROLE', ROLES, 'member'),
+  };
+}
+
+/**
+ * Environment -> typed configuration. Throws an AgentstoreError naming the first wrong
+ * variable, so that a bad deployment fails at start with a message an operator can act on.
+ */
+export function loadConfig(env: Env = process.env): Config {
+  const dataDir = path.resolve(pick(env, 'AGENTSTORE_DATA_DIR')?.value ?? './data');
+  const dbUrl = pick(env, 'DATABASE_URL', 'SUPABASE_DB_URL');
+  const database = dbUrl
+    ? parseDatabaseUrl(dbUrl.value, dataDir, dbUrl.name)
+    : sqliteDatabase(defaultSqliteFile(dataDir));
+  const serviceKey = pick(env, 'AGENTSTORE_SERVICE_KEY')?.value;
+  if (serviceKey !== undefined && serviceKey.length < 24) {
+    throw AgentstoreError.config('AGENTSTORE_SERVICE_KEY', 'must be at least 24 characters');
+  }
+  const jwt = jwtConfig(env);
+  return {
+    store: {
+      dataDir,
+      database,
+      migrateOnStart: boolean(env, 'AGENTSTORE_MIGRATE_ON_START', database.kind === 'sqlite'),
+      postgres: {
+        poolMax: integer(env, 'AGENTSTORE_PG_POOL_MAX', 10, 1, 1000),
+        statementTimeoutMs: integer(env, 'AGENTSTORE_PG_STATEMENT_TIMEOUT_MS', 30_000, 100, 3_600_000),
+        applicationName: 'agentstore',
+      },
+      sqlite: {
+        synchronous: oneOf(env, 'AGENTSTORE_SQLITE_SYNCHRONOUS', ['full', 'normal'] as const, 'full'),
+        busyTimeoutMs: integer(env, 'AGENTSTORE_SQLITE_BUSY_TIMEOUT_MS', 5000, 0, 600_000),
+      },
+      auth: {
+        ...(serviceKey ? { serviceKey } : {}),
+        sessionTtlSeconds: integer(env, 'AGENTSTORE_SESSION_TTL_SECONDS', 7 * 24 * 3600, 60, 365 * 24 * 3600),
+        loginMaxPerAccount: integer(env, 'AGENTSTORE_LOGIN_MAX_PER_ACCOUNT', 10, 1, 100_000),
+        loginMaxPerAddress: integer(env, 'AGENTSTORE_LOGIN_MAX_PER_ADDRESS', 50, 1, 1_000_000),
+        loginWindowSeconds: integer(env, 'AGENTSTORE_LOGIN_WINDOW_SECONDS', 15 * 60, 1, 86_400),
+        ...(jwt ? { jwt } : {}),
+      },
+    },
+    server: {
+      host: pick(env, 'HOST', 'AGENTSTORE_HOST')?.value ?? '127.0.0.1',
+      port: integer(env, 'PORT', 8787, 0, 65535),
+      bodyLimitBytes: integer(env, 'AGENTSTORE_MAX_BODY_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      logLevel: oneOf(env, 'AGENTSTORE_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+      trustProxy: boolean(env, 'AGENTSTORE_TRUST_PROXY', false),
+    },
+  };
+}
+
+/** A URL with its password replaced, for logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    for (const key of ['password', 'sslpassword']) if (u.searchParams.has(key)) u.searchParams.set(key, '***');
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+  }
+}
+
+/** One line per chosen backend, secrets redacted: what an operator checks first. */
+export function describeBackends(store: Config['store']): string[] {
+  const db = store.database;
+  const lines = [
+    db.kind === 'sqlite'
+      ? `database: sqlite ${db.file} (WAL, synchronous=${store.sqlite.synchronous})`
+      : `database: postgres ${redactUrl(db.url)} (pool max ${store.postgres.poolMax}, statement timeout ${store.postgres.statementTimeoutMs} ms)`,
+    `migrations: ${store.migrateOnStart ? 'applied at start' : 'checked at start (run `agentstore migrate up` to apply)'}`,
+    'event bus: in-process (single instance)',
+  ];
+  const jwt = store.auth.jwt;
+  if (jwt) lines.push(`jwt: ${jwt.secret ? 'HS256 secret ***' : `JWKS ${jwt.jwksUrl ?? ''}`}, tenant claim ${jwt.tenantClaim}`);
+  return lines;
+}

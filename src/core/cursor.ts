@@ -1,0 +1,40 @@
+import { AgentstoreError } from './errors.js';
+
+/**
+ * Opaque keyset cursors: base64url JSON of the last row's sort values, bound to the
+ * query shape (`scope`) so a cursor from one listing cannot be replayed on another.
+ */
+export function encodeCursor(scope: string, values: readonly unknown[]): string {
+  return Buffer.from(JSON.stringify({ s: scope, v: values })).toString('base64url');
+}
+
+export function decodeCursor(scope: string, cursor: string, field = 'cursor'): unknown[] {
+  const invalid = AgentstoreError.invalidField(field, 'is not a cursor returned by this listing');
+  if (cursor.length > 4096 || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalid;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw invalid;
+  }
+  if (typeof parsed !== 'object' || parsed === null) throw invalid;
+  const { s, v } = parsed as { s?: unknown; v?: unknown };
+  if (s !== scope || !Array.isArray(v)) throw invalid;
+  return v;
+}
+
+export interface Page<T> {
+  readonly items: T[];
+  readonly nextCursor: string | null;
+}
+
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 500;
+
+export function pageSize(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_PAGE_SIZE;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+    throw AgentstoreError.invalidField('limit', `must be an integer from 1 to ${MAX_PAGE_SIZE}`);
+  }
+  return limit;
+}

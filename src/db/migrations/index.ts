@@ -1,0 +1,8 @@
+import { migration0001 } from './0001-tenancy-audit-changes.js';
+import { migration0002 } from './0002-collections-counters.js';
+import type { Migration } from './types.js';
+
+/** Every migration, in order. Append only: an applied migration's text never changes. */
+export const MIGRATIONS: readonly Migration[] = [migration0001, migration0002];
+
+export type { Migration } from './types.js';

@@ -1,0 +1,154 @@
+import type { Generated } from 'kysely';
+
+/**
+ * Row types as the drivers return them. Timestamps are ISO text on SQLite and Date on
+ * PostgreSQL, JSON is text on SQLite and parsed on PostgreSQL: services normalise through
+ * `src/db/dialect.ts` and never look at a raw column directly.
+ */
+export type Timestamp = string | Date;
+export type Json = unknown;
+
+export interface SchemaMigrationsTable {
+  version: number;
+  name: string;
+  checksum: string;
+  applied_at: Timestamp;
+}
+
+export interface TenantsTable {
+  id: string;
+  name: string;
+  version: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface ServiceKeysTable {
+  id: string;
+  key_hash: string;
+  created_at: Timestamp;
+}
+
+export interface UsersTable {
+  tenant_id: string;
+  id: string;
+  email: string;
+  password_hash: string;
+  role: string;
+  version: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface SessionsTable {
+  tenant_id: string;
+  id: string;
+  user_id: string;
+  token_hash: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  revoked_at: Timestamp | null;
+}
+
+export interface ApiKeysTable {
+  tenant_id: string;
+  id: string;
+  name: string;
+  role: string;
+  key_hash: string;
+  prefix: string;
+  created_at: Timestamp;
+  revoked_at: Timestamp | null;
+}
+
+export interface AuditLogTable {
+  tenant_id: string;
+  id: string;
+  at: Timestamp;
+  actor_type: string;
+  actor_id: string;
+  action: string;
+  resource_type: string;
+  resource_id: string;
+  collection: string | null;
+  request_id: string | null;
+  details: Json | null;
+}
+
+export interface ChangesTable {
+  seq: Generated<number>;
+  tenant_id: string;
+  at: Timestamp;
+  resource_type: string;
+  resource_id: string;
+  collection: string | null;
+  action: string;
+  version: number | null;
+  data: Json | null;
+}
+
+export interface IdempotencyKeysTable {
+  tenant_id: string;
+  key: string;
+  scope: string;
+  request_hash: string;
+  status: number;
+  body: Json;
+  created_at: Timestamp;
+}
+
+export interface CollectionsTable {
+  tenant_id: string;
+  name: string;
+  schema: Json | null;
+  indexes: Json;
+  version: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface RecordsTable {
+  tenant_id: string;
+  collection: string;
+  id: string;
+  version: number;
+  data: Json;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface CountersTable {
+  tenant_id: string;
+  name: string;
+  value: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface DB {
+  schema_migrations: SchemaMigrationsTable;
+  tenants: TenantsTable;
+  service_keys: ServiceKeysTable;
+  users: UsersTable;
+  sessions: SessionsTable;
+  api_keys: ApiKeysTable;
+  audit_log: AuditLogTable;
+  changes: ChangesTable;
+  idempotency_keys: IdempotencyKeysTable;
+  collections: CollectionsTable;
+  records: RecordsTable;
+  counters: CountersTable;
+}
+
+/** Tables whose rows belong to one tenant: `tenant_id` leads their keys and RLS guards them. */
+export const TENANT_TABLES = [
+  'users',
+  'sessions',
+  'api_keys',
+  'audit_log',
+  'changes',
+  'idempotency_keys',
+  'collections',
+  'records',
+  'counters',
+] as const;

@@ -1,0 +1,13 @@
+export { createStore, openStore, resolveStoreConfig, type Store, type StoreOptions } from './store.js';
+export { loadConfig, describeBackends } from './config/env.js';
+export type { Config, StoreConfig, ServerConfig, DatabaseConfig, JwtConfig } from './config/config.js';
+export { AgentstoreError, isAgentstoreError, type ErrorCode, type FieldError } from './core/errors.js';
+export { systemContext, type TenantContext, type Role, type Actor, type ActorType } from './core/context.js';
+export type { Page } from './core/cursor.js';
+export type { Tenant, User, ApiKey, CreatedApiKey, Session } from './modules/tenancy/types.js';
+export type { Principal, Identity } from './modules/tenancy/auth-service.js';
+export type { Collection, StoredRecord, JsonObject, ListRecordsOptions, Precondition, CreateRecordResult } from './modules/collections/types.js';
+export type { Counter } from './modules/counters/service.js';
+export type { AuditEntry, AuditQuery } from './modules/audit/service.js';
+export type { ChangeEvent, ChangeQuery } from './modules/changes/service.js';
+export type { SchemaStatus, MigrationStatus } from './db/migrator.js';

@@ -1,0 +1,220 @@
+import { sql, type RawBuilder } from 'kysely';
+import { AgentstoreError } from '../../core/errors.js';
+import type { DialectName } from '../../db/dialect.js';
+import { parseFieldPath, textExpr, typeExpr, valueExpr, type FieldPath } from './json-path.js';
+
+/**
+ * The record filter language, compiled to SQL on both dialects (rows are never loaded to
+ * be filtered in memory).
+ *
+ *   filter   := { "and": [filter...] } | { "or": [filter...] } | { "not": filter }
+ *             | { "<path>": scalar | { "<op>": operand, ... }, ... }   (keys are ANDed)
+ *   op       := eq | ne | gt | gte | lt | lte | in | contains | exists
+ *
+ * Comparisons are type-strict: 5 never equals "5" and true never equals 1. `ne` and
+ * `not` match records where the field is missing. `contains` is substring for strings
+ * and membership for arrays.
+ */
+export type Scalar = string | number | boolean | null;
+
+const OPERATORS = new Set(['eq', 'ne', 'gt', 'gte', 'lt', 'lte', 'in', 'contains', 'exists']);
+const MAX_FILTER_LENGTH = 8192;
+const MAX_NODES = 100;
+const MAX_DEPTH = 10;
+const MAX_IN = 100;
+
+interface CompileState {
+  readonly dialect: DialectName;
+  nodes: number;
+}
+
+function invalid(message: string): AgentstoreError {
+  return AgentstoreError.invalidField('filter', message);
+}
+
+function isScalar(value: unknown): value is Scalar {
+  return value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Parses the `filter` query parameter (JSON text). */
+export function parseFilter(text: string): unknown {
+  if (text.length > MAX_FILTER_LENGTH) throw invalid(`is longer than ${MAX_FILTER_LENGTH} characters`);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw invalid('is not valid JSON');
+  }
+}
+
+export function compileFilter(filter: unknown, dialect: DialectName): RawBuilder<unknown> {
+  return compileNode(filter, { dialect, nodes: 0 }, 0);
+}
+
+function compileNode(node: unknown, state: CompileState, depth: number): RawBuilder<unknown> {
+  if (depth > MAX_DEPTH) throw invalid(`nests deeper than ${MAX_DEPTH}`);
+  if (++state.nodes > MAX_NODES) throw invalid(`has more than ${MAX_NODES} conditions`);
+  if (!isPlainObject(node)) throw invalid('each filter must be a JSON object');
+  const parts: RawBuilder<unknown>[] = [];
+  for (const [key, value] of Object.entries(node)) {
+    if (key === 'and' || key === 'or') {
+      if (!Array.isArray(value) || value.length === 0) throw invalid(`"${key}" takes a non-empty array of filters`);
+      const children = value.map((child) => compileNode(child, state, depth + 1));
+      parts.push(sql`(${sql.join(children, sql.raw(key === 'and' ? ' and ' : ' or '))})`);
+    } else if (key === 'not') {
+      // IS NOT TRUE, not NOT: a condition on a missing field is NULL, and NOT NULL would
+      // drop the record instead of matching it.
+      parts.push(sql`((${compileNode(value, state, depth + 1)}) is not true)`);
+    } else {
+      const path = parseFieldPath(key, 'filter');
+      const conditions = isPlainObject(value) ? value : { eq: value };
+      const keys = Object.keys(conditions);
+      if (keys.length === 0) throw invalid(`"${key}" has no condition`);
+      for (const op of keys) {
+        if (!OPERATORS.has(op)) throw invalid(`unknown operator "${op.slice(0, 40)}" (use ${[...OPERATORS].join(', ')})`);
+        parts.push(compileCondition(path, key, op, conditions[op], state.dialect));
+      }
+    }
+  }
+  if (parts.length === 0) return sql`(1 = 1)`;
+  return parts.length === 1 ? (parts[0] as RawBuilder<unknown>) : sql`(${sql.join(parts, sql.raw(' and '))})`;
+}
+
+function metaColumn(path: FieldPath): RawBuilder<unknown> | undefined {
+  return path.kind === 'meta' ? sql.ref(`records.${path.column}`) as unknown as RawBuilder<unknown> : undefined;
+}
+
+function compileCondition(path: FieldPath, key: string, op: string, operand: unknown, dialect: DialectName): RawBuilder<unknown> {
+  const meta = metaColumn(path);
+  if (meta) return compileMetaCondition(dialect, path, meta, key, op, operand);
+  const segments = path.kind === 'data' ? path.segments : [];
+  const value = valueExpr(dialect, segments);
+  const type = typeExpr(dialect, segments);
+  switch (op) {
+    case 'exists':
+      if (typeof operand !== 'boolean') throw invalid(`"${key}.exists" takes true or false`);
+      return operand ? sql`(${type} is not null)` : sql`(${type} is null)`;
+    case 'eq':
+      return equals(dialect, value, type, key, operand);
+    case 'ne':
+      return sql`((${equals(dialect, value, type, key, operand)}) is not true)`;
+    case 'in': {
+      if (!Array.isArray(operand) || operand.length === 0 || operand.length > MAX_IN) throw invalid(`"${key}.in" takes an array of 1 to ${MAX_IN} values`);
+      return sql`(${sql.join(operand.map((v) => equals(dialect, value, type, key, v)), sql.raw(' or '))})`;
+    }
+    case 'gt':
+    case 'gte':
+    case 'lt':
+    case 'lte':
+      return ordered(dialect, segments, value, type, key, op, operand);
+    case 'contains':
+      return contains(dialect, segments, value, type, key, operand);
+    default:
+      throw invalid(`unknown operator "${op}"`);
+  }
+}
+
+const comparators: Readonly<Record<string, string>> = { gt: '>', gte: '>=', lt: '<', lte: '<=' };
+
+function equals(dialect: DialectName, value: RawBuilder<unknown>, type: RawBuilder<unknown>, key: string, operand: unknown): RawBuilder<unknown> {
+  if (!isScalar(operand)) throw invalid(`"${key}" compares with a string, number, boolean or null`);
+  if (dialect === 'postgres') {
+    // jsonb equality is type-aware already, and matches an expression index on (data #> path).
+    return sql`(${value} = ${JSON.stringify(operand)}::jsonb)`;
+  }
+  if (operand === null) return sql`(${type} = 'null')`;
+  if (typeof operand === 'boolean') return sql`(${type} = ${operand ? 'true' : 'false'})`;
+  if (typeof operand === 'number') return sql`(${type} in ('integer', 'real') and ${value} = ${operand})`;
+  return sql`(${type} = 'text' and ${value} = ${operand})`;
+}
+
+function ordered(
+  dialect: DialectName,
+  segments: readonly string[],
+  value: RawBuilder<unknown>,
+  type: RawBuilder<unknown>,
+  key: string,
+  op: string,
+  operand: unknown,
+): RawBuilder<unknown> {
+  const cmp = sql.raw(comparators[op] as string);
+  if (typeof operand === 'number' && Number.isFinite(operand)) {
+    return dialect === 'postgres'
+      ? sql`(${type} = 'number' and ${value} ${cmp} ${JSON.stringify(operand)}::jsonb)`
+      : sql`(${type} in ('integer', 'real') and ${value} ${cmp} ${operand})`;
+  }
+  if (typeof operand === 'string') {
+    // Byte order on both dialects (SQLite's BINARY, PostgreSQL's "C"), so that results do
+    // not depend on the database's collation.
+    return dialect === 'postgres'
+      ? sql`(${type} = 'string' and ${textExpr(dialect, segments)} collate "C" ${cmp} ${operand})`
+      : sql`(${type} = 'text' and ${value} ${cmp} ${operand})`;
+  }
+  throw invalid(`"${key}.${op}" compares with a number or a string`);
+}
+
+function contains(
+  dialect: DialectName,
+  segments: readonly string[],
+  value: RawBuilder<unknown>,
+  type: RawBuilder<unknown>,
+  key: string,
+  operand: unknown,
+): RawBuilder<unknown> {
+  if (!isScalar(operand)) throw invalid(`"${key}.contains" takes a string, number, boolean or null`);
+  if (dialect === 'postgres') {
+    const element = sql`(${type} = 'array' and ${value} @> jsonb_build_array(${JSON.stringify(operand)}::jsonb))`;
+    if (typeof operand !== 'string') return element;
+    return sql`((${type} = 'string' and strpos(${textExpr(dialect, segments)}, ${operand}) > 0) or ${element})`;
+  }
+  const jsonPath = sql.raw(`'$${segments.map((s) => `."${s}"`).join('')}'`);
+  const member =
+    operand === null
+      ? sql`e.type = 'null'`
+      : typeof operand === 'boolean'
+        ? sql`e.type = ${operand ? 'true' : 'false'}`
+        : typeof operand === 'number'
+          ? sql`e.type in ('integer', 'real') and e.value = ${operand}`
+          : sql`e.type = 'text' and e.value = ${operand}`;
+  const element = sql`(${type} = 'array' and exists (select 1 from json_each(records.data, ${jsonPath}) as e where ${member}))`;
+  if (typeof operand !== 'string') return element;
+  return sql`((${type} = 'text' and instr(${value}, ${operand}) > 0) or ${element})`;
+}
+
+function compileMetaCondition(dialect: DialectName, path: FieldPath, column: RawBuilder<unknown>, key: string, op: string, operand: unknown): RawBuilder<unknown> {
+  const numeric = path.kind === 'meta' && path.column === 'version';
+  const check = (v: unknown): unknown => {
+    if (numeric ? typeof v !== 'number' || !Number.isInteger(v) : typeof v !== 'string') {
+      throw invalid(`"${key}" compares with ${numeric ? 'an integer' : 'a string'}`);
+    }
+    if (!numeric && path.kind === 'meta' && path.column !== 'id' && Number.isNaN(Date.parse(v as string))) {
+      throw invalid(`"${key}" compares with an ISO-8601 timestamp`);
+    }
+    return !numeric && path.kind === 'meta' && path.column !== 'id' ? new Date(v as string).toISOString() : v;
+  };
+  switch (op) {
+    case 'exists':
+      if (typeof operand !== 'boolean') throw invalid(`"${key}.exists" takes true or false`);
+      return operand ? sql`(1 = 1)` : sql`(1 = 0)`;
+    case 'eq':
+      return sql`(${column} = ${check(operand)})`;
+    case 'ne':
+      return sql`(${column} <> ${check(operand)})`;
+    case 'in':
+      if (!Array.isArray(operand) || operand.length === 0 || operand.length > MAX_IN) throw invalid(`"${key}.in" takes an array of 1 to ${MAX_IN} values`);
+      return sql`(${column} in (${sql.join(operand.map(check))}))`;
+    case 'gt':
+    case 'gte':
+    case 'lt':
+    case 'lte':
+      return sql`(${column} ${sql.raw(comparators[op] as string)} ${check(operand)})`;
+    case 'contains':
+      if (typeof operand !== 'string' || numeric) throw invalid(`"${key}.contains" takes a string`);
+      return dialect === 'postgres' ? sql`(strpos(${column}, ${operand}) > 0)` : sql`(instr(${column}, ${operand}) > 0)`;
+    default:
+      throw invalid(`unknown operator "${op}"`);
+  }
+}

@@ -1,0 +1,333 @@
+import { createHash } from 'node:crypto';
+import { sql, type Expression, type SqlBool } from 'kysely';
+import { AgentstoreError } from '../../core/errors.js';
+import { requireRole, type TenantContext } from '../../core/context.js';
+import { decodeCursor, encodeCursor, pageSize, type Page } from '../../core/cursor.js';
+import { uuidv7 } from '../../core/ids.js';
+import type { Database, Executor } from '../../db/database.js';
+import { fromJsonColumn, fromNullableJsonColumn, toIso, toJsonColumn } from '../../db/dialect.js';
+import { isUniqueViolation } from '../../db/errors.js';
+import type { CollectionsTable, RecordsTable } from '../../db/schema.js';
+import type { UnitOfWork, UnitOfWorkRunner } from '../../db/unit-of-work.js';
+import { compileFilter, parseFilter } from './filter.js';
+import { indexExpression, parseFieldPath } from './json-path.js';
+import { cursorValue, keysetAfter, orderBy, parseSort, sortScope } from './sort.js';
+import type { Collection, CreateRecordResult, JsonObject, ListRecordsOptions, Precondition, StoredRecord } from './types.js';
+import { assertObject, compileSchema, mergePatch, validateAgainstSchema, validateCollectionName, validateRecordId } from './validation.js';
+
+export interface CollectionsService {
+  define(ctx: TenantContext, name: string, input: { schema?: JsonObject | null; indexes?: readonly string[] }): Promise<Collection>;
+  getCollection(ctx: TenantContext, name: string): Promise<Collection>;
+  listCollections(ctx: TenantContext, options?: { limit?: number; cursor?: string }): Promise<Page<Collection>>;
+  deleteCollection(ctx: TenantContext, name: string): Promise<void>;
+
+  create(ctx: TenantContext, collection: string, data: JsonObject, options?: { id?: string; idempotencyKey?: string }): Promise<CreateRecordResult>;
+  get(ctx: TenantContext, collection: string, id: string): Promise<StoredRecord>;
+  replace(ctx: TenantContext, collection: string, id: string, data: JsonObject, options?: { ifMatch?: Precondition }): Promise<StoredRecord>;
+  patch(ctx: TenantContext, collection: string, id: string, patch: JsonObject, options?: { ifMatch?: Precondition }): Promise<StoredRecord>;
+  delete(ctx: TenantContext, collection: string, id: string, options?: { ifMatch?: Precondition }): Promise<void>;
+  list(ctx: TenantContext, collection: string, options?: ListRecordsOptions): Promise<Page<StoredRecord>>;
+}
+
+const MAX_INDEXES = 16;
+// Idempotency keys are remembered this long; a retry after that is a new request.
+const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
+
+export function toRecord(row: Pick<RecordsTable, 'id' | 'version' | 'created_at' | 'updated_at' | 'data'>): StoredRecord {
+  return {
+    id: row.id,
+    version: Number(row.version),
+    createdAt: toIso(row.created_at),
+    updatedAt: toIso(row.updated_at),
+    data: fromJsonColumn<JsonObject>(row.data),
+  };
+}
+
+function toCollection(row: CollectionsTable): Collection {
+  return {
+    name: row.name,
+    schema: fromNullableJsonColumn<JsonObject>(row.schema),
+    indexes: fromJsonColumn<string[]>(row.indexes),
+    version: Number(row.version),
+    createdAt: toIso(row.created_at),
+    updatedAt: toIso(row.updated_at),
+  };
+}
+
+function indexName(segments: readonly string[]): string {
+  return `records_f_${createHash('sha256').update(segments.join('.')).digest('hex').slice(0, 16)}`;
+}
+
+export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRunner }): CollectionsService {
+  const { db, uow } = deps;
+  const dialect = db.dialect;
+
+  const loadCollection = (trx: Executor, ctx: TenantContext, name: string) =>
+    trx.selectFrom('collections').selectAll().where('tenant_id', '=', ctx.tenantId).where('name', '=', name).executeTakeFirst();
+
+  /** The collection's row, created (and recorded) on first write, like a map key springing into being. */
+  const ensureCollection = async (w: UnitOfWork, name: string): Promise<CollectionsTable> => {
+    const existing = await loadCollection(w.trx, w.ctx, name);
+    if (existing) return existing;
+    const row: CollectionsTable = { tenant_id: w.ctx.tenantId, name, schema: null, indexes: '[]', version: 1, created_at: w.now, updated_at: w.now };
+    await w.trx.insertInto('collections').values(row).execute();
+    await w.record({ action: 'create', resourceType: 'collection', resourceId: name, collection: name, version: 1, data: toCollection(row) });
+    return row;
+  };
+
+  const checkSchema = (ctx: TenantContext, collection: CollectionsTable, data: JsonObject): void => {
+    const schema = fromNullableJsonColumn<JsonObject>(collection.schema);
+    if (schema) validateAgainstSchema(`${ctx.tenantId}:${collection.name}:${collection.version}`, schema, data);
+  };
+
+  const loadRecord = (trx: Executor, ctx: TenantContext, collection: string, id: string, lock: boolean) => {
+    let q = trx.selectFrom('records').selectAll().where('tenant_id', '=', ctx.tenantId).where('collection', '=', collection).where('id', '=', id);
+    // SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL needs the row lock.
+    if (lock && dialect === 'postgres') q = q.forUpdate();
+    return q.executeTakeFirst();
+  };
+
+  const checkPrecondition = (row: RecordsTable | undefined, ifMatch: Precondition | undefined): RecordsTable => {
+    if (!row) {
+      if (ifMatch !== undefined) throw AgentstoreError.preconditionFailed('the record does not exist');
+      throw AgentstoreError.notFound('record');
+    }
+    if (ifMatch !== undefined && ifMatch !== '*' && Number(row.version) !== ifMatch) {
+      throw AgentstoreError.preconditionFailed(`the record is at version ${row.version}, not ${ifMatch}`);
+    }
+    return row;
+  };
+
+  const write = async (
+    ctx: TenantContext,
+    collection: string,
+    id: string,
+    ifMatch: Precondition | undefined,
+    next: (current: JsonObject) => JsonObject,
+  ): Promise<StoredRecord> => {
+    requireRole(ctx, 'member');
+    validateCollectionName(collection);
+    validateRecordId(id);
+    return uow.write(ctx, async (w) => {
+      const row = checkPrecondition(await loadRecord(w.trx, ctx, collection, id, true), ifMatch);
+      const coll = await loadCollection(w.trx, ctx, collection);
+      const data = next(fromJsonColumn<JsonObject>(row.data));
+      if (coll) checkSchema(ctx, coll, data);
+      const version = Number(row.version) + 1;
+      const result = await w.trx
+        .updateTable('records')
+        .set({ data: toJsonColumn(data), version, updated_at: w.now })
+        .where('tenant_id', '=', ctx.tenantId)
+        .where('collection', '=', collection)
+        .where('id', '=', id)
+        .where('version', '=', Number(row.version))
+        .executeTakeFirst();
+      // The version guard catches a writer that slipped in between read and update.
+      if (Number(result.numUpdatedRows) !== 1) throw AgentstoreError.preconditionFailed('the record changed concurrently');
+      const record = toRecord({ ...row, data, version, updated_at: w.now });
+      await w.record({ action: 'update', resourceType: 'record', resourceId: id, collection, version, data: record });
+      return record;
+    });
+  };
+
+  const replayIdempotent = async (ctx: TenantContext, key: string, scope: string, hash: string): Promise<StoredRecord | undefined> => {
+    const row = await uow.read(ctx, (trx) =>
+      trx.selectFrom('idempotency_keys').selectAll().where('tenant_id', '=', ctx.tenantId).where('key', '=', key).executeTakeFirst(),
+    );
+    if (!row || Date.parse(toIso(row.created_at)) < Date.now() - IDEMPOTENCY_TTL_MS) return undefined;
+    if (row.scope !== scope || row.request_hash !== hash) {
+      throw new AgentstoreError('agentstore.conflict', 'this Idempotency-Key was used for a different request', { errors: [{ field: 'idempotency-key', message: 'reused with a different request' }] });
+    }
+    return fromJsonColumn<StoredRecord>(row.body);
+  };
+
+  return {
+    async define(ctx, name, input) {
+      requireRole(ctx, 'admin');
+      validateCollectionName(name);
+      const schema = input.schema === undefined ? undefined : input.schema === null ? null : assertObject(input.schema, 'schema');
+      if (schema) compileSchema(schema);
+      const indexes = input.indexes === undefined ? undefined : [...new Set(input.indexes)];
+      if (indexes && indexes.length > MAX_INDEXES) throw AgentstoreError.invalidField('indexes', `at most ${MAX_INDEXES} indexed fields`);
+      const paths = (indexes ?? []).map((field) => {
+        const path = parseFieldPath(field, 'indexes');
+        if (path.kind !== 'data') throw AgentstoreError.invalidField('indexes', `"${field}" is a record attribute and indexed already`);
+        return path.segments;
+      });
+      return uow.write(ctx, async (w) => {
+        const existing = await loadCollection(w.trx, ctx, name);
+        const row: CollectionsTable = {
+          tenant_id: ctx.tenantId,
+          name,
+          schema: schema === undefined ? (existing?.schema ?? null) : schema === null ? null : toJsonColumn(schema),
+          indexes: indexes === undefined ? (existing ? toJsonColumn(fromJsonColumn(existing.indexes)) : '[]') : toJsonColumn(indexes),
+          version: existing ? Number(existing.version) + 1 : 1,
+          created_at: existing?.created_at ?? w.now,
+          updated_at: w.now,
+        };
+        if (existing) {
+          await w.trx
+            .updateTable('collections')
+            .set({ schema: row.schema, indexes: row.indexes, version: row.version, updated_at: row.updated_at })
+            .where('tenant_id', '=', ctx.tenantId)
+            .where('name', '=', name)
+            .execute();
+        } else {
+          await w.trx.insertInto('collections').values(row).execute();
+        }
+        // Indexes are shared by every collection that declares the same path: the leading
+        // (tenant_id, collection) keeps each lookup inside one collection.
+        for (const segments of paths) {
+          await sql
+            .raw(`CREATE INDEX IF NOT EXISTS ${indexName(segments)} ON records (tenant_id, collection, ${indexExpression(dialect, segments)})`)
+            .execute(w.trx);
+        }
+        const collection = toCollection(row);
+        await w.record({ action: existing ? 'update' : 'create', resourceType: 'collection', resourceId: name, collection: name, version: row.version, data: collection });
+        return collection;
+      });
+    },
+
+    async getCollection(ctx, name) {
+      requireRole(ctx, 'viewer');
+      validateCollectionName(name);
+      const row = await uow.read(ctx, (trx) => loadCollection(trx, ctx, name));
+      if (!row) throw AgentstoreError.notFound('collection');
+      return toCollection(row);
+    },
+
+    async listCollections(ctx, options = {}) {
+      requireRole(ctx, 'viewer');
+      const limit = pageSize(options.limit);
+      const after = options.cursor ? decodeCursor('collections', options.cursor)[0] : undefined;
+      if (after !== undefined && typeof after !== 'string') throw AgentstoreError.invalidField('cursor', 'is not a cursor returned by this listing');
+      const rows = await uow.read(ctx, (trx) => {
+        let q = trx.selectFrom('collections').selectAll().where('tenant_id', '=', ctx.tenantId).orderBy('name').limit(limit + 1);
+        if (after !== undefined) q = q.where('name', '>', after);
+        return q.execute();
+      });
+      const items = rows.slice(0, limit).map(toCollection);
+      const last = items.at(-1);
+      return { items, nextCursor: rows.length > limit && last ? encodeCursor('collections', [last.name]) : null };
+    },
+
+    async deleteCollection(ctx, name) {
+      requireRole(ctx, 'admin');
+      validateCollectionName(name);
+      await uow.write(ctx, async (w) => {
+        const existing = await loadCollection(w.trx, ctx, name);
+        if (!existing) throw AgentstoreError.notFound('collection');
+        const removed = await w.trx.deleteFrom('records').where('tenant_id', '=', ctx.tenantId).where('collection', '=', name).executeTakeFirst();
+        await w.trx.deleteFrom('collections').where('tenant_id', '=', ctx.tenantId).where('name', '=', name).execute();
+        await w.record({ action: 'delete', resourceType: 'collection', resourceId: name, collection: name, data: null, details: { records: Number(removed.numDeletedRows) } });
+      });
+    },
+
+    async create(ctx, collection, data, options = {}) {
+      requireRole(ctx, 'member');
+      validateCollectionName(collection);
+      assertObject(data);
+      const id = options.id !== undefined ? validateRecordId(options.id) : typeof data.id === 'string' ? validateRecordId(data.id, '/id') : uuidv7();
+      const key = options.idempotencyKey;
+      const scope = `records.create:${collection}`;
+      const hash = key ? createHash('sha256').update(`${options.id ?? ''}\n${JSON.stringify(data)}`).digest('hex') : '';
+      if (key) {
+        if (key.length === 0 || key.length > 255) throw AgentstoreError.invalidField('idempotency-key', 'must be 1-255 characters');
+        const replay = await replayIdempotent(ctx, key, scope, hash);
+        if (replay) return { record: replay, replayed: true };
+      }
+      try {
+        const record = await uow.write(ctx, async (w) => {
+          const coll = await ensureCollection(w, collection);
+          checkSchema(ctx, coll, data);
+          const row: RecordsTable = { tenant_id: ctx.tenantId, collection, id, version: 1, data: toJsonColumn(data), created_at: w.now, updated_at: w.now };
+          await w.trx.insertInto('records').values(row).execute();
+          const stored = toRecord({ ...row, data });
+          await w.record({ action: 'create', resourceType: 'record', resourceId: id, collection, version: 1, data: stored });
+          if (key) {
+            // An expired key of the same name is replaced; a live one makes this insert fail.
+            await w.trx.deleteFrom('idempotency_keys').where('tenant_id', '=', ctx.tenantId).where('key', '=', key).where('created_at', '<', new Date(Date.now() - IDEMPOTENCY_TTL_MS).toISOString()).execute();
+            await w.trx
+              .insertInto('idempotency_keys')
+              .values({ tenant_id: ctx.tenantId, key, scope, request_hash: hash, status: 201, body: toJsonColumn(stored), created_at: w.now })
+              .execute();
+          }
+          return stored;
+        });
+        return { record, replayed: false };
+      } catch (error) {
+        if (!isUniqueViolation(error)) throw error;
+        // Either the id exists, or a concurrent request with the same Idempotency-Key won.
+        if (key) {
+          const replay = await replayIdempotent(ctx, key, scope, hash);
+          if (replay) return { record: replay, replayed: true };
+        }
+        throw AgentstoreError.conflict(`a record with id "${id}" already exists in this collection`);
+      }
+    },
+
+    async get(ctx, collection, id) {
+      requireRole(ctx, 'viewer');
+      validateCollectionName(collection);
+      validateRecordId(id);
+      const row = await uow.read(ctx, (trx) => loadRecord(trx, ctx, collection, id, false));
+      if (!row) throw AgentstoreError.notFound('record');
+      return toRecord(row);
+    },
+
+    replace(ctx, collection, id, data, options = {}) {
+      assertObject(data);
+      return write(ctx, collection, id, options.ifMatch, () => data);
+    },
+
+    patch(ctx, collection, id, patch, options = {}) {
+      assertObject(patch);
+      return write(ctx, collection, id, options.ifMatch, (current) => mergePatch(current, patch) as JsonObject);
+    },
+
+    async delete(ctx, collection, id, options = {}) {
+      requireRole(ctx, 'member');
+      validateCollectionName(collection);
+      validateRecordId(id);
+      await uow.write(ctx, async (w) => {
+        const row = checkPrecondition(await loadRecord(w.trx, ctx, collection, id, true), options.ifMatch);
+        const result = await w.trx
+          .deleteFrom('records')
+          .where('tenant_id', '=', ctx.tenantId)
+          .where('collection', '=', collection)
+          .where('id', '=', id)
+          .where('version', '=', Number(row.version))
+          .executeTakeFirst();
+        if (Number(result.numDeletedRows) !== 1) throw AgentstoreError.preconditionFailed('the record changed concurrently');
+        await w.record({ action: 'delete', resourceType: 'record', resourceId: id, collection, version: Number(row.version), data: null });
+      });
+    },
+
+    async list(ctx, collection, options = {}) {
+      requireRole(ctx, 'viewer');
+      validateCollectionName(collection);
+      const limit = pageSize(options.limit);
+      const filterText = typeof options.filter === 'string' ? options.filter : options.filter === undefined ? undefined : JSON.stringify(options.filter);
+      const filter = filterText === undefined ? undefined : compileFilter(parseFilter(filterText), dialect);
+      const keys = parseSort(options.sort, dialect);
+      const scope = sortScope(keys, collection, filterText);
+      const after = options.cursor ? keysetAfter(keys, decodeCursor(scope, options.cursor), dialect) : undefined;
+      const rows = await uow.read(ctx, (trx) => {
+        let q = trx
+          .selectFrom('records')
+          .select(['records.id', 'records.version', 'records.created_at', 'records.updated_at', 'records.data'])
+          .select(keys.map((k, i) => sql`${k.expr}`.as(`_s${i}`)))
+          .where('records.tenant_id', '=', ctx.tenantId)
+          .where('records.collection', '=', collection);
+        if (filter) q = q.where(filter as Expression<SqlBool>);
+        if (after) q = q.where(after as Expression<SqlBool>);
+        return q.orderBy(orderBy(keys)).limit(limit + 1).execute();
+      });
+      const page = rows.slice(0, limit);
+      const last = page.at(-1) as Record<string, unknown> | undefined;
+      const nextCursor =
+        rows.length > limit && last ? encodeCursor(scope, keys.map((k, i) => cursorValue(k, last[`_s${i}`], dialect))) : null;
+      return { items: page.map((row) => toRecord(row as unknown as RecordsTable)), nextCursor };
+    },
+  };
+}

@@ -1,0 +1,88 @@
+import { sql, type RawBuilder } from 'kysely';
+import { AgentstoreError } from '../../core/errors.js';
+import type { DialectName } from '../../db/dialect.js';
+import { parseFieldPath, pathKey, valueExpr, type FieldPath } from './json-path.js';
+
+/**
+ * `sort=-priority,createdAt`: up to three keys, `-` for descending; `id` always breaks
+ * ties, so the order is total and keyset pagination is exact. NULL (a missing field)
+ * sorts first ascending and last descending, on both dialects.
+ */
+export interface SortKey {
+  readonly path: FieldPath;
+  readonly descending: boolean;
+  readonly expr: RawBuilder<unknown>;
+}
+
+const MAX_SORT_KEYS = 3;
+
+export function parseSort(raw: string | undefined, dialect: DialectName): SortKey[] {
+  const spec = raw === undefined || raw.trim() === '' ? 'createdAt' : raw;
+  const parts = spec.split(',').map((p) => p.trim());
+  if (parts.length > MAX_SORT_KEYS || parts.some((p) => p.length === 0)) {
+    throw AgentstoreError.invalidField('sort', `takes 1 to ${MAX_SORT_KEYS} comma-separated fields, each optionally prefixed with -`);
+  }
+  const keys = parts.map((part) => {
+    const descending = part.startsWith('-');
+    const path = parseFieldPath(descending ? part.slice(1) : part, 'sort');
+    return { path, descending, expr: sortExpr(path, dialect) };
+  });
+  const seen = new Set(keys.map((k) => pathKey(k.path)));
+  if (seen.size !== keys.length) throw AgentstoreError.invalidField('sort', 'names a field twice');
+  if (!seen.has('$id')) keys.push({ path: { kind: 'meta', column: 'id' }, descending: false, expr: sortExpr({ kind: 'meta', column: 'id' }, dialect) });
+  return keys;
+}
+
+function sortExpr(path: FieldPath, dialect: DialectName): RawBuilder<unknown> {
+  if (path.kind === 'meta') return sql.ref(`records.${path.column}`) as unknown as RawBuilder<unknown>;
+  return valueExpr(dialect, path.segments);
+}
+
+export function orderBy(keys: readonly SortKey[]): RawBuilder<unknown> {
+  return sql.join(keys.map((k) => sql`${k.expr} ${sql.raw(k.descending ? 'desc nulls last' : 'asc nulls first')}`));
+}
+
+/** The scope a cursor is bound to: the same sort and filter must be used to continue. */
+export function sortScope(keys: readonly SortKey[], collection: string, filterText: string | undefined): string {
+  return `records:${collection}:${keys.map((k) => (k.descending ? '-' : '') + pathKey(k.path)).join(',')}:${filterText ?? ''}`;
+}
+
+/** Converts a sort value read from a row into what the cursor stores, and back into a bound parameter. */
+export function cursorValue(key: SortKey, raw: unknown, dialect: DialectName): unknown {
+  if (raw === null || raw === undefined) return null;
+  if (key.path.kind === 'meta') return raw instanceof Date ? raw.toISOString() : raw;
+  return dialect === 'postgres' ? JSON.stringify(raw) : raw;
+}
+
+function bound(key: SortKey, value: unknown, dialect: DialectName): RawBuilder<unknown> {
+  if (key.path.kind === 'data' && dialect === 'postgres') return sql`${value}::jsonb`;
+  return sql`${value}`;
+}
+
+/** Rows strictly after the cursor row in the sort order: (k1 > c1) or (k1 = c1 and k2 > c2) ... */
+export function keysetAfter(keys: readonly SortKey[], values: readonly unknown[], dialect: DialectName): RawBuilder<unknown> {
+  if (values.length !== keys.length) throw AgentstoreError.invalidField('cursor', 'is not a cursor returned by this listing');
+  const disjuncts: RawBuilder<unknown>[] = [];
+  for (let i = 0; i < keys.length; i++) {
+    const conjuncts: RawBuilder<unknown>[] = [];
+    for (let j = 0; j < i; j++) conjuncts.push(equalTo(keys[j] as SortKey, values[j], dialect));
+    const after = afterValue(keys[i] as SortKey, values[i], dialect);
+    if (!after) continue;
+    conjuncts.push(after);
+    disjuncts.push(sql`(${sql.join(conjuncts, sql.raw(' and '))})`);
+  }
+  return disjuncts.length === 0 ? sql`(1 = 0)` : sql`(${sql.join(disjuncts, sql.raw(' or '))})`;
+}
+
+function equalTo(key: SortKey, value: unknown, dialect: DialectName): RawBuilder<unknown> {
+  return value === null ? sql`(${key.expr} is null)` : sql`(${key.expr} = ${bound(key, value, dialect)})`;
+}
+
+function afterValue(key: SortKey, value: unknown, dialect: DialectName): RawBuilder<unknown> | undefined {
+  if (!key.descending) {
+    // Ascending, NULLs first: after NULL come all non-NULLs; after v come larger values.
+    return value === null ? sql`(${key.expr} is not null)` : sql`(${key.expr} > ${bound(key, value, dialect)})`;
+  }
+  // Descending, NULLs last: after v come smaller values and the NULLs; nothing is after NULL.
+  return value === null ? undefined : sql`(${key.expr} < ${bound(key, value, dialect)} or ${key.expr} is null)`;
+}

@@ -1,0 +1,68 @@
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import { LRUCache } from 'lru-cache';
+import { AgentstoreError } from '../../core/errors.js';
+import type { JsonObject } from './types.js';
+
+export const COLLECTION_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+export const RECORD_ID = /^[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,127}$/;
+
+export function validateCollectionName(name: string): string {
+  if (!COLLECTION_NAME.test(name)) {
+    throw AgentstoreError.invalidField('collection', 'must be 1-64 characters of letters, digits, _ . -, not starting with . or -');
+  }
+  return name;
+}
+
+export function validateRecordId(id: unknown, field = 'id'): string {
+  if (typeof id !== 'string' || !RECORD_ID.test(id)) {
+    throw AgentstoreError.invalidField(field, 'must be 1-128 characters of letters, digits, _ . : @ -, not starting with . : @ or -');
+  }
+  return id;
+}
+
+export function assertObject(data: unknown, field = 'body'): JsonObject {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw AgentstoreError.invalidField(field, 'must be a JSON object');
+  return data as JsonObject;
+}
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
+const ajv = new Ajv2020({ allErrors: false, strict: false, validateSchema: true });
+addFormats(ajv);
+const compiled = new LRUCache<string, ValidateFunction>({ max: 1000 });
+
+const MAX_SCHEMA_BYTES = 64 * 1024;
+
+/** Compiles a collection's schema, turning a bad schema into a 400 on the `schema` field. */
+export function compileSchema(schema: JsonObject): ValidateFunction {
+  if (JSON.stringify(schema).length > MAX_SCHEMA_BYTES) throw AgentstoreError.invalidField('schema', `is larger than ${MAX_SCHEMA_BYTES} bytes`);
+  try {
+    return ajv.compile(schema);
+  } catch (error) {
+    throw AgentstoreError.invalidField('schema', `is not a valid JSON Schema: ${(error as Error).message}`);
+  }
+}
+
+export function validateAgainstSchema(cacheKey: string, schema: JsonObject, data: JsonObject): void {
+  let validate = compiled.get(cacheKey);
+  if (!validate) {
+    validate = compileSchema(schema);
+    compiled.set(cacheKey, validate);
+  }
+  if (!validate(data)) {
+    const errors = (validate.errors ?? []).map((e) => ({ field: `/data${e.instancePath}`, message: e.message ?? 'is invalid' }));
+    throw AgentstoreError.validation(`the record does not match the collection's schema: ${errors[0]?.field ?? ''} ${errors[0]?.message ?? ''}`.trim(), errors);
+  }
+}
+
+/** RFC 7396 JSON merge patch. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return patch;
+  const result: JsonObject = typeof target === 'object' && target !== null && !Array.isArray(target) ? { ...(target as JsonObject) } : {};
+  for (const [key, value] of Object.entries(patch as JsonObject)) {
+    // defineProperty, not assignment: a "__proto__" key from JSON must stay a plain key.
+    if (value === null) delete result[key];
+    else Object.defineProperty(result, key, { value: mergePatch(result[key], value), enumerable: true, writable: true, configurable: true });
+  }
+  return result;
+}

@@ -1,0 +1,189 @@
+import { LRUCache } from 'lru-cache';
+import type { StoreConfig } from '../../config/config.js';
+import { AgentstoreError } from '../../core/errors.js';
+import type { Role, TenantContext } from '../../core/context.js';
+import { isUuid, uuidv7 } from '../../core/ids.js';
+import type { Database } from '../../db/database.js';
+import { toIso } from '../../db/dialect.js';
+import type { UnitOfWorkRunner } from '../../db/unit-of-work.js';
+import type { RateLimiter } from '../../ports/rate-limiter.js';
+import { createJwtVerifier, type JwtVerifier } from './jwt.js';
+import { dummyPasswordHash, verifyPassword } from './passwords.js';
+import type { TenantsService } from './tenants-service.js';
+import { hashToken, issueToken, parseToken } from './tokens.js';
+import type { Session, User } from './types.js';
+import { normalizeEmail, toUser } from './users-service.js';
+
+export type Principal =
+  | { readonly kind: 'service' }
+  | { readonly kind: 'tenant'; readonly ctx: TenantContext; readonly sessionId?: string };
+
+export interface Identity {
+  readonly tenantId: string;
+  readonly role: Role;
+  readonly actor: TenantContext['actor'];
+  readonly user: User | null;
+}
+
+export interface AuthService {
+  /** Resolves a bearer token; undefined when it is unknown, revoked or expired. */
+  authenticate(token: string): Promise<Principal | undefined>;
+  login(input: { tenantId: string; email: string; password: string }, clientAddress: string): Promise<Session>;
+  logout(ctx: TenantContext, sessionId: string | undefined): Promise<void>;
+  me(ctx: TenantContext): Promise<Identity>;
+  /** Drops a cached credential at once (revocation in this process). */
+  forget(tokenHash: string): void;
+}
+
+// Credentials are looked up on every request; caching the answer for a few seconds keeps
+// the hot path off the database. Revocation here is immediate (forget); on other
+// instances it takes effect within this TTL.
+const AUTH_CACHE_TTL_MS = 5_000;
+
+export function createAuthService(deps: {
+  db: Database;
+  uow: UnitOfWorkRunner;
+  tenants: TenantsService;
+  rateLimiter: RateLimiter;
+  config: StoreConfig['auth'];
+}): AuthService {
+  const { uow, tenants, rateLimiter, config } = deps;
+  const cache = new LRUCache<string, { principal: Principal; until: number }>({ max: 50_000 });
+  const jwt: JwtVerifier | undefined = config.jwt ? createJwtVerifier(config.jwt) : undefined;
+  const tenantKnown = new LRUCache<string, true>({ max: 10_000, ttl: 60_000 });
+
+  const cached = (hash: string): Principal | undefined => {
+    const hit = cache.get(hash);
+    if (!hit) return undefined;
+    if (hit.until > Date.now()) return hit.principal;
+    cache.delete(hash);
+    return undefined;
+  };
+
+  const bySecret = async (token: string): Promise<Principal | undefined> => {
+    const parsed = parseToken(token);
+    if (!parsed) return undefined;
+    const hash = hashToken(token);
+    const hit = cached(hash);
+    if (hit) return hit;
+    const now = new Date().toISOString();
+    const probe: TenantContext = { tenantId: parsed.tenantId, actor: { type: 'system', id: 'auth' }, role: 'viewer' };
+    if (parsed.kind === 'api_key') {
+      const row = await uow.read(probe, (trx) =>
+        trx.selectFrom('api_keys').select(['id', 'role']).where('tenant_id', '=', parsed.tenantId).where('key_hash', '=', hash).where('revoked_at', 'is', null).executeTakeFirst(),
+      );
+      if (!row) return undefined;
+      const principal: Principal = { kind: 'tenant', ctx: { tenantId: parsed.tenantId, actor: { type: 'api_key', id: row.id }, role: row.role as Role } };
+      cache.set(hash, { principal, until: Date.now() + AUTH_CACHE_TTL_MS });
+      return principal;
+    }
+    const row = await uow.read(probe, (trx) =>
+      trx
+        .selectFrom('sessions')
+        .innerJoin('users', (j) => j.onRef('users.tenant_id', '=', 'sessions.tenant_id').onRef('users.id', '=', 'sessions.user_id'))
+        .select(['sessions.id as session_id', 'sessions.expires_at', 'users.id as user_id', 'users.role'])
+        .where('sessions.tenant_id', '=', parsed.tenantId)
+        .where('sessions.token_hash', '=', hash)
+        .where('sessions.revoked_at', 'is', null)
+        .executeTakeFirst(),
+    );
+    if (!row) return undefined;
+    const expiresAt = new Date(toIso(row.expires_at)).getTime();
+    if (expiresAt <= Date.parse(now)) return undefined;
+    const principal: Principal = {
+      kind: 'tenant',
+      ctx: { tenantId: parsed.tenantId, actor: { type: 'user', id: row.user_id }, role: row.role as Role },
+      sessionId: row.session_id,
+    };
+    cache.set(hash, { principal, until: Math.min(expiresAt, Date.now() + AUTH_CACHE_TTL_MS) });
+    return principal;
+  };
+
+  return {
+    async authenticate(token) {
+      if (token.startsWith('assk_') || (config.serviceKey !== undefined && !token.includes('.') && !parseToken(token))) {
+        return (await tenants.verifyServiceKey(token)) ? { kind: 'service' } : undefined;
+      }
+      if (jwt && token.split('.').length === 3) {
+        const identity = await jwt(token);
+        if (!identity || !isUuid(identity.tenantId)) return undefined;
+        if (!tenantKnown.has(identity.tenantId)) {
+          try {
+            await tenants.assertExists(identity.tenantId);
+          } catch {
+            return undefined;
+          }
+          tenantKnown.set(identity.tenantId, true);
+        }
+        return { kind: 'tenant', ctx: { tenantId: identity.tenantId, actor: { type: 'jwt', id: identity.userId }, role: identity.role } };
+      }
+      return bySecret(token);
+    },
+
+    async login(input, clientAddress) {
+      const tenantId = input.tenantId;
+      if (typeof tenantId !== 'string' || !isUuid(tenantId)) throw AgentstoreError.invalidField('tenantId', 'must be a UUID');
+      const email = normalizeEmail(input.email);
+      if (typeof input.password !== 'string' || input.password.length === 0 || input.password.length > 256) {
+        throw AgentstoreError.invalidField('password', 'must be a non-empty string of at most 256 characters');
+      }
+      const accountKey = `login:account:${tenantId}:${email}`;
+      const addressKey = `login:address:${clientAddress}`;
+      const window = config.loginWindowSeconds;
+      for (const [key, limit] of [[addressKey, config.loginMaxPerAddress], [accountKey, config.loginMaxPerAccount]] as const) {
+        const verdict = await rateLimiter.check(key, limit, window);
+        if (!verdict.allowed) throw AgentstoreError.rateLimited(verdict.retryAfter);
+      }
+      await rateLimiter.hit(addressKey, window);
+      const probe: TenantContext = { tenantId, actor: { type: 'system', id: 'auth' }, role: 'viewer' };
+      const user = await uow
+        .read(probe, (trx) => trx.selectFrom('users').selectAll().where('tenant_id', '=', tenantId).where('email', '=', email).executeTakeFirst());
+      const ok = user ? await verifyPassword(user.password_hash, input.password) : await verifyPassword(await dummyPasswordHash(), `x${input.password}`);
+      if (!user || !ok) {
+        await rateLimiter.hit(accountKey, window);
+        throw AgentstoreError.unauthenticated('invalid email or password');
+      }
+      await rateLimiter.reset(accountKey);
+      const token = issueToken('session', tenantId);
+      const ctx: TenantContext = { tenantId, actor: { type: 'user', id: user.id }, role: user.role as Role };
+      return uow.write(ctx, async (w) => {
+        const expiresAt = new Date(Date.parse(w.now) + config.sessionTtlSeconds * 1000).toISOString();
+        const id = uuidv7();
+        await w.trx
+          .insertInto('sessions')
+          .values({ tenant_id: tenantId, id, user_id: user.id, token_hash: hashToken(token), created_at: w.now, expires_at: expiresAt, revoked_at: null })
+          .execute();
+        await w.record({ action: 'create', resourceType: 'session', resourceId: id, data: { id, userId: user.id, expiresAt }, details: { address: clientAddress } });
+        return { token, expiresAt, user: toUser(user), tenantId };
+      });
+    },
+
+    async logout(ctx, sessionId) {
+      if (!sessionId) throw AgentstoreError.invalidField('authorization', 'logout ends a session: authenticate with a session token');
+      const hash = await uow.write(ctx, async (w) => {
+        const row = await w.trx.selectFrom('sessions').select(['token_hash']).where('tenant_id', '=', ctx.tenantId).where('id', '=', sessionId).executeTakeFirst();
+        if (!row) throw AgentstoreError.notFound('session');
+        await w.trx.updateTable('sessions').set({ revoked_at: w.now }).where('tenant_id', '=', ctx.tenantId).where('id', '=', sessionId).execute();
+        await w.record({ action: 'revoke', resourceType: 'session', resourceId: sessionId, data: null });
+        return row.token_hash;
+      });
+      cache.delete(hash);
+    },
+
+    async me(ctx) {
+      let user: User | null = null;
+      if (ctx.actor.type === 'user') {
+        const row = await uow.read(ctx, (trx) =>
+          trx.selectFrom('users').selectAll().where('tenant_id', '=', ctx.tenantId).where('id', '=', ctx.actor.id).executeTakeFirst(),
+        );
+        if (!row) throw AgentstoreError.unauthenticated();
+        user = toUser(row);
+      }
+      return { tenantId: ctx.tenantId, role: ctx.role, actor: ctx.actor, user };
+    },
+
+    forget(tokenHash) {
+      cache.delete(tokenHash);
+    },
+  };
+}

@@ -1,0 +1,115 @@
+import { createLocalEventBus } from './adapters/event-bus/local.js';
+import { createMemoryRateLimiter } from './adapters/rate-limiter/memory.js';
+import type { StoreConfig } from './config/config.js';
+import { describeBackends, loadConfig } from './config/env.js';
+import { createDatabase, type Database } from './db/database.js';
+import { assertSchemaCurrent, migrateUp, migrationStatus, type SchemaStatus } from './db/migrator.js';
+import { createUnitOfWorkRunner } from './db/unit-of-work.js';
+import { createAuditService, type AuditService } from './modules/audit/service.js';
+import { createChangesService, type ChangesService } from './modules/changes/service.js';
+import { createCollectionsService, type CollectionsService } from './modules/collections/service.js';
+import { createCountersService, type CountersService } from './modules/counters/service.js';
+import { createApiKeysService, type ApiKeysService } from './modules/tenancy/api-keys-service.js';
+import { createAuthService, type AuthService } from './modules/tenancy/auth-service.js';
+import { createTenantsService, type TenantsService } from './modules/tenancy/tenants-service.js';
+import { createUsersService, type UsersService } from './modules/tenancy/users-service.js';
+import type { EventBus } from './ports/event-bus.js';
+import type { RateLimiter } from './ports/rate-limiter.js';
+
+export interface Store {
+  readonly config: StoreConfig;
+  readonly tenants: TenantsService;
+  readonly users: UsersService;
+  readonly apiKeys: ApiKeysService;
+  readonly auth: AuthService;
+  readonly collections: CollectionsService;
+  readonly counters: CountersService;
+  readonly audit: AuditService;
+  readonly changes: ChangesService;
+  /** The generated service key when this start created one (print it once), else undefined. */
+  readonly generatedServiceKey: string | undefined;
+  /** Backends in use, one line each, secrets redacted. */
+  describe(): string[];
+  /** Database reachable and schema current. */
+  ready(): Promise<{ ok: boolean; schema: SchemaStatus | null; error?: string }>;
+  /** Low-level handles for the CLI, the server's metrics, and tests. */
+  readonly internals: { readonly db: Database; readonly bus: EventBus };
+  close(): Promise<void>;
+}
+
+/** Options for `createStore`: any part of the configuration; the rest comes from the environment. */
+export type StoreOptions = Partial<Omit<StoreConfig, 'postgres' | 'sqlite' | 'auth'>> & {
+  readonly databaseUrl?: string;
+  readonly postgres?: Partial<StoreConfig['postgres']>;
+  readonly sqlite?: Partial<StoreConfig['sqlite']>;
+  readonly auth?: Partial<StoreConfig['auth']>;
+  /** Start the service-key bootstrap (the server does; a library user rarely needs it). */
+  readonly bootstrapServiceKey?: boolean;
+};
+
+export function resolveStoreConfig(options: StoreOptions = {}, env: NodeJS.ProcessEnv = process.env): StoreConfig {
+  const fromEnv = loadConfig(options.databaseUrl ? { ...env, DATABASE_URL: options.databaseUrl } : env).store;
+  const database = options.database ?? fromEnv.database;
+  return {
+    ...fromEnv,
+    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    database,
+    migrateOnStart: options.migrateOnStart ?? (options.databaseUrl || options.database ? database.kind === 'sqlite' : fromEnv.migrateOnStart),
+    postgres: { ...fromEnv.postgres, ...options.postgres },
+    sqlite: { ...fromEnv.sqlite, ...options.sqlite },
+    auth: { ...fromEnv.auth, ...options.auth },
+  };
+}
+
+/**
+ * Opens agentstore in-process: the same modules the HTTP server serves, as typed methods
+ * taking an explicit tenant context. With no options it runs embedded (SQLite under
+ * ./data) or on whatever the environment configures.
+ */
+export async function createStore(options: StoreOptions = {}): Promise<Store> {
+  const config = resolveStoreConfig(options);
+  return openStore(config, { bootstrapServiceKey: options.bootstrapServiceKey ?? false });
+}
+
+export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey?: boolean; rateLimiter?: RateLimiter } = {}): Promise<Store> {
+  const db = createDatabase({ database: config.database, postgres: config.postgres, sqlite: config.sqlite });
+  try {
+    if (config.migrateOnStart) await migrateUp(db);
+    else await assertSchemaCurrent(db);
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+  const bus = createLocalEventBus();
+  const uow = createUnitOfWorkRunner(db, bus);
+  const tenants = createTenantsService({ db, uow });
+  const auth = createAuthService({ db, uow, tenants, rateLimiter: opts.rateLimiter ?? createMemoryRateLimiter(), config: config.auth });
+  const generatedServiceKey = opts.bootstrapServiceKey || config.auth.serviceKey ? await tenants.ensureServiceKey(config.auth.serviceKey) : undefined;
+  return {
+    config,
+    tenants,
+    users: createUsersService({ uow }),
+    apiKeys: createApiKeysService({ uow, onRevoke: (hash) => auth.forget(hash) }),
+    auth,
+    collections: createCollectionsService({ db, uow }),
+    counters: createCountersService({ uow }),
+    audit: createAuditService({ uow }),
+    changes: createChangesService({ uow, bus }),
+    generatedServiceKey,
+    describe: () => describeBackends(config),
+    async ready() {
+      try {
+        await db.ping();
+        const schema = await migrationStatus(db);
+        return schema.upToDate ? { ok: true, schema } : { ok: false, schema, error: 'schema is not current' };
+      } catch (error) {
+        return { ok: false, schema: null, error: (error as Error).message };
+      }
+    },
+    internals: { db, bus },
+    async close() {
+      await bus.close();
+      await db.close();
+    },
+  };
+}
