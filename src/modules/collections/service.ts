@@ -70,7 +70,14 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
     const existing = await loadCollection(w.trx, w.ctx, name);
     if (existing) return existing;
     const row: CollectionsTable = { tenant_id: w.ctx.tenantId, name, schema: null, indexes: '[]', version: 1, created_at: w.now, updated_at: w.now };
-    await w.trx.insertInto('collections').values(row).execute();
+    // Concurrent first writes race to create the row: the losers (PostgreSQL, which does not
+    // serialise writers as SQLite's BEGIN IMMEDIATE does) use the winner's row instead of
+    // failing on its primary key.
+    const inserted = await w.trx.insertInto('collections').values(row).onConflict((oc) => oc.columns(['tenant_id', 'name']).doNothing()).executeTakeFirst();
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) {
+      const winner = await loadCollection(w.trx, w.ctx, name);
+      if (winner) return winner;
+    }
     await w.record({ action: 'create', resourceType: 'collection', resourceId: name, collection: name, version: 1, data: toCollection(row) });
     return row;
   };
