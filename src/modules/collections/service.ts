@@ -282,12 +282,12 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       return toRecord(row);
     },
 
-    replace(ctx, collection, id, data, options = {}) {
+    async replace(ctx, collection, id, data, options = {}) {
       assertObject(data);
       return write(ctx, collection, id, options.ifMatch, () => data);
     },
 
-    patch(ctx, collection, id, patch, options = {}) {
+    async patch(ctx, collection, id, patch, options = {}) {
       assertObject(patch);
       return write(ctx, collection, id, options.ifMatch, (current) => mergePatch(current, patch) as JsonObject);
     },
