@@ -239,7 +239,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       const scope = `records.create:${collection}`;
       const hash = key ? createHash('sha256').update(`${options.id ?? ''}\n${JSON.stringify(data)}`).digest('hex') : '';
       if (key) {
-        if (key.length === 0 || key.length > 255) throw AgentstoreError.invalidField('idempotency-key', 'must be 1-255 characters');
+        if (key.length === 0 || key.length > 255 || key.includes('\u0000')) throw AgentstoreError.invalidField('idempotency-key', 'must be 1-255 characters, without U+0000');
         const replay = await replayIdempotent(ctx, key, scope, hash);
         if (replay) return { record: replay, replayed: true };
       }

@@ -23,7 +23,23 @@ export function validateRecordId(id: unknown, field = 'id'): string {
 
 export function assertObject(data: unknown, field = 'body'): JsonObject {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw AgentstoreError.invalidField(field, 'must be a JSON object');
+  rejectNul(data, field);
   return data as JsonObject;
+}
+
+/**
+ * PostgreSQL's jsonb and text cannot hold U+0000 (the driver error would surface as a 500),
+ * while SQLite stores it: refuse it on both so that data stays portable between backends.
+ */
+export function rejectNul(value: unknown, field: string): void {
+  if (containsNul(value)) throw AgentstoreError.invalidField(field, 'must not contain the NUL character (U+0000)');
+}
+
+export function containsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(containsNul);
+  if (typeof value === 'object' && value !== null) return Object.entries(value).some(([key, item]) => key.includes('\u0000') || containsNul(item));
+  return false;
 }
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
