@@ -68,6 +68,20 @@ forEachBackend('collections: records', (backend) => {
       await expectError(t.store.collections.create(ctx, 'c'.repeat(65), {}), 'agentstore.validation', { field: 'collection' });
     });
 
+    it('rejects U+0000 in data, keys and idempotency keys on every backend (PostgreSQL cannot store it)', async () => {
+      const { ctx } = await newTenant(t.store);
+      await expectError(t.store.collections.create(ctx, 'notes', { a: 'x\u0000y' }), 'agentstore.validation', { field: 'body' });
+      await expectError(t.store.collections.create(ctx, 'notes', { nested: [{ 'k\u0000': 1 }] }), 'agentstore.validation', { field: 'body' });
+      await expectError(t.store.collections.create(ctx, 'notes', { a: 1 }, { idempotencyKey: 'k\u0000' }), 'agentstore.validation', {
+        field: 'idempotency-key',
+      });
+      const { record } = await t.store.collections.create(ctx, 'notes', { a: 'fine \\u0000 text' });
+      expect(record.data.a).toBe('fine \\u0000 text');
+      await expectError(t.store.collections.patch(ctx, 'notes', record.id, { b: '\u0000' }), 'agentstore.validation', { field: 'body' });
+      await expectError(t.store.collections.replace(ctx, 'notes', record.id, { b: '\u0000' }), 'agentstore.validation', { field: 'body' });
+      expect((await t.store.collections.get(ctx, 'notes', record.id)).version).toBe(1);
+    });
+
     it('creates the collection on first write', async () => {
       const { ctx } = await newTenant(t.store);
       await expectError(t.store.collections.getCollection(ctx, 'auto'), 'agentstore.not_found');
