@@ -35,7 +35,10 @@ export function parseSort(raw: string | undefined, dialect: DialectName): SortKe
 
 function sortExpr(path: FieldPath, dialect: DialectName): RawBuilder<unknown> {
   if (path.kind === 'meta') return sql.ref(`records.${path.column}`) as unknown as RawBuilder<unknown>;
-  return valueExpr(dialect, path.segments);
+  // A JSON null sorts as a missing field, as SQLite's json_extract already does. Without
+  // nullif, PostgreSQL put jsonb 'null' between the missing fields and the values, and the
+  // cursor (where both read back as null) repeated or skipped rows, or never ended.
+  return dialect === 'postgres' ? sql`nullif(${valueExpr(dialect, path.segments)}, 'null'::jsonb)` : valueExpr(dialect, path.segments);
 }
 
 export function orderBy(keys: readonly SortKey[]): RawBuilder<unknown> {
@@ -61,7 +64,9 @@ function bound(key: SortKey, value: unknown, dialect: DialectName): RawBuilder<u
 
 /** Rows strictly after the cursor row in the sort order: (k1 > c1) or (k1 = c1 and k2 > c2) ... */
 export function keysetAfter(keys: readonly SortKey[], values: readonly unknown[], dialect: DialectName): RawBuilder<unknown> {
-  if (values.length !== keys.length) throw AgentstoreError.invalidField('cursor', 'is not a cursor returned by this listing');
+  if (values.length !== keys.length || !keys.every((k, i) => validCursorValue(k, values[i], dialect))) {
+    throw AgentstoreError.invalidField('cursor', 'is not a cursor returned by this listing');
+  }
   const disjuncts: RawBuilder<unknown>[] = [];
   for (let i = 0; i < keys.length; i++) {
     const conjuncts: RawBuilder<unknown>[] = [];
@@ -72,6 +77,27 @@ export function keysetAfter(keys: readonly SortKey[], values: readonly unknown[]
     disjuncts.push(sql`(${sql.join(conjuncts, sql.raw(' and '))})`);
   }
   return disjuncts.length === 0 ? sql`(1 = 0)` : sql`(${sql.join(disjuncts, sql.raw(' or '))})`;
+}
+
+/**
+ * Cursors are opaque but client-held: a forged value must be a 400, not a driver error
+ * (PostgreSQL rejects bad json/timestamp text, better-sqlite3 cannot bind objects).
+ */
+function validCursorValue(key: SortKey, value: unknown, dialect: DialectName): boolean {
+  if (key.path.kind === 'meta') {
+    if (key.path.column === 'version') return Number.isSafeInteger(value);
+    if (typeof value !== 'string') return false;
+    return key.path.column === 'id' || !Number.isNaN(Date.parse(value));
+  }
+  if (value === null) return true;
+  if (dialect === 'sqlite') return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
+  if (typeof value !== 'string') return false;
+  try {
+    JSON.parse(value);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function equalTo(key: SortKey, value: unknown, dialect: DialectName): RawBuilder<unknown> {
