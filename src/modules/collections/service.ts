@@ -84,7 +84,9 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
 
   const checkSchema = (ctx: TenantContext, collection: CollectionsTable, data: JsonObject): void => {
     const schema = fromNullableJsonColumn<JsonObject>(collection.schema);
-    if (schema) validateAgainstSchema(`${ctx.tenantId}:${collection.name}:${collection.version}`, schema, data);
+    // Keyed by the schema's text, not (tenant, name, version): a collection deleted and
+    // defined again starts over at version 1 with another schema, and the cache is process-wide.
+    if (schema) validateAgainstSchema(createHash('sha256').update(JSON.stringify(schema)).digest('hex'), schema, data);
   };
 
   const loadRecord = (trx: Executor, ctx: TenantContext, collection: string, id: string, lock: boolean) => {
