@@ -88,7 +88,7 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
   return {
     config,
     tenants,
-    users: createUsersService({ uow }),
+    users: createUsersService({ uow, onSessionsChanged: (hashes) => hashes.forEach((hash) => auth.forget(hash)) }),
     apiKeys: createApiKeysService({ uow, onRevoke: (hash) => auth.forget(hash) }),
     auth,
     collections: createCollectionsService({ db, uow }),

@@ -59,8 +59,14 @@ function assertCanGrant(ctx: TenantContext, role: Role): void {
   if (!roleAtLeast(ctx.role, role)) throw AgentstoreError.forbidden(`granting the ${role} role needs that role`);
 }
 
-export function createUsersService(deps: { uow: UnitOfWorkRunner }): UsersService {
+export function createUsersService(deps: {
+  uow: UnitOfWorkRunner;
+  /** Called after commit with the token hashes of sessions whose role or validity changed, so cached credentials are dropped. */
+  onSessionsChanged?: (tokenHashes: readonly string[]) => void;
+}): UsersService {
   const { uow } = deps;
+  const sessionHashes = async (trx: Executor, ctx: TenantContext, userId: string): Promise<string[]> =>
+    (await trx.selectFrom('sessions').select('token_hash').where('tenant_id', '=', ctx.tenantId).where('user_id', '=', userId).execute()).map((r) => r.token_hash);
 
   const load = async (ctx: TenantContext, id: string, trx: Executor) => {
     if (!isUuid(id)) return undefined;
@@ -125,7 +131,7 @@ export function createUsersService(deps: { uow: UnitOfWorkRunner }): UsersServic
       const role = input.role === undefined ? undefined : validateRole(input.role);
       if (role) assertCanGrant(ctx, role);
       const passwordHash = input.password === undefined ? undefined : await hashPassword(validatePassword(input.password));
-      return uow.write(ctx, async (w) => {
+      const { user, hashes } = await uow.write(ctx, async (w) => {
         const row = await load(ctx, id, w.trx);
         if (!row) throw AgentstoreError.notFound('user');
         assertCanGrant(ctx, row.role as Role);
@@ -155,19 +161,25 @@ export function createUsersService(deps: { uow: UnitOfWorkRunner }): UsersServic
           data: user,
           details: { fields: [...(role ? ['role'] : []), ...(passwordHash ? ['password'] : [])] },
         });
-        return user;
+        return { user, hashes: await sessionHashes(w.trx, ctx, row.id) };
       });
+      // Cached sessions carry the old role, or were just revoked by a password change.
+      deps.onSessionsChanged?.(hashes);
+      return user;
     },
 
     async delete(ctx, id) {
       requireRole(ctx, 'admin');
-      await uow.write(ctx, async (w) => {
+      const hashes = await uow.write(ctx, async (w) => {
         const row = await load(ctx, id, w.trx);
         if (!row) throw AgentstoreError.notFound('user');
         assertCanGrant(ctx, row.role as Role);
+        const hashes = await sessionHashes(w.trx, ctx, row.id);
         await w.trx.deleteFrom('users').where('tenant_id', '=', ctx.tenantId).where('id', '=', row.id).execute();
         await w.record({ action: 'delete', resourceType: 'user', resourceId: row.id, data: null });
+        return hashes;
       });
+      deps.onSessionsChanged?.(hashes);
     },
   };
 }
