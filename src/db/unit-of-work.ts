@@ -1,8 +1,10 @@
 import { sql } from 'kysely';
 import type { TenantContext } from '../core/context.js';
+import { AgentstoreError } from '../core/errors.js';
 import { uuidv7 } from '../core/ids.js';
 import type { EventBus } from '../ports/event-bus.js';
 import type { Database, Executor } from './database.js';
+import { isForeignKeyViolation } from './errors.js';
 import { nowIso, toJsonColumn } from './dialect.js';
 
 /** What one mutation did, written as one audit entry and one change-log entry. */
@@ -43,6 +45,15 @@ export interface UnitOfWorkRunner {
 const changeLock = (tenantId: string) => sql`select pg_advisory_xact_lock(hashtext(${'agentstore.changes:' + tenantId}))`;
 
 export function createUnitOfWorkRunner(db: Database, bus: EventBus): UnitOfWorkRunner {
+  // Every tenant row references its tenant, and some rows a parent (a session its user, a
+  // record its collection): a violated reference means the tenant does not exist, or a
+  // parent was removed by a concurrent request. Either way not a driver error for the caller.
+  const foreignKeyError = async (tenantId: string, cause: unknown): Promise<AgentstoreError> => {
+    const tenant = await db.inSystem((trx) => trx.selectFrom('tenants').select('id').where('id', '=', tenantId).executeTakeFirst(), { readOnly: true });
+    return tenant
+      ? new AgentstoreError('agentstore.conflict', 'a resource this change refers to was removed concurrently', {}, { cause })
+      : new AgentstoreError('agentstore.not_found', 'tenant not found', {}, { cause });
+  };
   return {
     async write(ctx, fn) {
       let lastSeq = 0;
@@ -94,6 +105,8 @@ export function createUnitOfWorkRunner(db: Database, bus: EventBus): UnitOfWorkR
           .execute();
         lastSeq = rows.reduce((max, row) => Math.max(max, Number(row.seq)), 0);
         return value;
+      }).catch(async (error: unknown) => {
+        throw isForeignKeyViolation(error) ? await foreignKeyError(ctx.tenantId, error) : error;
       });
       bus.publish({ tenantId: ctx.tenantId, seq: lastSeq });
       return result;
