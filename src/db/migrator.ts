@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import { AgentstoreError } from '../core/errors.js';
-import type { Database } from './database.js';
+import type { Database, Executor } from './database.js';
 import { nowIso, toIso } from './dialect.js';
 import { MIGRATIONS, type Migration } from './migrations/index.js';
 
@@ -33,11 +33,20 @@ export function checksum(migration: Migration, dialect: Database['dialect']): st
 
 async function ensureTable(db: Database): Promise<void> {
   const ts = db.dialect === 'sqlite' ? 'TEXT' : 'timestamptz';
-  await sql
-    .raw(
-      `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at ${ts} NOT NULL)`,
-    )
-    .execute(db.kysely);
+  const ddl = sql.raw(
+    `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at ${ts} NOT NULL)`,
+  );
+  if (db.dialect === 'sqlite') {
+    await ddl.execute(db.kysely);
+    return;
+  }
+  // IF NOT EXISTS is not race-safe on PostgreSQL: two migrators starting together on an
+  // empty database both create the table's row type and one fails on pg_type's unique
+  // index. The migration lock serialises them here too.
+  await db.kysely.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${MIGRATION_LOCK})`.execute(trx);
+    await ddl.execute(trx);
+  });
 }
 
 async function tableExists(db: Database): Promise<boolean> {
@@ -100,6 +109,15 @@ function assertNoDrift(status: SchemaStatus): void {
 }
 
 /**
+ * SQLite: BEGIN IMMEDIATE (through `inSystem`, which also retries on SQLITE_BUSY). A
+ * deferred transaction that reads schema_migrations and then writes fails at once with
+ * "database is locked" when another process migrated in between, busy_timeout or not.
+ */
+function migrationTransaction<T>(db: Database, fn: (trx: Executor) => Promise<T>): Promise<T> {
+  return db.dialect === 'sqlite' ? db.inSystem(fn) : db.kysely.transaction().execute(fn);
+}
+
+/**
  * Applies pending migrations, each in its own transaction with its bookkeeping row, up to
  * `target` (default: all). On PostgreSQL an advisory lock makes concurrent migrators wait
  * for each other instead of racing.
@@ -114,7 +132,7 @@ export async function migrateUp(
   const appliedNow: number[] = [];
   for (const migration of migrations) {
     if (options.target !== undefined && migration.version > options.target) break;
-    const ran = await db.kysely.transaction().execute(async (trx) => {
+    const ran = await migrationTransaction(db, async (trx) => {
       if (db.dialect === 'postgres') await sql`select pg_advisory_xact_lock(${MIGRATION_LOCK})`.execute(trx);
       const existing = await trx
         .selectFrom('schema_migrations')
