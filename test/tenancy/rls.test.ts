@@ -1,0 +1,147 @@
+/**
+ * Row-level security on PostgreSQL, seen from outside the services: a raw client as the
+ * application role, with no tenant filter in its SQL, must still see only the tenant set
+ * in `app.tenant_id`, nothing without it, and must not write rows of another tenant.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TenantContext } from '../../src/core/context.js';
+import { TENANT_TABLES } from '../../src/db/schema.js';
+import { forEachBackend, useTestStore } from '../helpers/backends.js';
+import { newTenant } from '../helpers/fixtures.js';
+import { APP_ROLE } from '../helpers/pg-admin.js';
+
+type Seeded = { ctx: TenantContext; userId: string };
+
+/** Puts at least one row of `tenant` into every tenant table, through the store. */
+async function seed(store: ReturnType<typeof useTestStore>['store'], name: string): Promise<Seeded> {
+  const { ctx } = await newTenant(store, name);
+  const email = `${name}@example.com`;
+  const user = await store.users.create(ctx, { email, password: 'a long enough password', role: 'member' });
+  await store.auth.login({ tenantId: ctx.tenantId, email, password: 'a long enough password' }, '127.0.0.1');
+  await store.apiKeys.create(ctx, { name: 'key', role: 'viewer' });
+  await store.collections.create(ctx, 'notes', { id: 'n1', owner: name }, { idempotencyKey: 'idem-1' });
+  await store.counters.increment(ctx, 'hits');
+  return { ctx, userId: user.id };
+}
+
+/** One row for `tenant` in each table, the minimum the constraints accept. */
+function insertFor(table: (typeof TENANT_TABLES)[number], tenant: string, userId: string): [string, unknown[]] {
+  const now = new Date().toISOString();
+  const id = `rls-${Math.random().toString(36).slice(2)}`;
+  switch (table) {
+    case 'users':
+      return ['insert into users (tenant_id, id, email, password_hash, role, version, created_at, updated_at) values ($1, $2, $3, $4, $5, 1, $6, $6)', [tenant, id, `${id}@x.y`, 'x', 'owner', now]];
+    case 'sessions':
+      return ['insert into sessions (tenant_id, id, user_id, token_hash, created_at, expires_at) values ($1, $2, $3, $4, $5, $5)', [tenant, id, userId, id, now]];
+    case 'api_keys':
+      return ['insert into api_keys (tenant_id, id, name, role, key_hash, prefix, created_at) values ($1, $2, $3, $4, $5, $6, $7)', [tenant, id, 'k', 'owner', id, 'p', now]];
+    case 'audit_log':
+      return ["insert into audit_log (tenant_id, id, at, actor_type, actor_id, action, resource_type, resource_id) values ($1, $2, $3, 'x', 'x', 'x', 'x', 'x')", [tenant, id, now]];
+    case 'changes':
+      return ["insert into changes (tenant_id, at, resource_type, resource_id, action) values ($1, $2, 'x', 'x', 'x')", [tenant, now]];
+    case 'idempotency_keys':
+      return ["insert into idempotency_keys (tenant_id, key, scope, request_hash, status, body, created_at) values ($1, $2, 'x', 'x', 201, '{}', $3)", [tenant, id, now]];
+    case 'collections':
+      return ["insert into collections (tenant_id, name, indexes, version, created_at, updated_at) values ($1, $2, '[]', 1, $3, $3)", [tenant, id, now]];
+    case 'records':
+      return ["insert into records (tenant_id, collection, id, version, data, created_at, updated_at) values ($1, 'notes', $2, 1, '{}', $3, $3)", [tenant, id, now]];
+    case 'counters':
+      return ['insert into counters (tenant_id, name, value, created_at, updated_at) values ($1, $2, 1, $3, $3)', [tenant, id, now]];
+  }
+}
+
+forEachBackend(
+  'row-level security',
+  (backend) => {
+    const t = useTestStore(backend);
+    let a: Seeded;
+    let b: Seeded;
+    let client: pg.Client;
+
+    beforeAll(async () => {
+      a = await seed(t.store, 'tenant-a');
+      b = await seed(t.store, 'tenant-b');
+      client = new pg.Client({ connectionString: t.database.directUrl });
+      await client.connect();
+    });
+    afterAll(async () => {
+      await client?.end();
+    });
+
+    /** Runs `fn` in a transaction with app.tenant_id set (or not), always rolled back. */
+    const asTenant = async <T>(tenant: string | undefined, fn: () => Promise<T>): Promise<T> => {
+      await client.query('begin');
+      try {
+        if (tenant !== undefined) await client.query("select set_config('app.tenant_id', $1, true)", [tenant]);
+        return await fn();
+      } finally {
+        await client.query('rollback');
+      }
+    };
+
+    it('the client is agentstore_app, neither superuser nor BYPASSRLS', async () => {
+      const { rows } = await client.query('select current_user as who, rolsuper, rolbypassrls from pg_roles where rolname = current_user');
+      expect(rows).toEqual([{ who: APP_ROLE, rolsuper: false, rolbypassrls: false }]);
+    });
+
+    it('every tenant table has forced RLS with a policy, and every table with tenant_id is listed', async () => {
+      const { rows } = await client.query<{ relname: string; relrowsecurity: boolean; relforcerowsecurity: boolean; policies: string }>(`
+        select c.relname, c.relrowsecurity, c.relforcerowsecurity, count(p.policyname)::int as policies
+        from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        left join pg_policies p on p.schemaname = n.nspname and p.tablename = c.relname
+        where n.nspname = current_schema() and c.relkind = 'r'
+          and exists (select 1 from information_schema.columns col where col.table_schema = n.nspname and col.table_name = c.relname and col.column_name = 'tenant_id')
+        group by c.relname, c.relrowsecurity, c.relforcerowsecurity order by c.relname`);
+      expect(rows.map((r) => r.relname)).toEqual([...TENANT_TABLES].sort());
+      for (const row of rows) expect(row, row.relname).toMatchObject({ relrowsecurity: true, relforcerowsecurity: true, policies: 1 });
+    });
+
+    describe.each(TENANT_TABLES.map((table) => [table] as const))('%s', (table) => {
+      it('with tenant A set, an unfiltered select returns only A’s rows (and B likewise)', async () => {
+        for (const own of [a, b]) {
+          const tenants = await asTenant(own.ctx.tenantId, async () => (await client.query<{ tenant_id: string }>(`select tenant_id from ${table}`)).rows);
+          expect(tenants.length, `${table} has rows for the tenant`).toBeGreaterThan(0);
+          expect(new Set(tenants.map((r) => r.tenant_id))).toEqual(new Set([own.ctx.tenantId]));
+        }
+      });
+
+      it('with no tenant set, or an empty one, returns nothing', async () => {
+        for (const tenant of [undefined, '']) {
+          const { rows } = await asTenant(tenant, () => client.query<{ n: number }>(`select count(*)::int as n from ${table}`));
+          expect(rows[0]?.n).toBe(0);
+        }
+      });
+
+      it('refuses to insert a row of tenant B while A is set (WITH CHECK), and without a tenant', async () => {
+        for (const current of [a.ctx.tenantId, undefined]) {
+          const [text, values] = insertFor(table, b.ctx.tenantId, b.userId);
+          const error = await asTenant(current, () => client.query(text, values).then(() => undefined, (e: unknown) => e));
+          expect((error as { code?: string } | undefined)?.code, String(error)).toBe('42501');
+        }
+        // The same insert for the tenant that is set passes the policy (proving the statement itself is valid).
+        const [text, values] = insertFor(table, b.ctx.tenantId, b.userId);
+        await asTenant(b.ctx.tenantId, () => client.query(text, values));
+      });
+
+      it('cannot move A’s rows to B, nor touch B’s rows, while A is set', async () => {
+        const moved = await asTenant(a.ctx.tenantId, () => client.query(`update ${table} set tenant_id = $1`, [b.ctx.tenantId]).then(() => undefined, (e: unknown) => e));
+        expect((moved as { code?: string } | undefined)?.code, String(moved)).toMatch(/^(42501|23503)$/);
+        const counts = await asTenant(a.ctx.tenantId, async () => {
+          const deleted = await client.query(`delete from ${table} where tenant_id = $1`, [b.ctx.tenantId]);
+          return deleted.rowCount;
+        });
+        expect(counts).toBe(0);
+        const still = await asTenant(b.ctx.tenantId, async () => (await client.query(`select count(*)::int as n from ${table}`)).rows[0]?.n as number);
+        expect(still).toBeGreaterThan(0);
+      });
+    });
+
+    it('the store handle without a tenant context (kysely directly) sees no tenant rows', async () => {
+      const rows = await t.store.internals.db.kysely.selectFrom('records').selectAll().execute();
+      expect(rows).toEqual([]);
+      expect((await t.store.collections.list(a.ctx, 'notes')).items.map((r) => r.data.owner)).toEqual(['tenant-a']);
+    });
+  },
+  { only: ['postgres'] },
+);
