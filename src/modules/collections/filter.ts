@@ -2,7 +2,7 @@ import { sql, type RawBuilder } from 'kysely';
 import { AgentstoreError } from '../../core/errors.js';
 import type { DialectName } from '../../db/dialect.js';
 import { parseFieldPath, textExpr, typeExpr, valueExpr, type FieldPath } from './json-path.js';
-import { containsNul } from './validation.js';
+import { unstorableJson } from './validation.js';
 
 /**
  * The record filter language, compiled to SQL on both dialects (rows are never loaded to
@@ -52,7 +52,8 @@ export function parseFilter(text: string): unknown {
 }
 
 export function compileFilter(filter: unknown, dialect: DialectName): RawBuilder<unknown> {
-  if (containsNul(filter)) throw invalid('must not contain the NUL character (U+0000)');
+  const problem = unstorableJson(filter);
+  if (problem) throw invalid(problem);
   return compileNode(filter, { dialect, nodes: 0 }, 0);
 }
 

@@ -13,7 +13,7 @@ import { compileFilter, parseFilter } from './filter.js';
 import { indexExpression, parseFieldPath } from './json-path.js';
 import { cursorValue, keysetAfter, orderBy, parseSort, sortScope } from './sort.js';
 import type { Collection, CreateRecordResult, JsonObject, ListRecordsOptions, Precondition, StoredRecord } from './types.js';
-import { assertObject, compileSchema, mergePatch, validateAgainstSchema, validateCollectionName, validateRecordId } from './validation.js';
+import { assertObject, compileSchema, mergePatch, unstorableText, validateAgainstSchema, validateCollectionName, validateRecordId } from './validation.js';
 
 export interface CollectionsService {
   define(ctx: TenantContext, name: string, input: { schema?: JsonObject | null; indexes?: readonly string[] }): Promise<Collection>;
@@ -241,7 +241,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       const scope = `records.create:${collection}`;
       const hash = key ? createHash('sha256').update(`${options.id ?? ''}\n${JSON.stringify(data)}`).digest('hex') : '';
       if (key) {
-        if (key.length === 0 || key.length > 255 || key.includes('\u0000')) throw AgentstoreError.invalidField('idempotency-key', 'must be 1-255 characters, without U+0000');
+        if (key.length === 0 || key.length > 255 || unstorableText(key)) throw AgentstoreError.invalidField('idempotency-key', 'must be 1-255 characters, without U+0000 or unpaired surrogates');
         const replay = await replayIdempotent(ctx, key, scope, hash);
         if (replay) return { record: replay, replayed: true };
       }

@@ -23,23 +23,36 @@ export function validateRecordId(id: unknown, field = 'id'): string {
 
 export function assertObject(data: unknown, field = 'body'): JsonObject {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw AgentstoreError.invalidField(field, 'must be a JSON object');
-  rejectNul(data, field);
+  const problem = unstorableJson(data);
+  if (problem) throw AgentstoreError.invalidField(field, problem);
   return data as JsonObject;
 }
 
-/**
- * PostgreSQL's jsonb and text cannot hold U+0000 (the driver error would surface as a 500),
- * while SQLite stores it: refuse it on both so that data stays portable between backends.
- */
-export function rejectNul(value: unknown, field: string): void {
-  if (containsNul(value)) throw AgentstoreError.invalidField(field, 'must not contain the NUL character (U+0000)');
+const MAX_JSON_DEPTH = 100;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Why a string cannot be stored alike on both backends, or undefined. */
+export function unstorableText(text: string): string | undefined {
+  if (text.includes('\u0000')) return 'must not contain the NUL character (U+0000)';
+  if (LONE_SURROGATE.test(text)) return 'must not contain unpaired UTF-16 surrogates';
+  return undefined;
 }
 
-export function containsNul(value: unknown): boolean {
-  if (typeof value === 'string') return value.includes('\u0000');
-  if (Array.isArray(value)) return value.some(containsNul);
-  if (typeof value === 'object' && value !== null) return Object.entries(value).some(([key, item]) => key.includes('\u0000') || containsNul(item));
-  return false;
+/**
+ * Why a JSON value cannot be stored alike on both backends, or undefined. PostgreSQL's
+ * jsonb rejects U+0000 and unpaired surrogates (the driver error would surface as a 500)
+ * while SQLite stores them; SQLite's JSON functions stop at 1000 levels of nesting. Refuse
+ * all of them on both, so that data stays portable between backends.
+ */
+export function unstorableJson(value: unknown, depth = 0): string | undefined {
+  if (typeof value === 'string') return unstorableText(value);
+  if (typeof value !== 'object' || value === null) return undefined;
+  if (depth >= MAX_JSON_DEPTH) return `must not nest deeper than ${MAX_JSON_DEPTH} levels`;
+  for (const [key, item] of Array.isArray(value) ? value.map((v) => ['', v] as const) : Object.entries(value)) {
+    const problem = unstorableText(key) ?? unstorableJson(item, depth + 1);
+    if (problem) return problem;
+  }
+  return undefined;
 }
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
