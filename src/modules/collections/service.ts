@@ -163,8 +163,11 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
         if (path.kind !== 'data') throw AgentstoreError.invalidField('indexes', `"${field}" is a record attribute and indexed already`);
         return path.segments;
       });
-      return uow.write(ctx, async (w) => {
-        const existing = await loadCollection(w.trx, ctx, name);
+      const run = () => uow.write(ctx, async (w) => {
+        let load = w.trx.selectFrom('collections').selectAll().where('tenant_id', '=', ctx.tenantId).where('name', '=', name);
+        // Concurrent redefinitions must not both compute the same next version.
+        if (dialect === 'postgres') load = load.forUpdate();
+        const existing = await load.executeTakeFirst();
         const row: CollectionsTable = {
           tenant_id: ctx.tenantId,
           name,
@@ -194,6 +197,12 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
         const collection = toCollection(row);
         await w.record({ action: existing ? 'update' : 'create', resourceType: 'collection', resourceId: name, collection: name, version: row.version, data: collection });
         return collection;
+      });
+      // A concurrent define or first record write can create the row (or the same index)
+      // between our read and insert; once more, it is an update and the index exists.
+      return run().catch((error: unknown) => {
+        if (isUniqueViolation(error)) return run();
+        throw error;
       });
     },
 
