@@ -17,6 +17,46 @@ forEachBackend('test harness', (backend) => {
   });
 
   if (backend.dialect === 'postgres') {
+    it('never sends named prepared statements (they break behind pgbouncer in transaction mode)', async () => {
+      const named: string[] = [];
+      const original = pg.Client.prototype.query;
+      const spy = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
+        if (typeof config === 'object' && config !== null && 'name' in config && (config as { name?: unknown }).name) {
+          named.push(String((config as { name?: unknown }).name));
+        }
+        return (original as (...args: unknown[]) => unknown).call(this, config, ...rest);
+      };
+      pg.Client.prototype.query = spy as unknown as typeof original;
+      try {
+        const { ctx } = await newTenant(t.store);
+        await Promise.all(Array.from({ length: 20 }, (_, i) => t.store.collections.create(ctx, 'n', { i })));
+        await t.store.collections.list(ctx, 'n', { filter: { i: { gte: 3 } }, sort: '-i', limit: 5 });
+        await t.store.counters.increment(ctx, 'c');
+        await t.store.audit.list(ctx);
+        // Positive control: the spy does see a named statement when one is sent.
+        const probe = new pg.Client({ connectionString: t.database.directUrl });
+        await probe.connect();
+        await probe.query({ name: 'harness-probe', text: 'select 1' }).finally(() => probe.end());
+      } finally {
+        pg.Client.prototype.query = original;
+      }
+      expect(named).toEqual(['harness-probe']);
+    });
+
+    it('leaves no tenant setting behind on pooled connections', async () => {
+      const { ctx } = await newTenant(t.store);
+      await Promise.all(Array.from({ length: 20 }, (_, i) => t.store.collections.create(ctx, 'leak', { i })));
+      // Plain queries without a tenant transaction, on whatever server connection comes next.
+      const seen = await Promise.all(
+        Array.from({ length: 20 }, async () => {
+          const { rows } = await sql<{ tenant: string | null; n: number }>`
+            select current_setting('app.tenant_id', true) as tenant, (select count(*)::int from records) as n`.execute(t.store.internals.db.kysely);
+          return rows[0];
+        }),
+      );
+      for (const row of seen) expect(row).toMatchObject({ n: 0, tenant: expect.toBeOneOf([null, '']) });
+    });
+
     it('connects as agentstore_app, without superuser or BYPASSRLS', async () => {
       const { rows } = await sql<{ user: string; rolsuper: boolean; rolbypassrls: boolean; port: string }>`
         select current_user as user, r.rolsuper, r.rolbypassrls, current_setting('port') as port

@@ -82,6 +82,34 @@ forEachBackend('collections: records', (backend) => {
       expect((await t.store.collections.get(ctx, 'notes', record.id)).version).toBe(1);
     });
 
+    it('rejects unpaired surrogates and nesting deeper than 100 levels on every backend; keeps other Unicode', async () => {
+      const { ctx } = await newTenant(t.store);
+      await expectError(t.store.collections.create(ctx, 'notes', { s: 'a\ud800b' }), 'agentstore.validation', { field: 'body' });
+      await expectError(t.store.collections.create(ctx, 'notes', { ['\udc00']: 1 }), 'agentstore.validation', { field: 'body' });
+      await expectError(t.store.collections.list(ctx, 'notes', { filter: { s: '\udc00' } }), 'agentstore.validation', { field: 'filter' });
+      const nest = (levels: number) => {
+        const root: Record<string, unknown> = {};
+        let node = root;
+        for (let i = 1; i < levels; i++) node = (node.a = {}) as Record<string, unknown>;
+        return root;
+      };
+      await expectError(t.store.collections.create(ctx, 'notes', nest(2000)), 'agentstore.validation', { field: 'body' });
+      await expectError(t.store.collections.create(ctx, 'notes', nest(101)), 'agentstore.validation', { field: 'body' });
+      const deep = await t.store.collections.create(ctx, 'notes', nest(100));
+      expect((await t.store.collections.get(ctx, 'notes', deep.record.id)).data).toEqual(nest(100));
+      const text = { s: '😀 é ✓ 漢字 \u2028', [`k😀`]: ['\ud83d\ude00'] };
+      const { record } = await t.store.collections.create(ctx, 'notes', text);
+      expect((await t.store.collections.get(ctx, 'notes', record.id)).data).toEqual(text);
+      expect((await t.store.collections.list(ctx, 'notes', { filter: { s: { contains: '漢字' } } })).items.map((r) => r.id)).toEqual([record.id]);
+    });
+
+    it('round-trips numbers as JavaScript sees them', async () => {
+      const { ctx } = await newTenant(t.store);
+      const data = { big: 2 ** 53 - 1, neg: -0.5, tiny: 1e-300, huge: 1.7976931348623157e308, sum: 0.1 + 0.2, zero: 0 };
+      const { record } = await t.store.collections.create(ctx, 'nums', data);
+      expect((await t.store.collections.get(ctx, 'nums', record.id)).data).toEqual(data);
+    });
+
     it('creates the collection on first write', async () => {
       const { ctx } = await newTenant(t.store);
       await expectError(t.store.collections.getCollection(ctx, 'auto'), 'agentstore.not_found');

@@ -39,6 +39,30 @@ forEachBackend('collections: concurrent writers', (backend) => {
     expect(Object.keys(current.data).filter((k) => k.startsWith('f')).length).toBe(op === 'patch' ? 1 : 0);
   });
 
+  it('concurrent defines of one new collection all succeed, with distinct versions', async () => {
+    const { ctx } = await newTenant(t.store);
+    const { ok, codes } = await settle(
+      Array.from({ length: 6 }, (_, i) => t.store.collections.define(ctx, 'defined', { schema: { type: 'object', title: `v${i}` }, indexes: ['a', `f${i}`] })),
+    );
+    expect(codes).toEqual([]);
+    expect(ok.map((c) => c.version).sort()).toEqual([1, 2, 3, 4, 5, 6]);
+    const final = await t.store.collections.getCollection(ctx, 'defined');
+    expect(final.version).toBe(6);
+    expect(final).toEqual(ok.find((c) => c.version === 6));
+  });
+
+  it('a define racing the first record writes of the same collection', async () => {
+    const { ctx } = await newTenant(t.store);
+    const { codes } = await settle<unknown>([
+      t.store.collections.create(ctx, 'raced', { a: 1 }),
+      t.store.collections.define(ctx, 'raced', { indexes: ['a'] }),
+      t.store.collections.create(ctx, 'raced', { a: 2 }),
+      t.store.collections.define(ctx, 'raced', { indexes: ['b'] }),
+    ]);
+    expect(codes).toEqual([]);
+    expect((await t.store.collections.list(ctx, 'raced')).items).toHaveLength(2);
+  });
+
   it('concurrent patches of different fields without ifMatch all land (no lost update)', async () => {
     const { ctx } = await newTenant(t.store);
     const { record } = await t.store.collections.create(ctx, 'race', { base: true });
