@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { TenantContext } from '../../src/core/context.js';
 import type { AuditEntry, AuditQuery } from '../../src/modules/audit/service.js';
@@ -127,6 +128,75 @@ forEachBackend('unit of work: audit and change log', (backend) => {
       await expectError(t.store.changes.read(ctx, { after: -1 }), 'agentstore.validation', { field: 'after' });
       await expectError(t.store.changes.read(ctx, { after: 1.5 }), 'agentstore.validation', { field: 'after' });
     });
+
+    it('a reader polling during concurrent writes never misses an event (seq order = commit order)', async () => {
+      const { ctx } = await newTenant(t.store);
+      await t.store.collections.create(ctx, 'feed', { warm: true });
+      const start = await t.store.changes.head(ctx);
+      const seen: number[] = [];
+      let done = false;
+      const poll = async () => {
+        let after = start;
+        for (;;) {
+          const finished = done; // read once more after the writers are done
+          const batch = await t.store.changes.read(ctx, { after, limit: 1000 });
+          for (const event of batch) seen.push(event.seq);
+          after = batch.at(-1)?.seq ?? after;
+          if (finished && batch.length === 0) return;
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      };
+      const poller = poll();
+      // Also read on every wake-up: right after one commit is when an earlier seq still in
+      // flight would be skipped, if seq order and commit order could disagree.
+      const wakeReads: Promise<unknown>[] = [];
+      const unsubscribe = t.store.changes.onWake(ctx.tenantId, () => wakeReads.push(poll1()));
+      let cursor = start;
+      const fromWakes: number[] = [];
+      const poll1 = async () => {
+        const batch = await t.store.changes.read(ctx, { after: cursor, limit: 1000 });
+        for (const event of batch) if (event.seq > cursor) fromWakes.push(event.seq);
+        cursor = Math.max(cursor, batch.at(-1)?.seq ?? cursor);
+      };
+      await Promise.all(
+        Array.from({ length: 60 }, (_, i) => (i % 3 === 0 ? t.store.counters.increment(ctx, 'feed-counter') : t.store.collections.create(ctx, 'feed', { i }))),
+      );
+      done = true;
+      await poller;
+      unsubscribe();
+      await Promise.all(wakeReads);
+      await poll1();
+      const all = (await t.store.changes.read(ctx, { after: start, limit: 1000 })).map((e) => e.seq);
+      expect(all).toHaveLength(60);
+      expect(seen).toEqual(all);
+      expect([...new Set(fromWakes)].sort((x, y) => x - y)).toEqual(all);
+    });
+
+    if (backend.dialect === 'postgres') {
+      it('a write waits while an earlier change of the tenant is uncommitted (no seq gaps across instances)', async () => {
+        const { ctx } = await newTenant(t.store);
+        const head = await t.store.changes.head(ctx);
+        const other = new pg.Client({ connectionString: t.database.directUrl });
+        await other.connect();
+        try {
+          // What another agentstore instance's unit of work does last: lock, insert its change, commit.
+          await other.query('begin');
+          await other.query("select set_config('app.tenant_id', $1, true)", [ctx.tenantId]);
+          await other.query('select pg_advisory_xact_lock(hashtext($1))', [`agentstore.changes:${ctx.tenantId}`]);
+          await other.query("insert into changes (tenant_id, at, resource_type, resource_id, action) values ($1, now(), 'probe', 'p1', 'create')", [ctx.tenantId]);
+          const write = t.store.counters.increment(ctx, 'after-probe');
+          await new Promise((r) => setTimeout(r, 300));
+          // The later seq must not become visible before the earlier one.
+          expect(await t.store.changes.read(ctx, { after: head })).toEqual([]);
+          await other.query('commit');
+          await write;
+          const events = await t.store.changes.read(ctx, { after: head });
+          expect(events.map((e) => e.type)).toEqual(['probe.create', 'counter.increment']);
+        } finally {
+          await other.end();
+        }
+      });
+    }
 
     it('a deleted record produces an event with null data', async () => {
       const { ctx } = await newTenant(t.store);
