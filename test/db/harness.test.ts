@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import pg from 'pg';
 import { expect, it } from 'vitest';
-import { forEachBackend, useTestStore } from '../helpers/backends.js';
+import { createMigratedTestDatabase, forEachBackend, openTestStore, useTestStore } from '../helpers/backends.js';
 import { newTenant } from '../helpers/fixtures.js';
 import { PG_ADMIN_URL } from '../helpers/pg-admin.js';
 
@@ -14,6 +14,17 @@ forEachBackend('test harness', (backend) => {
     expect((await t.store.ready()).ok).toBe(true);
     const { ctx } = await newTenant(t.store);
     expect((await t.store.counters.increment(ctx, 'smoke')).value).toBe(1);
+  });
+
+  it('createMigratedTestDatabase gives a database a store opens without migrating', async () => {
+    const database = await createMigratedTestDatabase(backend);
+    try {
+      const opened = await openTestStore(backend, { database, store: { migrateOnStart: false } });
+      expect((await opened.store.ready()).ok).toBe(true);
+      await opened.close();
+    } finally {
+      await database.drop();
+    }
   });
 
   if (backend.dialect === 'postgres') {

@@ -24,6 +24,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, inject, it } from 'vitest';
 import { openStore, resolveStoreConfig, type Store, type StoreOptions } from '../../src/store.js';
 import { createDatabase, type Database } from '../../src/db/database.js';
+import { migrateUp } from '../../src/db/migrator.js';
 import { parseDatabaseUrl } from '../../src/config/env.js';
 import type { RateLimiter } from '../../src/ports/rate-limiter.js';
 import { isCi, selectedBackends, type BackendAvailability, type BackendName, type ProvidedBackends } from './backend-names.js';
@@ -128,6 +129,28 @@ export async function createTestDatabase(backend: Backend, options: TestDatabase
   const directUrl = appUrl(name);
   const url = backend.name === 'pgbouncer' ? appUrl(name, { host: '127.0.0.1', port: pgbouncerPort() }) : directUrl;
   return { backend, url, directUrl, name, drop: () => dropPgDatabase(name) };
+}
+
+/**
+ * A throw-away database already migrated to the latest schema, for a store opened
+ * elsewhere (a server process in an e2e test, with `DATABASE_URL=database.url`).
+ * The caller drops it: `await database.drop()`.
+ */
+export async function createMigratedTestDatabase(backend: Backend, options: TestDatabaseOptions = {}): Promise<TestDatabase> {
+  if (options.sqlite === 'memory') throw new Error('an in-memory SQLite database cannot outlive the store that migrates it');
+  const database = await createTestDatabase(backend, options);
+  try {
+    const db = openTestDb(database);
+    try {
+      await migrateUp(db);
+    } finally {
+      await db.close();
+    }
+    return database;
+  } catch (error) {
+    await database.drop().catch(() => undefined);
+    throw error;
+  }
 }
 
 /** A low-level `Database` handle (no migrations run) for migrator and RLS tests. */
