@@ -216,3 +216,46 @@ forEachBackend('tenancy: service key', (backend) => {
     }
   });
 });
+
+forEachBackend('tenancy: sessions and limits', (backend) => {
+  const t = useTestStore(backend, { store: { auth: { sessionTtlSeconds: 1, loginMaxPerAccount: 100, loginMaxPerAddress: 3, loginWindowSeconds: 30 } } });
+
+  it('a session stops authenticating when it expires', async () => {
+    const { ctx } = await newTenant(t.store);
+    await t.store.users.create(ctx, { email: 'short@example.com', password: PASSWORD, role: 'member' });
+    const session = await t.store.auth.login({ tenantId: ctx.tenantId, email: 'short@example.com', password: PASSWORD }, '10.3.0.1');
+    expect(Date.parse(session.expiresAt) - Date.now()).toBeLessThanOrEqual(1000);
+    expect(await t.store.auth.authenticate(session.token)).toBeDefined();
+    await new Promise((r) => setTimeout(r, Date.parse(session.expiresAt) - Date.now() + 50));
+    expect(await t.store.auth.authenticate(session.token)).toBeUndefined();
+  });
+
+  it('limits attempts per client address, whatever the account', async () => {
+    const { ctx } = await newTenant(t.store);
+    for (let i = 0; i < 3; i++) {
+      await expectError(t.store.auth.login({ tenantId: ctx.tenantId, email: `nobody${i}@example.com`, password: PASSWORD }, '10.4.0.1'), 'agentstore.unauthenticated');
+    }
+    const limited = await expectError(t.store.auth.login({ tenantId: ctx.tenantId, email: 'nobody9@example.com', password: PASSWORD }, '10.4.0.1'), 'agentstore.rate_limited');
+    expect(limited.context.retryAfter).toBeGreaterThan(0);
+    expect(limited.context.retryAfter).toBeLessThanOrEqual(30);
+    await expectError(t.store.auth.login({ tenantId: ctx.tenantId, email: 'nobody9@example.com', password: PASSWORD }, '10.4.0.2'), 'agentstore.unauthenticated');
+  });
+
+  it('after a password change the old password fails and the new one works', async () => {
+    const { ctx } = await newTenant(t.store);
+    const user = await t.store.users.create(ctx, { email: 'rotate@example.com', password: PASSWORD, role: 'viewer' });
+    const updated = await t.store.users.update(ctx, user.id, { password: 'the new long password' });
+    expect(updated.version).toBe(2);
+    await expectError(t.store.auth.login({ tenantId: ctx.tenantId, email: user.email, password: PASSWORD }, '10.5.0.1'), 'agentstore.unauthenticated');
+    const session = await t.store.auth.login({ tenantId: ctx.tenantId, email: user.email, password: 'the new long password' }, '10.5.0.2');
+    expect(session.user.id).toBe(user.id);
+  });
+
+  it('me() for an api key has no user', async () => {
+    const { ctx } = await newTenant(t.store);
+    const key = await t.store.apiKeys.create(ctx, { name: 'svc', role: 'member' });
+    const principal = await t.store.auth.authenticate(key.key);
+    if (principal?.kind !== 'tenant') throw new Error('expected a tenant principal');
+    expect(await t.store.auth.me(principal.ctx)).toEqual({ tenantId: ctx.tenantId, role: 'member', actor: { type: 'api_key', id: key.id }, user: null });
+  });
+});
