@@ -92,6 +92,24 @@ forEachBackend('tenancy: isolation between tenants', (backend) => {
     expect(await t.store.changes.head(b)).toBe(bChanges.at(-1)?.seq);
   });
 
+  it('tenants: get, list with pagination, name validation', async () => {
+    const created = await t.store.tenants.create({ name: '  padded name  ' });
+    expect(created).toMatchObject({ name: 'padded name', version: 1 });
+    expect(await t.store.tenants.get(created.id)).toEqual(created);
+    await expectError(t.store.tenants.get('00000000-0000-7000-8000-00000000beef'), 'agentstore.not_found');
+    await expectError(t.store.tenants.get('not-a-uuid'), 'agentstore.not_found');
+    for (const name of ['', '   ', 'x'.repeat(201)]) await expectError(t.store.tenants.create({ name }), 'agentstore.validation', { field: 'name' });
+    const ids: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await t.store.tenants.list({ limit: 2, ...(cursor ? { cursor } : {}) });
+      ids.push(...page.items.map((x) => x.id));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    expect(ids).toEqual([...ids].sort());
+    expect(ids).toEqual(expect.arrayContaining([a.tenantId, b.tenantId, created.id]));
+  });
+
   it('a context for a tenant that does not exist sees nothing and cannot write', async () => {
     const ghost = systemContext('00000000-0000-7000-8000-00000000dead');
     expect((await t.store.collections.list(ghost, 'shared')).items).toEqual([]);
