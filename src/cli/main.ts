@@ -1,0 +1,134 @@
+import { Command } from 'commander';
+import { sql } from 'kysely';
+import { loadConfig, describeBackends } from '../config/env.js';
+import type { Role } from '../core/context.js';
+import { isAgentstoreError } from '../core/errors.js';
+import { createDatabase, type Database } from '../db/database.js';
+import { migrateUp, migrationPlan, migrationStatus } from '../db/migrator.js';
+import { TENANT_TABLES } from '../db/schema.js';
+import { openStore, type Store } from '../store.js';
+import { serve } from './serve.js';
+
+function print(value: unknown): void {
+  process.stdout.write(`${typeof value === 'string' ? value : JSON.stringify(value, null, 2)}\n`);
+}
+
+async function withDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T> {
+  const { store } = loadConfig();
+  const db = createDatabase({ database: store.database, postgres: store.postgres, sqlite: store.sqlite });
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
+async function withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(loadConfig().store);
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/** The service key acts as owner of the tenant it administers from the CLI. */
+const owner = (tenantId: string) => ({ tenantId, actor: { type: 'service' as const, id: 'cli' }, role: 'owner' as const });
+
+const program = new Command()
+  .name('agentstore')
+  .description('agentstore: storage backend for AI-agent platforms')
+  .showHelpAfterError();
+
+program.command('serve').description('start the HTTP server (configured by the environment)').action(serve);
+
+const migrate = program.command('migrate').description('schema migrations');
+migrate
+  .command('status')
+  .description('applied and pending migrations')
+  .action(() =>
+    withDatabase(async (db) => {
+      const status = await migrationStatus(db);
+      print(`schema version ${status.current} of ${status.latest} (${status.upToDate ? 'up to date' : 'NOT up to date'})`);
+      for (const m of status.migrations) print(`  ${String(m.version).padStart(4, '0')} ${m.name.padEnd(32)} ${m.state}${m.appliedAt ? `  ${m.appliedAt}` : ''}`);
+    }),
+  );
+migrate
+  .command('plan')
+  .description('print the SQL that `migrate up` would run')
+  .action(() => withDatabase(async (db) => print((await migrationPlan(db)) || '-- nothing to apply')));
+migrate
+  .command('up')
+  .description('apply pending migrations, each in its own transaction')
+  .option('--to <version>', 'stop at this version')
+  .action((opts: { to?: string }) =>
+    withDatabase(async (db) => {
+      const applied = await migrateUp(db, opts.to ? { target: Number(opts.to) } : {});
+      print(applied.length ? `applied ${applied.join(', ')}` : 'nothing to apply');
+    }),
+  );
+
+program
+  .command('status')
+  .description('backends, schema version and row counts')
+  .action(() =>
+    withDatabase(async (db) => {
+      const { store } = loadConfig();
+      for (const line of describeBackends(store)) print(line);
+      const status = await migrationStatus(db);
+      print(`schema: version ${status.current} of ${status.latest}${status.upToDate ? '' : ' (NOT up to date)'}`);
+      if (status.current === 0) return;
+      // On PostgreSQL, row-level security hides tenant rows from a role that is not the
+      // superuser: run status with the migration role to see every tenant's rows.
+      for (const table of ['tenants', ...TENANT_TABLES]) {
+        const known = status.migrations.some((m) => m.state === 'applied');
+        if (!known) break;
+        try {
+          const { rows } = await sql<{ n: string | number }>`select count(*) as n from ${sql.table(table)}`.execute(db.kysely);
+          print(`  ${table.padEnd(18)} ${Number(rows[0]?.n ?? 0)}`);
+        } catch {
+          print(`  ${table.padEnd(18)} (not present)`);
+        }
+      }
+    }),
+  );
+
+const tenants = program.command('tenants').description('tenants');
+tenants
+  .command('create <name>')
+  .description('create a tenant')
+  .action((name: string) => withStore(async (store) => print(await store.tenants.create({ name }))));
+tenants
+  .command('list')
+  .description('list tenants')
+  .option('--limit <n>', 'page size', '100')
+  .action((opts: { limit: string }) => withStore(async (store) => print(await store.tenants.list({ limit: Number(opts.limit) }))));
+
+const keys = program.command('keys').description("a tenant's API keys");
+keys
+  .command('create')
+  .requiredOption('--tenant <id>', 'tenant id')
+  .requiredOption('--name <name>', 'a name to recognise the key by')
+  .option('--role <role>', 'owner | admin | member | viewer', 'admin')
+  .description('create an API key; the secret is printed once')
+  .action((opts: { tenant: string; name: string; role: string }) =>
+    withStore(async (store) => {
+      await store.tenants.assertExists(opts.tenant);
+      print(await store.apiKeys.create(owner(opts.tenant), { name: opts.name, role: opts.role as Role }));
+    }),
+  );
+keys
+  .command('list')
+  .requiredOption('--tenant <id>', 'tenant id')
+  .description('list API keys (never their secrets)')
+  .action((opts: { tenant: string }) => withStore(async (store) => print(await store.apiKeys.list(owner(opts.tenant), { limit: 500 }))));
+keys
+  .command('revoke <keyId>')
+  .requiredOption('--tenant <id>', 'tenant id')
+  .description('revoke an API key')
+  .action((keyId: string, opts: { tenant: string }) => withStore(async (store) => print(await store.apiKeys.revoke(owner(opts.tenant), keyId))));
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  process.stderr.write(`agentstore: ${isAgentstoreError(error) ? error.message : error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

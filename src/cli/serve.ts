@@ -1,0 +1,35 @@
+import { loadConfig, describeBackends } from '../config/env.js';
+import { buildApp } from '../server/app.js';
+import { openStore } from '../store.js';
+
+/**
+ * Starts the HTTP server. SIGTERM/SIGINT stop accepting connections, let in-flight
+ * requests finish, end event streams, then close the database pool.
+ */
+export async function serve(): Promise<void> {
+  const config = loadConfig();
+  const store = await openStore(config.store, { bootstrapServiceKey: true });
+  const app = await buildApp(store, { server: config.server });
+  for (const line of describeBackends(config.store)) app.log.info({ backend: line }, line);
+  if (store.generatedServiceKey) {
+    // Printed once, to stdout, outside the JSON log: only its hash is stored.
+    process.stdout.write(
+      `\nA service key was generated. Store it now; it is not shown again:\n\n  AGENTSTORE_SERVICE_KEY=${store.generatedServiceKey}\n\n`,
+    );
+  }
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down');
+    try {
+      await app.close();
+      await store.close();
+    } finally {
+      process.exit(0);
+    }
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  await app.listen({ host: config.server.host, port: config.server.port });
+}

@@ -1,0 +1,153 @@
+import type { ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Type } from '@fastify/type-provider-typebox';
+import { AgentstoreError } from '../../core/errors.js';
+import { tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
+import type { ChangeEvent } from './service.js';
+
+const ChangeSchema = Type.Object(
+  {
+    seq: Type.Integer(),
+    at: Type.String({ format: 'date-time' }),
+    type: Type.String(),
+    resourceType: Type.String(),
+    action: Type.String(),
+    resourceId: Type.String(),
+    collection: Type.Union([Type.String(), Type.Null()]),
+    version: Type.Union([Type.Integer(), Type.Null()]),
+    data: Type.Unknown(),
+  },
+  { $id: 'Change' },
+);
+
+const FeedQuery = {
+  types: Type.Optional(Type.String({ maxLength: 512, description: 'comma-separated resource types, e.g. record,counter' })),
+  collection: Type.Optional(Type.String({ maxLength: 64 })),
+};
+
+const HEARTBEAT_MS = 15_000;
+const BATCH = 500;
+
+function parseTypes(types: string | undefined): string[] | undefined {
+  if (types === undefined) return undefined;
+  const list = types.split(',').map((t) => t.trim()).filter(Boolean);
+  if (list.some((t) => !/^[a-z_]{1,32}$/.test(t))) throw AgentstoreError.invalidField('types', 'comma-separated resource types such as record,counter');
+  return list;
+}
+
+function parseSeq(value: string | undefined, field: string): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!/^\d{1,15}$/.test(value)) throw AgentstoreError.invalidField(field, 'must be a change sequence number');
+  return Number(value);
+}
+
+function write(raw: ServerResponse, chunk: string): Promise<void> | undefined {
+  if (raw.write(chunk)) return undefined;
+  return new Promise((resolve) => {
+    const done = () => {
+      raw.off('drain', done);
+      raw.off('close', done);
+      resolve();
+    };
+    raw.once('drain', done);
+    raw.once('close', done);
+  });
+}
+
+
+export async function changeRoutes(app: Api, { store }: RouteDeps): Promise<void> {
+  const streams = new Set<() => void>();
+  app.addHook('preClose', async () => {
+    for (const end of streams) end();
+  });
+
+  app.get(
+    '/v1/changes',
+    {
+      schema: {
+        tags: ['changes'],
+        summary: 'Read the change log after a sequence number (polling alternative to /v1/events)',
+        querystring: Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), ...FeedQuery }, { additionalProperties: false }),
+        response: withProblems({ 200: Type.Object({ items: Type.Array(ChangeSchema), lastSeq: Type.Integer() }) }),
+      },
+    },
+    async (req) => {
+      const after = req.query.after ?? 0;
+      const types = parseTypes(req.query.types);
+      const items = await store.changes.read(tenantOf(req), {
+        after,
+        ...(types ? { resourceTypes: types } : {}),
+        ...(req.query.collection !== undefined ? { collection: req.query.collection } : {}),
+        ...(req.query.limit !== undefined ? { limit: req.query.limit } : {}),
+      });
+      return { items, lastSeq: items.at(-1)?.seq ?? after };
+    },
+  );
+
+  app.get(
+    '/v1/events',
+    {
+      schema: {
+        tags: ['changes'],
+        summary: 'Server-Sent Events of the tenant’s changes; resume with Last-Event-ID',
+        description:
+          'Each event has `id` = change sequence, `event` = `<resourceType>.<action>`, `data` = the change as JSON. Without Last-Event-ID or `after`, the stream starts at the present.',
+        querystring: Type.Object({ after: Type.Optional(Type.String({ maxLength: 16 })), ...FeedQuery }, { additionalProperties: false }),
+        headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ maxLength: 32 })) }),
+        response: withProblems({ 200: Type.String({ description: 'text/event-stream' }) }),
+      },
+    },
+    async (req, reply) => {
+      const ctx = tenantOf(req);
+      const types = parseTypes(req.query.types);
+      const collection = req.query.collection;
+      let cursor = parseSeq(req.headers['last-event-id'], 'last-event-id') ?? parseSeq(req.query.after, 'after') ?? (await store.changes.head(ctx));
+      const filter = { ...(types ? { resourceTypes: types } : {}), ...(collection !== undefined ? { collection } : {}) };
+
+      let closed = false;
+      let wake: (() => void) | undefined;
+      const end = () => {
+        closed = true;
+        wake?.();
+      };
+      streams.add(end);
+      const unsubscribe = store.changes.onWake(ctx.tenantId, () => wake?.());
+      req.raw.on('close', end);
+
+      reply.hijack();
+      const raw = reply.raw;
+      raw.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+        'x-request-id': String(req.id),
+      });
+      // The client reconnects after this many ms; it then sends Last-Event-ID.
+      raw.write('retry: 2000\n\n');
+      try {
+        while (!closed) {
+          // Subscribe before reading, so a commit landing between read and wait still wakes us.
+          const woken = new Promise<void>((resolve) => (wake = resolve));
+          const events: ChangeEvent[] = await store.changes.read(ctx, { after: cursor, limit: BATCH, ...filter });
+          for (const event of events) {
+            const pending = write(raw, `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+            if (pending) await pending;
+            cursor = event.seq;
+          }
+          if (events.length === BATCH || closed) continue;
+          const ac = new AbortController();
+          const timedOut = await Promise.race([woken.then(() => false), sleep(HEARTBEAT_MS, true, { signal: ac.signal }).catch(() => false)]);
+          ac.abort();
+          if (timedOut && !closed) await write(raw, ': keep-alive\n\n');
+        }
+      } catch (error) {
+        req.log.warn({ err: error }, 'event stream ended by an error');
+      } finally {
+        streams.delete(end);
+        unsubscribe();
+        raw.end();
+      }
+    },
+  );
+}

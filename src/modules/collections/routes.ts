@@ -1,0 +1,147 @@
+import { Type } from '@fastify/type-provider-typebox';
+import { PageQuery, Timestamps, pageOf, parseIfMatch, setEtag, tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
+import type { JsonObject } from './types.js';
+
+const Data = Type.Record(Type.String(), Type.Unknown(), { description: 'the record: any JSON object' });
+const RecordSchema = Type.Object({ id: Type.String(), version: Type.Integer(), ...Timestamps, data: Data }, { $id: 'Record' });
+const CollectionSchema = Type.Object(
+  {
+    name: Type.String(),
+    schema: Type.Union([Data, Type.Null()]),
+    indexes: Type.Array(Type.String()),
+    version: Type.Integer(),
+    ...Timestamps,
+  },
+  { $id: 'Collection' },
+);
+const CollectionParams = Type.Object({ collection: Type.String({ maxLength: 64 }) });
+const RecordParams = Type.Object({ collection: Type.String({ maxLength: 64 }), id: Type.String({ maxLength: 128 }) });
+const IfMatch = Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 64 })) });
+const tags = ['records'];
+
+export async function collectionRoutes(app: Api, { store }: RouteDeps): Promise<void> {
+  const svc = store.collections;
+
+  app.get('/v1/collections', { schema: { tags, summary: 'List collections', querystring: Type.Object(PageQuery, { additionalProperties: false }), response: withProblems({ 200: pageOf(CollectionSchema) }) } }, (req) =>
+    svc.listCollections(tenantOf(req), req.query),
+  );
+
+  app.get('/v1/collections/:collection', { schema: { tags, summary: 'Get a collection', params: CollectionParams, response: withProblems({ 200: CollectionSchema }) } }, (req) =>
+    svc.getCollection(tenantOf(req), req.params.collection),
+  );
+
+  app.put(
+    '/v1/collections/:collection',
+    {
+      schema: {
+        tags,
+        summary: 'Create or configure a collection: JSON Schema and indexed fields',
+        params: CollectionParams,
+        body: Type.Object(
+          {
+            schema: Type.Optional(Type.Union([Data, Type.Null()], { description: 'JSON Schema each record must satisfy, or null for none' })),
+            indexes: Type.Optional(Type.Array(Type.String({ maxLength: 600 }), { maxItems: 16, description: 'data paths to index, e.g. "status" or "meta.priority"' })),
+          },
+          { additionalProperties: false },
+        ),
+        response: withProblems({ 200: CollectionSchema }),
+      },
+    },
+    (req) => svc.define(tenantOf(req), req.params.collection, req.body as { schema?: JsonObject | null; indexes?: string[] }),
+  );
+
+  app.delete('/v1/collections/:collection', { schema: { tags, summary: 'Delete a collection and its records', params: CollectionParams, response: withProblems({ 204: Type.Null() }) } }, async (req, reply) => {
+    await svc.deleteCollection(tenantOf(req), req.params.collection);
+    return reply.status(204).send(null);
+  });
+
+  app.post(
+    '/v1/collections/:collection/records',
+    {
+      schema: {
+        tags,
+        summary: 'Create a record (a top-level string "id" in the body is used as its id)',
+        params: CollectionParams,
+        headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) }),
+        body: Data,
+        response: withProblems({ 200: RecordSchema, 201: RecordSchema }),
+      },
+    },
+    async (req, reply) => {
+      const key = req.headers['idempotency-key'];
+      const { record, replayed } = await svc.create(tenantOf(req), req.params.collection, req.body as JsonObject, key ? { idempotencyKey: key } : {});
+      setEtag(reply, record.version);
+      void reply.header('location', `/v1/collections/${encodeURIComponent(req.params.collection)}/records/${encodeURIComponent(record.id)}`);
+      if (replayed) void reply.header('idempotent-replayed', 'true');
+      return reply.status(201).send(record);
+    },
+  );
+
+  app.get(
+    '/v1/collections/:collection/records',
+    {
+      schema: {
+        tags,
+        summary: 'Query records: filter, sort, keyset pagination',
+        params: CollectionParams,
+        querystring: Type.Object(
+          {
+            filter: Type.Optional(Type.String({ maxLength: 8192, description: 'JSON filter, e.g. {"status":"open","priority":{"gte":2}}' })),
+            sort: Type.Optional(Type.String({ maxLength: 600, description: 'comma-separated fields, - for descending, e.g. -priority,createdAt' })),
+            ...PageQuery,
+          },
+          { additionalProperties: false },
+        ),
+        response: withProblems({ 200: pageOf(RecordSchema) }),
+      },
+    },
+    (req) => svc.list(tenantOf(req), req.params.collection, req.query),
+  );
+
+  app.get('/v1/collections/:collection/records/:id', { schema: { tags, summary: 'Get a record', params: RecordParams, response: withProblems({ 200: RecordSchema }) } }, async (req, reply) => {
+    const record = await svc.get(tenantOf(req), req.params.collection, req.params.id);
+    setEtag(reply, record.version);
+    return record;
+  });
+
+  app.put(
+    '/v1/collections/:collection/records/:id',
+    { schema: { tags, summary: 'Replace a record', params: RecordParams, headers: IfMatch, body: Data, response: withProblems({ 200: RecordSchema }) } },
+    async (req, reply) => {
+      const ifMatch = parseIfMatch(req.headers['if-match']);
+      const record = await svc.replace(tenantOf(req), req.params.collection, req.params.id, req.body as JsonObject, ifMatch === undefined ? {} : { ifMatch });
+      setEtag(reply, record.version);
+      return record;
+    },
+  );
+
+  app.patch(
+    '/v1/collections/:collection/records/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Update a record with a JSON merge patch (RFC 7396)',
+        params: RecordParams,
+        headers: IfMatch,
+        body: Data,
+        response: withProblems({ 200: RecordSchema }),
+      },
+    },
+    async (req, reply) => {
+      const ifMatch = parseIfMatch(req.headers['if-match']);
+      const record = await svc.patch(tenantOf(req), req.params.collection, req.params.id, req.body as JsonObject, ifMatch === undefined ? {} : { ifMatch });
+      setEtag(reply, record.version);
+      return record;
+    },
+  );
+
+  app.delete(
+    '/v1/collections/:collection/records/:id',
+    { schema: { tags, summary: 'Delete a record', params: RecordParams, headers: IfMatch, response: withProblems({ 204: Type.Null() }) } },
+    async (req, reply) => {
+      const ifMatch = parseIfMatch(req.headers['if-match']);
+      await svc.delete(tenantOf(req), req.params.collection, req.params.id, ifMatch === undefined ? {} : { ifMatch });
+      return reply.status(204).send(null);
+    },
+  );
+}

@@ -1,0 +1,97 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { ServerConfig } from '../config/config.js';
+import { uuidv7 } from '../core/ids.js';
+import { auditRoutes } from '../modules/audit/routes.js';
+import { changeRoutes } from '../modules/changes/routes.js';
+import { collectionRoutes } from '../modules/collections/routes.js';
+import { counterRoutes } from '../modules/counters/routes.js';
+import { tenancyRoutes } from '../modules/tenancy/routes.js';
+import type { Store } from '../store.js';
+import { registerAuth } from './auth.js';
+import { registerMetrics } from './metrics.js';
+import { ProblemSchema, errorHandler, renderProblem, sendProblem } from './problem.js';
+import type { Api } from './route-kit.js';
+
+export interface AppOptions {
+  readonly server?: Partial<ServerConfig>;
+  /** A pino logger config or false; default: JSON logs at the configured level. */
+  readonly logger?: boolean | Record<string, unknown>;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Builds the HTTP API over a store. The caller owns the store and closes it after the app. */
+export async function buildApp(store: Store, options: AppOptions = {}): Promise<FastifyInstance> {
+  const server = { bodyLimitBytes: 1024 * 1024, logLevel: 'info', trustProxy: false, ...options.server };
+  const app = Fastify({
+    logger:
+      options.logger === false
+        ? false
+        : {
+            level: server.logLevel,
+            redact: ['req.headers.authorization', 'req.headers["x-api-key"]'],
+            ...(typeof options.logger === 'object' ? options.logger : {}),
+          },
+    bodyLimit: server.bodyLimitBytes,
+    trustProxy: server.trustProxy,
+    requestIdHeader: false,
+    // A caller's X-Request-ID is kept when it is well formed, so logs join across services.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : uuidv7();
+    },
+    ajv: {
+      // Unknown fields are an error, not silently dropped; query strings still coerce.
+      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
+    },
+    routerOptions: { maxParamLength: 512 },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.addSchema(ProblemSchema);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, renderProblem(request, 404, 'agentstore.not_found', `no route for ${request.method} ${request.url.split('?')[0]}`)));
+  app.addHook('onRequest', async (request, reply) => {
+    void reply.header('x-request-id', String(request.id));
+  });
+  app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'agentstore', version: '0.1.0', description: 'Storage backend for AI-agent platforms: collections, counters, audit, change feed, tenancy.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API key, session token, service key or JWT' } } },
+      security: [{ bearer: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  const metrics = registerMetrics(app, store);
+
+  app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+  app.get('/health', { schema: { tags: ['operations'], summary: 'Liveness', security: [] } }, () => ({ status: 'ok' }));
+  app.get('/ready', { schema: { tags: ['operations'], summary: 'Readiness: database reachable and schema current', security: [] } }, async (request, reply) => {
+    const ready = await store.ready();
+    if (ready.ok) return { status: 'ready', schemaVersion: ready.schema?.current ?? null };
+    return sendProblem(reply, renderProblem(request, 503, 'agentstore.unavailable', `not ready: ${ready.error ?? 'unknown'}`), 5);
+  });
+  app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics', security: [] } }, async (_request, reply) => {
+    void reply.type(metrics.contentType);
+    return metrics.metrics();
+  });
+
+  // Everything under /v1 is authenticated; the auth hook lives in this scope only.
+  await app.register(async (v1) => {
+    const api = v1 as unknown as Api;
+    registerAuth(v1, store);
+    await tenancyRoutes(api, { store });
+    await collectionRoutes(api, { store });
+    await counterRoutes(api, { store });
+    await auditRoutes(api, { store });
+    await changeRoutes(api, { store });
+  });
+  return app;
+}

@@ -1,0 +1,123 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from '@fastify/type-provider-typebox';
+import { AgentstoreError, isAgentstoreError, type FieldError } from '../core/errors.js';
+
+/** RFC 9457 problem details, as every error of the API is rendered. */
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    instance: Type.String(),
+    code: Type.String(),
+    requestId: Type.String(),
+    errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
+  },
+  { $id: 'Problem', description: 'RFC 9457 problem details' },
+);
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance: string;
+  code: string;
+  requestId: string;
+  errors?: FieldError[];
+}
+
+const titles: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  409: 'Conflict',
+  412: 'Precondition Failed',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+interface AjvIssue {
+  instancePath?: string;
+  message?: string;
+  keyword?: string;
+  params?: { additionalProperty?: string; missingProperty?: string };
+}
+
+/** Fastify's schema errors -> one field error each, named as a JSON pointer into the request part. */
+function validationErrors(error: FastifyError): FieldError[] {
+  const context = (error as { validationContext?: string }).validationContext ?? 'body';
+  return ((error.validation ?? []) as AjvIssue[]).map((issue) => {
+    const base = `/${context}${issue.instancePath ?? ''}`;
+    if (issue.keyword === 'additionalProperties' && issue.params?.additionalProperty) {
+      return { field: `${base}/${issue.params.additionalProperty}`, message: 'is not a known field' };
+    }
+    if (issue.keyword === 'required' && issue.params?.missingProperty) {
+      return { field: `${base}/${issue.params.missingProperty}`, message: 'is required' };
+    }
+    return { field: base, message: issue.message ?? 'is invalid' };
+  });
+}
+
+function fastifyCodeToProblem(error: FastifyError): { status: number; code: string; detail: string } | undefined {
+  switch (error.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { status: 400, code: 'agentstore.validation', detail: 'the request body is not valid JSON' };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { status: 400, code: 'agentstore.validation', detail: 'the request body is empty; send a JSON document' };
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { status: 413, code: 'agentstore.payload_too_large', detail: 'the request body is larger than the server accepts' };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { status: 415, code: 'agentstore.validation', detail: 'unsupported content type; send application/json' };
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { status: 400, code: 'agentstore.validation', detail: 'the Content-Length does not match the body' };
+    default:
+      return undefined;
+  }
+}
+
+export function renderProblem(request: FastifyRequest, status: number, code: string, detail: string, errors?: readonly FieldError[]): Problem {
+  return {
+    type: `urn:agentstore:problem:${code.replace(/^agentstore\./, '')}`,
+    title: titles[status] ?? 'Error',
+    status,
+    detail,
+    instance: request.url.split('?')[0] ?? request.url,
+    code,
+    requestId: String(request.id),
+    ...(errors && errors.length > 0 ? { errors: [...errors] } : {}),
+  };
+}
+
+export function sendProblem(reply: FastifyReply, problem: Problem, retryAfter?: number): FastifyReply {
+  if (retryAfter !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
+  return reply.status(problem.status).type('application/problem+json').send(problem);
+}
+
+export function errorHandler(error: FastifyError | AgentstoreError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (isAgentstoreError(error)) {
+    if (error.status >= 500) request.log.warn({ err: error, cause: error.cause }, error.message);
+    return sendProblem(reply, renderProblem(request, error.status, error.code, error.message, error.context.errors), error.context.retryAfter ?? (error.status === 503 ? 1 : undefined));
+  }
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation) {
+    const errors = validationErrors(fastifyError);
+    const first = errors[0];
+    return sendProblem(reply, renderProblem(request, 400, 'agentstore.validation', first ? `${first.field}: ${first.message}` : 'invalid request', errors));
+  }
+  const mapped = fastifyCodeToProblem(fastifyError);
+  if (mapped) return sendProblem(reply, renderProblem(request, mapped.status, mapped.code, mapped.detail));
+  const status = fastifyError.statusCode;
+  if (status !== undefined && status >= 400 && status < 500) {
+    return sendProblem(reply, renderProblem(request, status, 'agentstore.validation', fastifyError.message));
+  }
+  request.log.error({ err: error }, 'unhandled error');
+  return sendProblem(reply, renderProblem(request, 500, 'agentstore.internal', 'an internal error occurred; the request id identifies it in the logs'));
+}
