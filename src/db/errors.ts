@@ -56,3 +56,9 @@ export function isForeignKeyViolation(error: unknown): boolean {
   const code = codeOf(error);
   return code === '23503' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
 }
+
+/** PostgreSQL 54000 with "index row size": a value too large for a B-tree entry. */
+export function isIndexRowTooLarge(error: unknown): boolean {
+  const message = (error as { message?: unknown } | null)?.message;
+  return codeOf(error) === '54000' && typeof message === 'string' && message.includes('index row');
+}

@@ -6,7 +6,7 @@ import { decodeCursor, encodeCursor, pageSize, type Page } from '../../core/curs
 import { uuidv7 } from '../../core/ids.js';
 import type { Database, Executor } from '../../db/database.js';
 import { fromJsonColumn, fromNullableJsonColumn, toIso, toJsonColumn } from '../../db/dialect.js';
-import { isUniqueViolation } from '../../db/errors.js';
+import { isIndexRowTooLarge, isUniqueViolation } from '../../db/errors.js';
 import type { CollectionsTable, RecordsTable } from '../../db/schema.js';
 import type { UnitOfWork, UnitOfWorkRunner } from '../../db/unit-of-work.js';
 import { compileFilter, parseFilter } from './filter.js';
@@ -54,8 +54,36 @@ function toCollection(row: CollectionsTable): Collection {
   };
 }
 
-function indexName(segments: readonly string[]): string {
-  return `records_f_${createHash('sha256').update(segments.join('.')).digest('hex').slice(0, 16)}`;
+/**
+ * A declared index is partial to one tenant's collection: one tenant declaring an index
+ * costs no other tenant anything, and cannot make another tenant's large values fail to
+ * index. The name is a hash because tenant and collection do not fit PostgreSQL's 63
+ * characters.
+ */
+function indexName(tenantId: string, collection: string, field: string): string {
+  return `records_f_${createHash('sha256').update(`${tenantId}\0${collection}\0${field}`).digest('hex').slice(0, 24)}`;
+}
+
+/** Tenant ids are UUIDs and collection names a quote-free alphabet (both validated), so they are safe as literals. */
+function createIndexSql(dialect: Database['dialect'], tenantId: string, collection: string, segments: readonly string[]): string {
+  return (
+    `CREATE INDEX IF NOT EXISTS ${indexName(tenantId, collection, segments.join('.'))} ON records (${indexExpression(dialect, segments)}) ` +
+    `WHERE tenant_id = '${tenantId}' AND collection = '${collection}'`
+  );
+}
+
+async function dropIndexes(trx: Executor, tenantId: string, collection: string, fields: readonly string[]): Promise<void> {
+  for (const field of fields) await sql.raw(`DROP INDEX IF EXISTS ${indexName(tenantId, collection, field)}`).execute(trx);
+}
+
+/** PostgreSQL refuses an index entry over ~2.7 kB: that is the caller's value, not a server fault. */
+function mapIndexLimit(error: unknown): never {
+  if (isIndexRowTooLarge(error)) {
+    throw AgentstoreError.validation('a value of an indexed field is too large to index (keep indexed values under 2 kB)', [
+      { field: '/data', message: 'an indexed field holds a value too large to index' },
+    ]);
+  }
+  throw error;
 }
 
 export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRunner }): CollectionsService {
@@ -136,7 +164,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       const record = toRecord({ ...row, data, version, updated_at: w.now });
       await w.record({ action: 'update', resourceType: 'record', resourceId: id, collection, version, data: record });
       return record;
-    });
+    }).catch(mapIndexLimit);
   };
 
   const replayIdempotent = async (ctx: TenantContext, key: string, scope: string, hash: string): Promise<StoredRecord | undefined> => {
@@ -187,13 +215,12 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
         } else {
           await w.trx.insertInto('collections').values(row).execute();
         }
-        // Indexes are shared by every collection that declares the same path: the leading
-        // (tenant_id, collection) keeps each lookup inside one collection.
-        for (const segments of paths) {
-          await sql
-            .raw(`CREATE INDEX IF NOT EXISTS ${indexName(segments)} ON records (tenant_id, collection, ${indexExpression(dialect, segments)})`)
-            .execute(w.trx);
+        if (existing && indexes !== undefined) {
+          const kept = new Set(indexes.map((field) => parseFieldPath(field, 'indexes')).map((p) => (p.kind === 'data' ? p.segments.join('.') : '')));
+          const before = fromJsonColumn<string[]>(existing.indexes).map((field) => parseFieldPath(field, 'indexes')).map((p) => (p.kind === 'data' ? p.segments.join('.') : ''));
+          await dropIndexes(w.trx, ctx.tenantId, name, before.filter((field) => !kept.has(field)));
         }
+        for (const segments of paths) await sql.raw(createIndexSql(dialect, ctx.tenantId, name, segments)).execute(w.trx).catch(mapIndexLimit);
         const collection = toCollection(row);
         await w.record({ action: existing ? 'update' : 'create', resourceType: 'collection', resourceId: name, collection: name, version: row.version, data: collection });
         return collection;
@@ -237,6 +264,8 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
         if (!existing) throw AgentstoreError.notFound('collection');
         const removed = await w.trx.deleteFrom('records').where('tenant_id', '=', ctx.tenantId).where('collection', '=', name).executeTakeFirst();
         await w.trx.deleteFrom('collections').where('tenant_id', '=', ctx.tenantId).where('name', '=', name).execute();
+        const declared = fromJsonColumn<string[]>(existing.indexes).map((field) => parseFieldPath(field, 'indexes'));
+        await dropIndexes(w.trx, ctx.tenantId, name, declared.map((p) => (p.kind === 'data' ? p.segments.join('.') : '')));
         await w.record({ action: 'delete', resourceType: 'collection', resourceId: name, collection: name, data: null, details: { records: Number(removed.numDeletedRows) } });
       });
     },
@@ -274,7 +303,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
         });
         return { record, replayed: false };
       } catch (error) {
-        if (!isUniqueViolation(error)) throw error;
+        if (!isUniqueViolation(error)) mapIndexLimit(error);
         // Either the id exists, or a concurrent request with the same Idempotency-Key won.
         if (key) {
           const replay = await replayIdempotent(ctx, key, scope, hash);
@@ -335,8 +364,10 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
           .selectFrom('records')
           .select(['records.id', 'records.version', 'records.created_at', 'records.updated_at', 'records.data'])
           .select(keys.map((k, i) => sql`${k.expr}`.as(`_s${i}`)))
-          .where('records.tenant_id', '=', ctx.tenantId)
-          .where('records.collection', '=', collection);
+          // SQLite uses a partial index only when the query names its predicate's values
+          // literally; PostgreSQL plans unnamed statements with the bound values anyway.
+          .where('records.tenant_id', '=', dialect === 'sqlite' ? sql.lit(ctx.tenantId) : ctx.tenantId)
+          .where('records.collection', '=', dialect === 'sqlite' ? sql.lit(collection) : collection);
         if (filter) q = q.where(filter as Expression<SqlBool>);
         if (after) q = q.where(after as Expression<SqlBool>);
         return q.orderBy(orderBy(keys)).limit(limit + 1).execute();
