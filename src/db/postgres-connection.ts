@@ -45,7 +45,8 @@ export function postgresPoolConfig(url: string, options: StoreConfig['postgres']
     ssl,
     max: options.poolMax,
     application_name: options.applicationName,
-    connectionTimeoutMillis: 10_000,
+    // Short enough that an unreachable database becomes a 503 within seconds (3 attempts).
+    connectionTimeoutMillis: 3_000,
     idleTimeoutMillis: 30_000,
     // Per-pool parsers instead of mutating pg's global registry, which the host
     // application may rely on.
