@@ -1,0 +1,28 @@
+import { describe, expectTypeOf, it } from 'vitest';
+import type { AgentstoreError, ChangeEvent, Counter, Page, Store, StoredRecord, TenantContext } from '../../src/index.js';
+import { createStore, isAgentstoreError, systemContext } from '../../src/index.js';
+
+// Compiled by `npm run typecheck`: the public surface keeps its shape and stays free of `any`.
+describe('public types', () => {
+  it('createStore returns a Store whose methods take a tenant context', () => {
+    expectTypeOf(createStore).returns.resolves.toEqualTypeOf<Store>();
+    expectTypeOf(systemContext).returns.toEqualTypeOf<TenantContext>();
+    expectTypeOf<Store['collections']['get']>().parameters.toEqualTypeOf<[TenantContext, string, string]>();
+    expectTypeOf<Store['collections']['get']>().returns.resolves.toEqualTypeOf<StoredRecord>();
+    expectTypeOf<Store['collections']['list']>().returns.resolves.toEqualTypeOf<Page<StoredRecord>>();
+    expectTypeOf<Store['counters']['increment']>().returns.resolves.toEqualTypeOf<Counter>();
+    expectTypeOf<Store['changes']['read']>().returns.resolves.toEqualTypeOf<ChangeEvent[]>();
+  });
+
+  it('record data is unknown JSON, never any', () => {
+    expectTypeOf<StoredRecord['data'][string]>().toBeUnknown();
+    expectTypeOf<StoredRecord['data'][string]>().not.toBeAny();
+    expectTypeOf<ChangeEvent['data']>().not.toBeAny();
+  });
+
+  it('errors are narrowed by code', () => {
+    const error: unknown = new Error('x');
+    if (isAgentstoreError(error, 'agentstore.not_found')) expectTypeOf(error).toEqualTypeOf<AgentstoreError>();
+    expectTypeOf<AgentstoreError['code']>().toEqualTypeOf<import('../../src/index.js').ErrorCode>();
+  });
+});
