@@ -112,7 +112,8 @@ export async function changeRoutes(app: Api, { store }: RouteDeps): Promise<void
       };
       streams.add(end);
       const unsubscribe = store.changes.onWake(ctx.tenantId, () => wake?.());
-      req.raw.on('close', end);
+      // The response's close, not the request's: a GET's request 'close' fires once its (empty) body is read.
+      reply.raw.on('close', end);
 
       reply.hijack();
       const raw = reply.raw;
