@@ -4,7 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
     // Checks PostgreSQL, creates the agentstore_app role and starts one pgbouncer for the run.
-    globalSetup: ['test/helpers/global-setup.ts'],
+    globalSetup: ['test/helpers/global-setup.ts', 'test/e2e/global-build.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // PostgreSQL suites each make their own database, so files can run side by side;
