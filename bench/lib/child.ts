@@ -1,0 +1,70 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const BENCH_DIR = path.resolve(here, '..');
+
+export interface ServerChild {
+  readonly child: ChildProcess;
+  readonly port: number;
+  /** Stops the server; resolves with its RSS just before closing and its peak RSS. */
+  stop(): Promise<{ rss: number; peakRss: number }>;
+}
+
+/** Forks a bench script under tsx with an IPC channel. */
+export function forkScript(script: string, args: string[], env: Record<string, string>, nodeArgs: string[] = []): ChildProcess {
+  return fork(path.join(BENCH_DIR, script), args, {
+    execArgv: ['--import', 'tsx', ...nodeArgs],
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+}
+
+function nextMessage<T>(child: ChildProcess, type: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: { type?: string }) => {
+      if (message?.type !== type) return;
+      cleanup();
+      resolve(message as T);
+    };
+    const onExit = (code: number | null) => {
+      cleanup();
+      reject(new Error(`child exited with ${code} before sending "${type}"`));
+    };
+    const cleanup = () => {
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    child.on('message', onMessage);
+    child.on('exit', onExit);
+  });
+}
+
+export async function startServer(mode: 'app' | 'baseline', env: Record<string, string>, nodeArgs: string[] = []): Promise<ServerChild> {
+  const child = forkScript('server.ts', [mode], env, nodeArgs);
+  const { port } = await nextMessage<{ port: number }>(child, 'ready');
+  return {
+    child,
+    port,
+    async stop() {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      const stopped = nextMessage<{ rss: number; peakRss: number }>(child, 'stopped');
+      child.send({ type: 'stop' });
+      const { rss, peakRss } = await stopped;
+      await exited;
+      return { rss, peakRss };
+    },
+  };
+}
+
+/** Runs a bench script to completion and returns the payload of its `{type:'result'}` message. */
+export async function runScript<T>(script: string, env: Record<string, string>): Promise<T> {
+  const child = forkScript(script, [], env);
+  const result = nextMessage<{ payload: T }>(child, 'result');
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const { payload } = await result;
+  const code = await exited;
+  if (code !== 0) throw new Error(`${script} exited with ${code}`);
+  return payload;
+}

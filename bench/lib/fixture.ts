@@ -1,0 +1,91 @@
+/**
+ * Throw-away databases seeded for the benchmark: one tenant, a member API key, and the
+ * collections `items` (no declared index) and `items_idx` (index on `status`) with the same
+ * N records, plus `bench_new` / `bench_raw` that the create workloads write into.
+ *
+ * PostgreSQL runs as the unprivileged `agentstore_app` role that owns its database (the
+ * test harness's role), so row-level security is in force as in production.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { systemContext } from '../../src/core/context.js';
+import { toJsonColumn } from '../../src/db/dialect.js';
+import { createStore } from '../../src/store.js';
+import { appUrl, createPgDatabase, dropPgDatabase } from '../../test/helpers/pg-admin.js';
+
+export type BackendName = 'sqlite' | 'postgres';
+
+export interface Fixture {
+  readonly backend: BackendName;
+  /** DATABASE_URL for the store (as agentstore_app on PostgreSQL). */
+  readonly url: string;
+  /** The SQLite file, for the raw better-sqlite3 baselines. */
+  readonly sqliteFile?: string;
+  readonly tenantId: string;
+  readonly apiKey: string;
+  /** Ids of the seeded records (the same ids in `items` and `items_idx`). */
+  readonly ids: readonly string[];
+  drop(): Promise<void>;
+}
+
+export const STATUSES = ['open', 'closed', 'pending', 'archived'] as const;
+
+export function recordId(i: number): string {
+  return `r${String(i).padStart(6, '0')}`;
+}
+
+export function recordData(i: number): Record<string, unknown> {
+  return { status: STATUSES[i % STATUSES.length], n: (i * 7919) % 10_000, title: `record ${i}`, tags: ['bench', `t${i % 10}`] };
+}
+
+export async function createFixture(backend: BackendName, records: number): Promise<Fixture> {
+  let url: string;
+  let sqliteFile: string | undefined;
+  let drop: () => Promise<void>;
+  if (backend === 'sqlite') {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentstore-bench-'));
+    sqliteFile = path.join(dir, 'bench.db');
+    url = `sqlite:${sqliteFile}`;
+    drop = async () => fs.rmSync(dir, { recursive: true, force: true });
+  } else {
+    const name = await createPgDatabase('agentstore_bench');
+    url = appUrl(name);
+    drop = () => dropPgDatabase(name);
+  }
+  const store = await createStore({ databaseUrl: url, migrateOnStart: true });
+  try {
+    const tenant = await store.tenants.create({ name: 'bench' });
+    const ctx = systemContext(tenant.id);
+    const key = await store.apiKeys.create(ctx, { name: 'bench', role: 'member' });
+    await store.collections.define(ctx, 'items', {});
+    await store.collections.define(ctx, 'items_idx', { indexes: ['status'] });
+    await store.collections.define(ctx, 'bench_new', {});
+    await store.collections.define(ctx, 'bench_raw', {});
+    // Seeding goes straight to the table in one transaction: 2 x 10k unit-of-work writes
+    // would take minutes and measure nothing we report.
+    const base = Date.parse('2024-01-01T00:00:00Z');
+    const ids: string[] = [];
+    await store.internals.db.inTenant(tenant.id, async (trx) => {
+      for (const collection of ['items', 'items_idx']) {
+        for (let start = 0; start < records; start += 500) {
+          const rows = [];
+          for (let i = start; i < Math.min(records, start + 500); i++) {
+            const at = new Date(base + i * 1000).toISOString();
+            rows.push({ tenant_id: tenant.id, collection, id: recordId(i), version: 1, data: toJsonColumn(recordData(i)), created_at: at, updated_at: at });
+            if (collection === 'items') ids.push(recordId(i));
+          }
+          await trx.insertInto('records').values(rows).execute();
+        }
+      }
+    });
+    await sql.raw('analyze records').execute(store.internals.db.kysely);
+    await store.close();
+    return { backend, url, ...(sqliteFile ? { sqliteFile } : {}), tenantId: tenant.id, apiKey: key.key, ids, drop };
+  } catch (error) {
+    await store.close().catch(() => undefined);
+    await drop();
+    throw error;
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * Verdicts and markdown tables from a results file. Used by run.ts, and on its own:
+ *   node --import tsx bench/report.ts [.bench-results/latest.json]
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { InprocResult } from './inproc.js';
+import type { Summary } from './lib/stats.js';
+
+export interface HttpResult {
+  readonly id: string;
+  readonly target: string;
+  readonly label: string;
+  readonly connections: number;
+  readonly overallRate?: number;
+  readonly summary: Summary;
+}
+
+export interface Verdict {
+  readonly target: string;
+  readonly backend: string;
+  readonly value: string;
+  readonly threshold: string;
+  readonly met: boolean;
+}
+
+export interface BenchResults {
+  meta: {
+    date: string;
+    commit: string;
+    node: string;
+    cpus: number;
+    cpuModel: string;
+    memGiB: number;
+    quick: boolean;
+    durationS: number;
+    inprocDurationS: number;
+    warmupS: number;
+    runs: number;
+    records: number;
+    wallClockS: number;
+  };
+  inproc: Partial<Record<string, InprocResult[]>>;
+  http: HttpResult[];
+  memory: Record<string, { rss: number; peakRss: number }>;
+  verdicts: Verdict[];
+}
+
+const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a');
+const ms = (n: number) => (n >= 100 ? fmt(n, 0) : n >= 10 ? fmt(n, 1) : fmt(n, 2));
+const pct = (n: number) => (Number.isFinite(n) ? `${fmt(n * 100, 0)}%` : 'n/a');
+const mib = (bytes: number) => `${fmt(bytes / 2 ** 20, 0)} MiB`;
+
+function byId(results: BenchResults, id: string): HttpResult | undefined {
+  return results.http.find((h) => h.id === id);
+}
+
+export function evaluate(results: BenchResults): Verdict[] {
+  const verdicts: Verdict[] = [];
+  const bare100 = byId(results, 'baseline:bare:100')?.summary;
+  const bare1000 = byId(results, 'baseline:bare:1000')?.summary;
+  for (const backend of Object.keys(results.inproc)) {
+    const get100 = byId(results, `${backend}:get:100`)?.summary;
+    const get1000 = byId(results, `${backend}:get:1000`)?.summary;
+    const open = byId(results, `${backend}:get-open:1000`);
+    if (get100 && bare100) {
+      const ratio = get100.opsPerSec / bare100.opsPerSec;
+      verdicts.push({ target: 'HTTP get-by-id >= 60% of bare Fastify req/s (100 conns)', backend, value: pct(ratio), threshold: '>= 60%', met: ratio >= 0.6 });
+    }
+    if (get1000 && bare1000) {
+      const ratio = get1000.opsPerSec / bare1000.opsPerSec;
+      verdicts.push({ target: 'HTTP get-by-id >= 60% of bare Fastify req/s (1000 conns)', backend, value: pct(ratio), threshold: '>= 60%', met: ratio >= 0.6 });
+    }
+    const mine = results.http.filter((h) => h.target === backend);
+    const failures = mine.reduce((n, h) => n + h.summary.errors + h.summary.non2xx, 0);
+    const worst = mine.filter((h) => h.summary.errors + h.summary.non2xx > 0).map((h) => `${h.id}: ${h.summary.errors} err, ${h.summary.non2xx} non-2xx`);
+    verdicts.push({ target: 'zero errors / non-2xx (all HTTP workloads)', backend, value: failures === 0 ? '0' : worst.join('; '), threshold: '0', met: failures === 0 });
+    if (get1000 && bare1000) {
+      const ratio = get1000.p99 / bare1000.p99;
+      verdicts.push({ target: 'closed loop 1000 conns: p99 <= 1.5x bare p99', backend, value: `${ms(get1000.p99)} ms vs ${ms(bare1000.p99)} ms (${fmt(ratio, 2)}x)`, threshold: '<= 1.5x', met: ratio <= 1.5 });
+    }
+    if (open) {
+      const s = open.summary;
+      const achieved = s.opsPerSec / (open.overallRate ?? Number.NaN);
+      verdicts.push({
+        target: `open loop ${fmt(open.overallRate ?? 0)} req/s, 1000 conns: p99 < 100 ms`,
+        backend,
+        value: `${ms(s.p99)} ms (achieved ${fmt(s.opsPerSec)} req/s, ${pct(achieved)} of offered)`,
+        threshold: '< 100 ms',
+        met: s.p99 < 100 && s.errors + s.non2xx === 0,
+      });
+    }
+  }
+  return verdicts;
+}
+
+function httpTable(results: BenchResults): string {
+  const bare = (c: number) => byId(results, `baseline:bare:${c}`)?.summary;
+  const rawFor = (target: string, c: number) =>
+    target === 'sqlite' ? byId(results, `baseline:raw-sqlite:${c}`)?.summary : target === 'postgres' ? byId(results, 'baseline:raw-pg:100')?.summary : undefined;
+  const rows = results.http.map((h) => {
+    const s = h.summary;
+    const b = bare(h.connections);
+    const isGet = h.label.startsWith('get by id') || h.id.startsWith('baseline:raw');
+    const raw = h.id.includes(':get:') ? (h.target === 'postgres' && h.connections !== 100 ? undefined : rawFor(h.target, h.connections)) : undefined;
+    const load = h.overallRate ? `${h.connections} @ ${fmt(h.overallRate)}/s` : String(h.connections);
+    return `| ${h.target} | ${h.label} | ${load} | ${fmt(s.opsPerSec)} | ${ms(s.p50)} | ${ms(s.p99)} | ${s.errors} | ${s.non2xx} | ${b && isGet && !h.overallRate ? pct(s.opsPerSec / b.opsPerSec) : ''} | ${raw ? pct(s.opsPerSec / raw.opsPerSec) : ''} |`;
+  });
+  return [
+    '| server | workload | connections | req/s | p50 ms | p99 ms | errors | non-2xx | vs bare route | vs raw-driver route |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows,
+  ].join('\n');
+}
+
+function inprocTable(backend: string, rows: InprocResult[]): string {
+  const rawSelect = (c: number) => rows.find((r) => r.kind === 'raw' && r.name.startsWith('raw pk select (') && r.concurrency === c)?.summary;
+  const rawInsert = (c: number) => rows.find((r) => r.kind === 'raw' && r.name.startsWith('raw insert') && r.concurrency === c)?.summary;
+  const lines = rows.map((r) => {
+    const s = r.summary;
+    const base = r.name === 'get by id' || r.name.startsWith('raw pk select in tx') ? rawSelect(r.concurrency) : r.name === 'create' ? rawInsert(r.concurrency) : undefined;
+    return `| ${backend} | ${r.kind === 'raw' ? `*${r.name}*` : r.name} | ${r.concurrency} | ${fmt(s.opsPerSec)} | ${ms(s.p50)} | ${ms(s.p99)} | ${s.errors} | ${base ? pct(s.opsPerSec / base.opsPerSec) : ''} |`;
+  });
+  return lines.join('\n');
+}
+
+export function renderMarkdown(results: BenchResults): string {
+  const m = results.meta;
+  const out: string[] = [];
+  out.push(`### Run ${m.date} (commit ${m.commit}${m.quick ? ', QUICK mode: not representative' : ''})`, '');
+  out.push(
+    `Node ${m.node}, ${m.cpus} x ${m.cpuModel}, ${m.memGiB} GiB. Median of ${m.runs} run(s); HTTP ${m.durationS} s each, in-process ${m.inprocDurationS} s each, ` +
+      `${m.warmupS} s warm-up; ${fmt(m.records)} records per queried collection; wall clock ${m.wallClockS} s.`,
+    '',
+  );
+  out.push('#### HTTP (autocannon in the parent, server in a child process)', '', httpTable(results), '');
+  out.push('"vs bare route": req/s over bare Fastify returning a constant, same connections. "vs raw-driver route": over bare Fastify doing the raw pk select (better-sqlite3, or one pg pool query at 100 connections).', '');
+  out.push('#### In-process (library calls; raw driver rows in italics)', '');
+  out.push('| backend | workload | outstanding | ops/s | p50 ms | p99 ms | errors | vs raw driver |', '|---|---|---:|---:|---:|---:|---:|---:|');
+  for (const [backend, rows] of Object.entries(results.inproc)) if (rows) out.push(inprocTable(backend, rows));
+  out.push('', '"vs raw driver": get by id over the raw pk select, create over the raw single-row insert, same concurrency.', '');
+  out.push('#### Targets', '', '| target | backend | measured | threshold | verdict |', '|---|---|---|---|---|');
+  for (const v of results.verdicts) out.push(`| ${v.target} | ${v.backend} | ${v.value} | ${v.threshold} | ${v.met ? 'met' : '**not met**'} |`);
+  out.push('', '#### Server memory (RSS at the end of the run / peak)', '', '| server | RSS | peak RSS |', '|---|---:|---:|');
+  for (const [name, mem] of Object.entries(results.memory)) out.push(`| ${name === 'baseline' ? 'bare Fastify baselines' : `agentstore app (${name})`} | ${mib(mem.rss)} | ${mib(mem.peakRss)} |`);
+  out.push('');
+  return out.join('\n');
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const file = process.argv[2] ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.bench-results', 'latest.json');
+  const results = JSON.parse(fs.readFileSync(file, 'utf8')) as BenchResults;
+  process.stdout.write(renderMarkdown(results));
+}

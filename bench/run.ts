@@ -1,0 +1,190 @@
+/**
+ * The benchmark: `npm run bench` (BENCH_QUICK=1 for a smoke run of a few tens of seconds).
+ *
+ * 1. Seeds a throw-away SQLite file and PostgreSQL database (as agentstore_app, RLS on).
+ * 2. In-process: library calls and raw-driver loops, in a child process (bench/inproc.ts).
+ * 3. HTTP: server children (bench/server.ts: the app per backend, and the bare-Fastify
+ *    baselines) under autocannon in this process. Runs are interleaved (run 1 of every
+ *    scenario, then run 2 ...) so that drift on this noisy 2-core machine spreads evenly.
+ * 4. Open loop at half the bare route's throughput, 1000 connections.
+ * Writes .bench-results/<stamp>.json and latest.json, and prints the markdown tables.
+ */
+import { execSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Request } from 'autocannon';
+import type { InprocResult } from './inproc.js';
+import { BENCH_DIR, runScript, startServer, type ServerChild } from './lib/child.js';
+import { BENCH, queryFilter } from './lib/config.js';
+import { createFixture, type BackendName, type Fixture } from './lib/fixture.js';
+import { measureHttp } from './lib/http.js';
+import { summarize, type Sample } from './lib/stats.js';
+import { evaluate, renderMarkdown, type BenchResults, type HttpResult } from './report.js';
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const started = Date.now();
+
+interface Scenario {
+  readonly id: string;
+  readonly target: 'baseline' | BackendName;
+  readonly label: string;
+  readonly connections: number;
+  readonly request: () => Request;
+  readonly overallRate?: number;
+}
+
+const randomOf = (ids: readonly string[]) => () => ids[Math.floor(Math.random() * ids.length)] as string;
+
+function appScenarios(fx: Fixture): Scenario[] {
+  const id = randomOf(fx.ids);
+  const half = Math.max(1, Math.floor(fx.ids.length / 2));
+  const get: Request = { method: 'GET', setupRequest: (r) => ({ ...r, path: `/v1/collections/items/records/${id()}` }) };
+  let n = 0;
+  const create: Request = {
+    method: 'POST',
+    path: '/v1/collections/bench_new/records',
+    headers: { 'content-type': 'application/json' },
+    setupRequest: (r) => ({ ...r, body: JSON.stringify({ status: 'open', n: n++, title: `http ${n}` }) }),
+  };
+  const query = (collection: string): Request => ({
+    method: 'GET',
+    setupRequest: (r) => ({ ...r, path: `/v1/collections/${collection}/records?limit=20&filter=${encodeURIComponent(queryFilter(Math.floor(Math.random() * half)))}` }),
+  });
+  const t = fx.backend;
+  return [
+    ...BENCH.connections.map((c) => ({ id: `${t}:get:${c}`, target: t, label: 'get by id', connections: c, request: () => get })),
+    ...BENCH.connections.map((c) => ({ id: `${t}:create:${c}`, target: t, label: 'create', connections: c, request: () => create })),
+    { id: `${t}:query:100`, target: t, label: 'query (no index)', connections: 100, request: () => query('items') },
+    { id: `${t}:query-idx:100`, target: t, label: 'query (index on status)', connections: 100, request: () => query('items_idx') },
+  ];
+}
+
+function baselineScenarios(fixtures: Fixture[]): Scenario[] {
+  const out: Scenario[] = BENCH.connections.map((c) => ({
+    id: `baseline:bare:${c}`, target: 'baseline' as const, label: 'bare Fastify (constant)', connections: c, request: () => ({ method: 'GET', path: '/bare' }),
+  }));
+  const sqlite = fixtures.find((f) => f.backend === 'sqlite');
+  if (sqlite) {
+    const id = randomOf(sqlite.ids);
+    for (const c of BENCH.connections) {
+      out.push({ id: `baseline:raw-sqlite:${c}`, target: 'baseline', label: 'bare Fastify + raw better-sqlite3 pk select', connections: c, request: () => ({ method: 'GET', setupRequest: (r) => ({ ...r, path: `/raw-sqlite/${id()}` }) }) });
+    }
+  }
+  const postgres = fixtures.find((f) => f.backend === 'postgres');
+  if (postgres) {
+    const id = randomOf(postgres.ids);
+    out.push({ id: 'baseline:raw-pg:100', target: 'baseline', label: 'bare Fastify + raw pg pk select', connections: 100, request: () => ({ method: 'GET', setupRequest: (r) => ({ ...r, path: `/raw-pg/${id()}` }) }) });
+  }
+  return out;
+}
+
+function gitCommit(): string {
+  try {
+    return execSync('git rev-parse --short HEAD', { cwd: BENCH_DIR, encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+const fixtures: Fixture[] = [];
+const servers = new Map<string, ServerChild>();
+try {
+  for (const backend of BENCH.backends) {
+    log(`seeding ${backend} with ${BENCH.records} records x 2 collections ...`);
+    fixtures.push(await createFixture(backend, BENCH.records));
+  }
+  const fixtureEnv = (fx: Fixture) => JSON.stringify({ ...fx, drop: undefined });
+
+  const inproc: Partial<Record<BackendName, InprocResult[]>> = {};
+  for (const fx of fixtures) {
+    log(`in-process ${fx.backend} ...`);
+    inproc[fx.backend] = await runScript<InprocResult[]>('inproc.ts', { BENCH_FIXTURE: fixtureEnv(fx) });
+  }
+
+  const sqliteFx = fixtures.find((f) => f.backend === 'sqlite');
+  const pgFx = fixtures.find((f) => f.backend === 'postgres');
+  servers.set('baseline', await startServer('baseline', {
+    ...(sqliteFx?.sqliteFile ? { BENCH_SQLITE_FILE: sqliteFx.sqliteFile, BENCH_SQLITE_TENANT: sqliteFx.tenantId } : {}),
+    ...(pgFx ? { BENCH_PG_URL: pgFx.url, BENCH_PG_TENANT: pgFx.tenantId } : {}),
+  }));
+  for (const fx of fixtures) servers.set(fx.backend, await startServer('app', { BENCH_DATABASE_URL: fx.url }));
+  const authOf = (target: Scenario['target']) => {
+    const fx = fixtures.find((f) => f.backend === target);
+    return fx ? { authorization: `Bearer ${fx.apiKey}` } : undefined;
+  };
+
+  const measure = async (s: Scenario, durationS: number): Promise<Sample> => {
+    const server = servers.get(s.target);
+    if (!server) throw new Error(`no server for ${s.target}`);
+    const headers = authOf(s.target);
+    return measureHttp({ port: server.port, connections: s.connections, durationS, request: s.request(), ...(headers ? { headers } : {}), ...(s.overallRate ? { overallRate: s.overallRate } : {}) });
+  };
+
+  const runInterleaved = async (scenarios: Scenario[]): Promise<HttpResult[]> => {
+    const samples = new Map<string, Sample[]>(scenarios.map((s) => [s.id, []]));
+    for (const s of scenarios) await measure(s, BENCH.warmupS);
+    for (let r = 0; r < BENCH.runs; r++) {
+      for (const s of scenarios) {
+        const sample = await measure(s, BENCH.durationS);
+        samples.get(s.id)?.push(sample);
+        log(`  run ${r + 1}/${BENCH.runs} ${s.id}${s.overallRate ? ` @${s.overallRate}/s` : ''}: ${sample.opsPerSec.toFixed(0)} req/s p50 ${sample.p50} ms p99 ${sample.p99} ms errors ${sample.errors} non2xx ${sample.non2xx}`);
+      }
+    }
+    return scenarios.map((s) => ({
+      id: s.id, target: s.target, label: s.label, connections: s.connections,
+      ...(s.overallRate ? { overallRate: s.overallRate } : {}),
+      summary: summarize(samples.get(s.id) ?? []),
+    }));
+  };
+
+  log('HTTP closed loop ...');
+  const closed = await runInterleaved([...baselineScenarios(fixtures), ...fixtures.flatMap(appScenarios)]);
+  const bare1000 = closed.find((h) => h.id === 'baseline:bare:1000');
+  const rate = Math.max(1, Math.round((bare1000?.summary.opsPerSec ?? 0) / 2));
+  log(`HTTP open loop at ${rate} req/s (half of bare Fastify at 1000 connections) ...`);
+  const open = await runInterleaved(
+    fixtures.map((fx) => {
+      const get = appScenarios(fx).find((s) => s.id === `${fx.backend}:get:1000`) as Scenario;
+      return { ...get, id: `${fx.backend}:get-open:1000`, label: 'get by id, open loop', overallRate: rate };
+    }),
+  );
+
+  const memory: Record<string, { rss: number; peakRss: number }> = {};
+  for (const [name, server] of servers) memory[name] = await server.stop();
+  servers.clear();
+
+  const results: BenchResults = {
+    meta: {
+      date: new Date().toISOString(),
+      commit: gitCommit(),
+      node: process.version,
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      memGiB: Math.round(os.totalmem() / 2 ** 30),
+      quick: BENCH.quick,
+      durationS: BENCH.durationS,
+      inprocDurationS: BENCH.inprocDurationS,
+      warmupS: BENCH.warmupS,
+      runs: BENCH.runs,
+      records: BENCH.records,
+      wallClockS: 0,
+    },
+    inproc,
+    http: [...closed, ...open],
+    memory,
+    verdicts: [],
+  };
+  results.verdicts = evaluate(results);
+  results.meta.wallClockS = Math.round((Date.now() - started) / 1000);
+  const dir = path.resolve(BENCH_DIR, '..', '.bench-results');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${results.meta.date.replace(/[:.]/g, '-')}${BENCH.quick ? '-quick' : ''}.json`);
+  fs.writeFileSync(file, JSON.stringify(results, null, 2));
+  fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify(results, null, 2));
+  process.stdout.write(renderMarkdown(results));
+  log(`\nwrote ${path.relative(process.cwd(), file)} (and latest.json) in ${results.meta.wallClockS} s`);
+} finally {
+  for (const server of servers.values()) await server.stop().catch(() => undefined);
+  for (const fx of fixtures) await fx.drop().catch((error: unknown) => log(`could not drop ${fx.backend} fixture: ${String(error)}`));
+}

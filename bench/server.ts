@@ -1,0 +1,100 @@
+/**
+ * The server under test, run as a child process of bench/run.ts so that autocannon (in the
+ * parent) and the server do not share an event loop. Modes:
+ *
+ *   app       the agentstore HTTP API (buildApp) over DATABASE_URL, logger off
+ *   baseline  bare Fastify: GET /bare (a constant), GET /raw-sqlite/:id (a prepared
+ *             better-sqlite3 pk select), GET /raw-pg/:id (one pg pool query)
+ *
+ * It listens on an ephemeral port and reports it over IPC; on {type:'stop'} it reports its
+ * RSS (current and peak) and exits.
+ */
+import fs from 'node:fs';
+import BetterSqlite3 from 'better-sqlite3';
+import Fastify, { type FastifyInstance } from 'fastify';
+import pg from 'pg';
+
+type Message = { type: 'stop' };
+
+function send(message: unknown): void {
+  process.send?.(message);
+}
+
+/** VmHWM is the peak resident set since start (Linux); 0 elsewhere. */
+export function peakRssBytes(): number {
+  try {
+    const match = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    return match?.[1] ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function appServer(): Promise<{ app: FastifyInstance; close: () => Promise<void> }> {
+  const { createStore } = await import('../src/store.js');
+  const { buildApp } = await import('../src/server/app.js');
+  const url = process.env.BENCH_DATABASE_URL;
+  if (!url) throw new Error('BENCH_DATABASE_URL is required');
+  const store = await createStore({ databaseUrl: url, migrateOnStart: false });
+  const app = await buildApp(store, { logger: false });
+  return { app, close: async () => { await app.close(); await store.close(); } };
+}
+
+async function baselineServer(): Promise<{ app: FastifyInstance; close: () => Promise<void> }> {
+  const app = Fastify({ logger: false });
+  const closers: Array<() => Promise<void> | void> = [];
+  app.get('/bare', async () => ({ hello: 'world' }));
+
+  const file = process.env.BENCH_SQLITE_FILE;
+  if (file) {
+    const tenant = process.env.BENCH_SQLITE_TENANT ?? '';
+    // The same pragmas as the store's SQLite connection (src/db/database.ts).
+    const db = new BetterSqlite3(file);
+    db.pragma('busy_timeout = 5000');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = full');
+    const stmt = db.prepare<[string, string, string], { id: string; version: number; data: string; created_at: string; updated_at: string }>(
+      'select * from records where tenant_id = ? and collection = ? and id = ?',
+    );
+    app.get<{ Params: { id: string } }>('/raw-sqlite/:id', async (req, reply) => {
+      const row = stmt.get(tenant, 'items', req.params.id);
+      if (!row) return reply.status(404).send({ error: 'not found' });
+      return { id: row.id, version: row.version, createdAt: row.created_at, updatedAt: row.updated_at, data: JSON.parse(row.data) as unknown };
+    });
+    closers.push(() => void db.close());
+  }
+
+  const pgUrl = process.env.BENCH_PG_URL;
+  if (pgUrl) {
+    const tenant = process.env.BENCH_PG_TENANT ?? '';
+    // Same pool size as the store's default; the tenant is set once per session, so each
+    // request is exactly one round trip (the store needs a transaction per request instead).
+    const pool = new pg.Pool({ connectionString: pgUrl, max: 10 });
+    pool.on('connect', (client) => void client.query("select set_config('app.tenant_id', $1, false)", [tenant]));
+    app.get<{ Params: { id: string } }>('/raw-pg/:id', async (req, reply) => {
+      const { rows } = await pool.query('select * from records where tenant_id = $1 and collection = $2 and id = $3', [tenant, 'items', req.params.id]);
+      const row = rows[0] as { id: string; version: number; data: unknown; created_at: Date; updated_at: Date } | undefined;
+      if (!row) return reply.status(404).send({ error: 'not found' });
+      return { id: row.id, version: row.version, createdAt: row.created_at.toISOString(), updatedAt: row.updated_at.toISOString(), data: row.data };
+    });
+    closers.push(() => pool.end());
+  }
+  return { app, close: async () => { await app.close(); for (const c of closers) await c(); } };
+}
+
+const mode = process.argv[2];
+const server = mode === 'app' ? await appServer() : mode === 'baseline' ? await baselineServer() : undefined;
+if (!server) throw new Error(`usage: server.ts app|baseline (got ${mode})`);
+await server.app.listen({ host: '127.0.0.1', port: 0 });
+const address = server.app.server.address();
+send({ type: 'ready', port: typeof address === 'object' && address ? address.port : 0 });
+process.on('message', (message: Message) => {
+  if (message.type !== 'stop') return;
+  const rss = process.memoryUsage().rss;
+  const peakRss = peakRssBytes();
+  void server.close().finally(() => {
+    send({ type: 'stopped', rss, peakRss });
+    // Exit after the IPC message is flushed; --cpu-prof writes its profile on exit.
+    setTimeout(() => process.exit(0), 50);
+  });
+});
