@@ -1,6 +1,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { Ajv } from 'ajv';
+import addFormatsModule from 'ajv-formats';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { ServerConfig } from '../config/config.js';
 import { uuidv7 } from '../core/ids.js';
@@ -50,6 +52,15 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
     routerOptions: { maxParamLength: 512 },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // JSON bodies arrive typed: coercing them (as Fastify does for every part) turned
+  // {"by": true} into an increment of 1 and {"name": 5} into "5". Only the text parts
+  // (query string, params, headers) coerce.
+  const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+  const validators = {
+    body: addFormats(new Ajv({ removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false })),
+    text: addFormats(new Ajv({ removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false })),
+  };
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? validators.body : validators.text).compile(schema));
   app.addSchema(ProblemSchema);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) => sendProblem(reply, renderProblem(request, 404, 'agentstore.not_found', `no route for ${request.method} ${request.url.split('?')[0]}`)));
