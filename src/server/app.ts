@@ -50,6 +50,9 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
       customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false },
     },
     routerOptions: { maxParamLength: 512 },
+    // Router errors (an over-long parameter, a malformed %-escape) skip the error handler
+    // unless routed here, and would answer in Fastify's own JSON instead of problem+json.
+    frameworkErrors: (error, request, reply) => errorHandler(error, request, reply),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // JSON bodies arrive typed: coercing them (as Fastify does for every part) turned
