@@ -1,0 +1,434 @@
+/**
+ * Hostile and malformed input on every route that takes input: each answer is a 4xx
+ * application/problem+json with status, code and detail (and the wrong field named where
+ * there is one), never a 500, and every table's row count is the same afterwards
+ * (checked after each test).
+ */
+import { randomBytes } from 'node:crypto';
+import type { LightMyRequestResponse } from 'fastify';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { forEachBackend } from '../helpers/index.js';
+import { SERVICE_KEY, bearer, countEverything, createKey, createTenant, expectProblem, useHttp, type HttpTenant } from './http-kit.js';
+
+const BODY_LIMIT = 4096;
+
+export const INJECTIONS = [
+  "x'); DROP TABLE records;--",
+  '" OR 1=1 --',
+  "$.a') --",
+  "1; DELETE FROM tenants WHERE '1'='1",
+  "records' UNION SELECT key_hash FROM api_keys --",
+  '{a,b}\'; TRUNCATE changes; --',
+];
+
+type Auth = 'service' | 'tenant' | 'none';
+
+interface BodyRoute {
+  readonly method: 'POST' | 'PUT' | 'PATCH';
+  readonly url: (w: World) => string;
+  readonly auth: Auth;
+  /** Unknown fields are refused (records are free-form JSON objects, so they are not). */
+  readonly strict: boolean;
+  /** Per field: values of a wrong type (none may be coerced into a valid one). */
+  readonly wrongTypes: Record<string, readonly unknown[]>;
+  /** A body that is valid except for the field being replaced. */
+  readonly base: (w: World) => Record<string, unknown>;
+  /** Fields whose format is constrained, so an injection string is refused. */
+  readonly constrained: readonly string[];
+}
+
+interface World {
+  T: HttpTenant;
+  coll: string;
+  rec: string;
+  userId: string;
+  keyId: string;
+}
+
+// Values no validator may coerce into a valid one: JSON bodies are typed already.
+const notString = [5, true, ['x'], { x: 1 }, null];
+const notInteger = ['5', 'five', true, 1.5, [3], { n: 1 }, null];
+const notRole = ['superuser', 5, ['admin'], null, 'ADMIN'];
+
+const BODY_ROUTES: Record<string, BodyRoute> = {
+  'POST /v1/tenants': { method: 'POST', url: () => '/v1/tenants', auth: 'service', strict: true, wrongTypes: { name: [...notString, ''] }, base: () => ({ name: 'n' }), constrained: [] },
+  'POST /v1/tenants/:tenantId/api-keys': {
+    method: 'POST',
+    url: (w) => `/v1/tenants/${w.T.id}/api-keys`,
+    auth: 'service',
+    strict: true,
+    wrongTypes: { name: [...notString, ''], role: notRole },
+    base: () => ({ name: 'k', role: 'viewer' }),
+    constrained: ['role'],
+  },
+  'POST /v1/tenants/:tenantId/users': {
+    method: 'POST',
+    url: (w) => `/v1/tenants/${w.T.id}/users`,
+    auth: 'service',
+    strict: true,
+    wrongTypes: { email: notString, password: [...notString, 'short'], role: notRole },
+    base: () => ({ email: 'svc@example.com', password: 'long enough password', role: 'viewer' }),
+    constrained: ['email', 'role'],
+  },
+  'POST /v1/auth/login': {
+    method: 'POST',
+    url: () => '/v1/auth/login',
+    auth: 'none',
+    strict: true,
+    wrongTypes: { tenantId: notString, email: notString, password: notString },
+    base: (w) => ({ tenantId: w.T.id, email: 'nobody@example.com', password: 'long enough password' }),
+    constrained: ['tenantId'],
+  },
+  'POST /v1/users': {
+    method: 'POST',
+    url: () => '/v1/users',
+    auth: 'tenant',
+    strict: true,
+    wrongTypes: { email: notString, password: [...notString, 'short'], role: notRole },
+    base: () => ({ email: 'new@example.com', password: 'long enough password', role: 'viewer' }),
+    constrained: ['email', 'role'],
+  },
+  'PATCH /v1/users/:id': {
+    method: 'PATCH',
+    url: (w) => `/v1/users/${w.userId}`,
+    auth: 'tenant',
+    strict: true,
+    wrongTypes: { role: notRole, password: [...notString, 'short'] },
+    base: () => ({}),
+    constrained: ['role'],
+  },
+  'POST /v1/api-keys': {
+    method: 'POST',
+    url: () => '/v1/api-keys',
+    auth: 'tenant',
+    strict: true,
+    wrongTypes: { name: [...notString, ''], role: notRole },
+    base: () => ({ name: 'k', role: 'viewer' }),
+    constrained: ['role'],
+  },
+  'PUT /v1/collections/:collection': {
+    method: 'PUT',
+    url: (w) => `/v1/collections/${w.coll}`,
+    auth: 'tenant',
+    strict: true,
+    wrongTypes: { schema: ['s', 5, true, [1]], indexes: ['status', 5, [5], [['a']], { a: 1 }] },
+    base: () => ({}),
+    constrained: [],
+  },
+  // A top-level "id" is the record's id only when it is a string; otherwise it is data.
+  'POST /v1/collections/:collection/records': { method: 'POST', url: (w) => `/v1/collections/${w.coll}/records`, auth: 'tenant', strict: false, wrongTypes: {}, base: () => ({}), constrained: ['id'] },
+  'PUT /v1/collections/:collection/records/:id': { method: 'PUT', url: (w) => `/v1/collections/${w.coll}/records/${w.rec}`, auth: 'tenant', strict: false, wrongTypes: {}, base: () => ({}), constrained: [] },
+  'PATCH /v1/collections/:collection/records/:id': { method: 'PATCH', url: (w) => `/v1/collections/${w.coll}/records/${w.rec}`, auth: 'tenant', strict: false, wrongTypes: {}, base: () => ({}), constrained: [] },
+  'POST /v1/counters/:name/increment': { method: 'POST', url: () => '/v1/counters/hits/increment', auth: 'tenant', strict: true, wrongTypes: { by: notInteger }, base: () => ({}), constrained: [] },
+  'POST /v1/counters/:name/reset': { method: 'POST', url: () => '/v1/counters/hits/reset', auth: 'tenant', strict: true, wrongTypes: { value: notInteger }, base: () => ({}), constrained: [] },
+};
+
+/** Path parameters: for each route, values of the parameter that must be refused. */
+const malformedEscapes = ['%E0%A4%A', '%zz'];
+const badSegments = [...malformedEscapes, 'bad name', "a'b", 'a"b', '..', '.hidden', '-dash', 'a%00b', 'a%2Fb', '%F0%9F%92%A9', ...INJECTIONS.map(encodeURIComponent)];
+const tooLong = (n: number) => 'a'.repeat(n);
+
+forEachBackend('http bad input', (backend) => {
+  const h = useHttp(backend, { app: { server: { bodyLimitBytes: BODY_LIMIT } } });
+  let w: World;
+  let before: Record<string, number>;
+
+  beforeAll(async () => {
+    const T = await createTenant(h.app, `bad-input-${randomBytes(4).toString('hex')}`, 'owner');
+    const coll = 'things';
+    const put = await h.app.inject({ method: 'PUT', url: `/v1/collections/${coll}`, headers: bearer(T.key), payload: { indexes: ['status'] } });
+    expect(put.statusCode, put.body).toBe(200);
+    const rec = await h.app.inject({ method: 'POST', url: `/v1/collections/${coll}/records`, headers: bearer(T.key), payload: { id: 'r1', status: 'open', n: 1 } });
+    expect(rec.statusCode, rec.body).toBe(201);
+    await h.app.inject({ method: 'POST', url: '/v1/counters/hits/increment', headers: bearer(T.key) });
+    const user = await h.app.inject({ method: 'POST', url: '/v1/users', headers: bearer(T.key), payload: { email: 'u@example.com', password: 'long enough password', role: 'member' } });
+    expect(user.statusCode, user.body).toBe(201);
+    const key = await createKey(h.app, T, 'viewer');
+    w = { T, coll, rec: 'r1', userId: user.json<{ id: string }>().id, keyId: key.id };
+  });
+
+  beforeEach(async () => {
+    before = await countEverything(h.store, [w.T.id]);
+  });
+  afterEach(async () => {
+    expect(await countEverything(h.store, [w.T.id]), 'row counts changed').toEqual(before);
+  });
+
+  const headersFor = (auth: Auth): Record<string, string> => (auth === 'service' ? bearer(SERVICE_KEY) : auth === 'tenant' ? bearer(w.T.key) : {});
+  const send = (method: string, url: string, auth: Auth, payload?: string, contentType = 'application/json', extra: Record<string, string> = {}) =>
+    h.app.inject({
+      method: method as 'GET',
+      url,
+      headers: { ...headersFor(auth), ...(payload === undefined ? {} : { 'content-type': contentType }), ...extra },
+      ...(payload === undefined ? {} : { payload }),
+    });
+  const bad = (res: LightMyRequestResponse, field?: string | RegExp, status: number | readonly number[] = 400) =>
+    expectProblem(res, status, field === undefined ? {} : { field });
+
+  describe('bodies', () => {
+    for (const [name, route] of Object.entries(BODY_ROUTES)) {
+      it(`${name}: malformed JSON, non-object JSON, empty body`, async () => {
+        for (const text of ['{"a":', '{a:1}', "{'a':1}", '{"a":1}}', '\u0000', 'nul', '{"a":1,}']) {
+          bad(await send(route.method, route.url(w), route.auth, text), undefined, 400);
+        }
+        for (const text of ['[1,2]', '"text"', '42', 'true', '[]']) {
+          bad(await send(route.method, route.url(w), route.auth, text), undefined, 400);
+        }
+      });
+
+      if (route.strict) {
+        it(`${name}: an unknown field is named in errors[].field`, async () => {
+          const res = await send(route.method, route.url(w), route.auth, JSON.stringify({ ...route.base(w), zzUnknown: 1 }));
+          const body = bad(res, '/body/zzUnknown');
+          expect(body.code).toBe('agentstore.validation');
+        });
+      }
+
+      for (const [field, values] of Object.entries(route.wrongTypes)) {
+        it(`${name}: wrong types of "${field}" are refused, never coerced`, async () => {
+          for (const value of values) {
+            const res = await send(route.method, route.url(w), route.auth, JSON.stringify({ ...route.base(w), [field]: value }));
+            bad(res, new RegExp(`(^|/)${field}(/\\d+)?$`));
+          }
+        });
+      }
+
+      it(`${name}: a body over the limit is 413`, async () => {
+        const big = JSON.stringify({ ...route.base(w), pad: 'x'.repeat(BODY_LIMIT) });
+        const res = await send(route.method, route.url(w), route.auth, big);
+        expect(bad(res, undefined, 413).code).toBe('agentstore.payload_too_large');
+      });
+
+      it(`${name}: an unsupported content type is 415`, async () => {
+        for (const type of ['application/xml', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'image/png']) {
+          const res = await send(route.method, route.url(w), route.auth, JSON.stringify(route.base(w)), type);
+          expect(bad(res, undefined, 415).code).toBe('agentstore.validation');
+        }
+        // Fastify parses text/plain itself, so it reaches validation as a string: 400 or 415.
+        bad(await send(route.method, route.url(w), route.auth, JSON.stringify(route.base(w)), 'text/plain'), undefined, [400, 415]);
+      });
+
+      if (route.constrained.length > 0) {
+        it(`${name}: SQL-injection strings in constrained fields are refused`, async () => {
+          for (const field of route.constrained) {
+            for (const value of INJECTIONS) {
+              const res = await send(route.method, route.url(w), route.auth, JSON.stringify({ ...route.base(w), [field]: value }));
+              // login answers an unknown tenant like a wrong password, so as not to reveal tenants.
+              expectProblem(res, name === 'POST /v1/auth/login' ? [400, 401] : [400]);
+            }
+          }
+        });
+      }
+    }
+
+    it('PATCH takes application/merge-patch+json, and refuses malformed or non-object merge patches', async () => {
+      const url = `/v1/collections/${w.coll}/records/${w.rec}`;
+      for (const text of ['{"a":', '[1]', '"x"', '12']) bad(await send('PATCH', url, 'tenant', text, 'application/merge-patch+json'), undefined, 400);
+      // A valid merge patch against a record that does not exist: 404, nothing created.
+      const missing = await send('PATCH', `/v1/collections/${w.coll}/records/nope`, 'tenant', '{"status":"x"}', 'application/merge-patch+json');
+      expectProblem(missing, 404, { code: 'agentstore.not_found' });
+      const oversize = await send('PATCH', url, 'tenant', JSON.stringify({ pad: 'x'.repeat(BODY_LIMIT) }), 'application/merge-patch+json');
+      bad(oversize, undefined, 413);
+    });
+
+    it('records: data that cannot be stored (bad id, deep nesting, NUL key) is refused', async () => {
+      const url = `/v1/collections/${w.coll}/records`;
+      let deep: unknown = 1;
+      for (let i = 0; i < 120; i++) deep = { d: deep };
+      for (const body of [{ id: '' }, { id: tooLong(129) }, { id: 'a b' }, { id: "x'); DROP TABLE records;--" }, deep, { 'a\u0000b': 1 }, { s: '\ud800' }]) {
+        const text = JSON.stringify(body);
+        if (text.length > BODY_LIMIT) continue;
+        bad(await send('POST', url, 'tenant', text));
+      }
+      // A record id that is taken: 409, not a raw unique violation.
+      expectProblem(await send('POST', url, 'tenant', JSON.stringify({ id: w.rec })), 409, { code: 'agentstore.conflict' });
+    });
+
+    it('collections: an invalid JSON Schema and invalid index paths are refused with the field named', async () => {
+      const url = `/v1/collections/${w.coll}`;
+      bad(await send('PUT', url, 'tenant', JSON.stringify({ schema: { type: 'no-such-type' } })), 'schema');
+      bad(await send('PUT', url, 'tenant', JSON.stringify({ schema: { $ref: 'http://example.com/s.json' } })), 'schema');
+      for (const index of [...INJECTIONS, 'a..b', '', 'id', tooLong(600)]) {
+        bad(await send('PUT', url, 'tenant', JSON.stringify({ indexes: [index] })), /indexes/);
+      }
+      bad(await send('PUT', url, 'tenant', JSON.stringify({ indexes: Array.from({ length: 17 }, (_, i) => `f${i}`) })), /indexes/);
+    });
+
+    it('users: PATCH with neither role nor password names the body', async () => {
+      bad(await send('PATCH', `/v1/users/${w.userId}`, 'tenant', '{}'), '/body');
+    });
+  });
+
+  describe('path parameters', () => {
+    const routes: { route: string; method: string; url: (v: string) => string; field: RegExp; auth: Auth; payload?: string; notFoundOk?: boolean }[] = [
+      { route: 'GET /v1/collections/:collection', method: 'GET', url: (v) => `/v1/collections/${v}`, field: /collection/, auth: 'tenant' },
+      { route: 'PUT /v1/collections/:collection', method: 'PUT', url: (v) => `/v1/collections/${v}`, field: /collection/, auth: 'tenant', payload: '{}' },
+      { route: 'DELETE /v1/collections/:collection', method: 'DELETE', url: (v) => `/v1/collections/${v}`, field: /collection/, auth: 'tenant' },
+      { route: 'POST /v1/collections/:collection/records', method: 'POST', url: (v) => `/v1/collections/${v}/records`, field: /collection/, auth: 'tenant', payload: '{"a":1}' },
+      { route: 'GET /v1/collections/:collection/records', method: 'GET', url: (v) => `/v1/collections/${v}/records`, field: /collection/, auth: 'tenant' },
+      { route: 'GET records/:id', method: 'GET', url: (v) => `/v1/collections/things/records/${v}`, field: /(^|\/)id$/, auth: 'tenant' },
+      { route: 'PUT records/:id', method: 'PUT', url: (v) => `/v1/collections/things/records/${v}`, field: /(^|\/)id$/, auth: 'tenant', payload: '{"a":1}' },
+      { route: 'PATCH records/:id', method: 'PATCH', url: (v) => `/v1/collections/things/records/${v}`, field: /(^|\/)id$/, auth: 'tenant', payload: '{"a":1}' },
+      { route: 'DELETE records/:id', method: 'DELETE', url: (v) => `/v1/collections/things/records/${v}`, field: /(^|\/)id$/, auth: 'tenant' },
+      { route: 'GET /v1/counters/:name', method: 'GET', url: (v) => `/v1/counters/${v}`, field: /name/, auth: 'tenant' },
+      { route: 'POST /v1/counters/:name/increment', method: 'POST', url: (v) => `/v1/counters/${v}/increment`, field: /name/, auth: 'tenant', payload: '{}' },
+      { route: 'POST /v1/counters/:name/reset', method: 'POST', url: (v) => `/v1/counters/${v}/reset`, field: /name/, auth: 'tenant', payload: '{}' },
+      // Unknown ids of users, keys and tenants are simply not found.
+      { route: 'GET /v1/users/:id', method: 'GET', url: (v) => `/v1/users/${v}`, field: /id/, auth: 'tenant', notFoundOk: true },
+      { route: 'PATCH /v1/users/:id', method: 'PATCH', url: (v) => `/v1/users/${v}`, field: /id/, auth: 'tenant', payload: '{"role":"viewer"}', notFoundOk: true },
+      { route: 'DELETE /v1/users/:id', method: 'DELETE', url: (v) => `/v1/users/${v}`, field: /id/, auth: 'tenant', notFoundOk: true },
+      { route: 'GET /v1/api-keys/:id', method: 'GET', url: (v) => `/v1/api-keys/${v}`, field: /id/, auth: 'tenant', notFoundOk: true },
+      { route: 'DELETE /v1/api-keys/:id', method: 'DELETE', url: (v) => `/v1/api-keys/${v}`, field: /id/, auth: 'tenant', notFoundOk: true },
+      { route: 'GET /v1/tenants/:tenantId', method: 'GET', url: (v) => `/v1/tenants/${v}`, field: /tenantId/, auth: 'service', notFoundOk: true },
+      { route: 'POST /v1/tenants/:tenantId/api-keys', method: 'POST', url: (v) => `/v1/tenants/${v}/api-keys`, field: /tenantId/, auth: 'service', payload: '{"name":"k","role":"viewer"}', notFoundOk: true },
+      {
+        route: 'POST /v1/tenants/:tenantId/users',
+        method: 'POST',
+        url: (v) => `/v1/tenants/${v}/users`,
+        field: /tenantId/,
+        auth: 'service',
+        payload: '{"email":"p@example.com","password":"long enough password","role":"viewer"}',
+        notFoundOk: true,
+      },
+    ];
+    for (const r of routes) {
+      it(`${r.route}: bad characters, SQL-injection strings and over-long values are 4xx`, async () => {
+        for (const value of [...badSegments, tooLong(129), tooLong(600)]) {
+          const res = await send(r.method, r.url(value), r.auth, r.payload);
+          // Over maxParamLength (512) the router refuses the URL (414); ".." is resolved away
+          // to another route, so any 4xx will do there.
+          const allowed = value === '..' ? [400, 401, 403, 404, 405] : value.length > 512 ? [414] : r.notFoundOk ? [400, 404] : [400];
+          const body = expectProblem(res, allowed);
+          // A malformed %-escape is refused by the router, before any field exists.
+          if (res.statusCode === 400 && !malformedEscapes.includes(value)) {
+            expect((body.errors ?? []).some((e) => r.field.test(e.field)), `${r.route} ${value}: ${JSON.stringify(body)}`).toBe(true);
+          }
+        }
+      });
+    }
+  });
+
+  describe('query strings and headers', () => {
+    const records = () => `/v1/collections/${w.coll}/records`;
+
+    it('invalid cursors are 400 naming cursor, on every listing', async () => {
+      const forged = Buffer.from(JSON.stringify({ s: 'records:things:$created_at,$id:', v: ["x'); DROP TABLE records;--", { a: 1 }] })).toString('base64url');
+      const otherScope = Buffer.from(JSON.stringify({ s: 'some-other-listing', v: ['a'] })).toString('base64url');
+      for (const listing of [records(), '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit']) {
+        for (const cursor of ['not a cursor', '!!!', forged, otherScope, 'e30', encodeURIComponent(INJECTIONS[0] as string), tooLong(5000)]) {
+          const res = await send('GET', `${listing}?cursor=${encodeURIComponent(cursor)}`, 'tenant');
+          const body = bad(res);
+          expect((body.errors ?? []).some((e) => /cursor/.test(e.field)), `${listing} ${cursor.slice(0, 40)}: ${res.body}`).toBe(true);
+        }
+      }
+      const tenants = await send('GET', '/v1/tenants?cursor=garbage!', 'service');
+      bad(tenants, /cursor/);
+    });
+
+    it('invalid limits are 400 naming limit', async () => {
+      for (const listing of [records(), '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/changes']) {
+        for (const limit of ['0', '-1', '501000', 'abc', '1.5', '1e3x', "1' OR '1'='1"]) {
+          bad(await send('GET', `${listing}?limit=${encodeURIComponent(limit)}`, 'tenant'), /limit/);
+        }
+      }
+    });
+
+    it('unknown query parameters are refused', async () => {
+      for (const listing of [records(), '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/changes']) {
+        bad(await send('GET', `${listing}?zzUnknown=1`, 'tenant'), /zzUnknown/);
+      }
+    });
+
+    it('invalid filters are 400 naming filter; SQL in filter values is only ever compared', async () => {
+      const filters: unknown[] = [
+        'not json',
+        '[1]',
+        '"x"',
+        { "status') OR 1=1 --": 'x' },
+        { 'a.b"; DROP TABLE records; --': 1 },
+        { "$.a') --": 1 },
+        { status: { regex: '.*' } },
+        { status: { gt: { nested: 1 } } },
+        { status: { in: [] } },
+        { status: { in: 'x' } },
+        { status: { exists: 'yes' } },
+        { and: [] },
+        { or: 'x' },
+        { not: 5 },
+        { status: { eq: [1] } },
+        { createdAt: { gt: "2020'); DROP TABLE records;--" } },
+        { version: { eq: '1 OR 1=1' } },
+        { status: {} },
+        { '': 1 },
+        { 'a..b': 1 },
+      ];
+      let deep: unknown = { status: 'x' };
+      for (let i = 0; i < 12; i++) deep = { not: deep };
+      filters.push(deep);
+      filters.push({ or: Array.from({ length: 101 }, (_, i) => ({ [`f${i}`]: i })) });
+      for (const filter of filters) {
+        const text = typeof filter === 'string' ? filter : JSON.stringify(filter);
+        const res = await send('GET', `${records()}?filter=${encodeURIComponent(text)}`, 'tenant');
+        bad(res, /filter/);
+      }
+      bad(await send('GET', `${records()}?filter=${encodeURIComponent(JSON.stringify({ a: 'x'.repeat(9000) }))}`, 'tenant'), /filter/);
+      for (const value of INJECTIONS) {
+        const res = await send('GET', `${records()}?filter=${encodeURIComponent(JSON.stringify({ status: value }))}`, 'tenant');
+        expect(res.statusCode, res.body).toBe(200);
+        expect(res.json<{ items: unknown[] }>().items).toEqual([]);
+        const contains = await send('GET', `${records()}?filter=${encodeURIComponent(JSON.stringify({ status: { contains: value } }))}`, 'tenant');
+        expect(contains.statusCode, contains.body).toBe(200);
+        expect(contains.json<{ items: unknown[] }>().items).toEqual([]);
+      }
+    });
+
+    it('invalid sorts are 400 naming sort', async () => {
+      for (const sort of [...INJECTIONS, 'a,,b', 'a,b,c,d', '-', 'status,status', 'a b', 'createdAt desc', 'status;', tooLong(601)]) {
+        bad(await send('GET', `${records()}?sort=${encodeURIComponent(sort)}`, 'tenant'), /sort/);
+      }
+    });
+
+    it('audit and change-feed queries: invalid timestamps, sequence numbers and types', async () => {
+      for (const q of ['from=yesterday', 'to=2020-13-45', `from=${encodeURIComponent(INJECTIONS[0] as string)}`]) bad(await send('GET', `/v1/audit?${q}`, 'tenant'), /from|to/);
+      bad(await send('GET', `/v1/audit?actorType=${tooLong(33)}`, 'tenant'), /actorType/);
+      for (const q of ['after=-1', 'after=abc', `after=${encodeURIComponent(INJECTIONS[1] as string)}`]) bad(await send('GET', `/v1/changes?${q}`, 'tenant'), /after/);
+      for (const types of [INJECTIONS[0] as string, 'Record', 'record;counter', 'a'.repeat(40)]) {
+        bad(await send('GET', `/v1/changes?types=${encodeURIComponent(types)}`, 'tenant'), /types/);
+        bad(await send('GET', `/v1/events?types=${encodeURIComponent(types)}`, 'tenant'), /types/);
+      }
+      for (const id of ['abc', '-1', "1' OR '1'='1", '1'.repeat(20)]) {
+        bad(await send('GET', '/v1/events', 'tenant', undefined, 'application/json', { 'last-event-id': id }), /last-event-id/);
+      }
+      bad(await send('GET', '/v1/events?after=x1', 'tenant'), /after/);
+      // SQL in a filter value of the audit log is only compared.
+      const res = await send('GET', `/v1/audit?resourceId=${encodeURIComponent(INJECTIONS[0] as string)}&action=${encodeURIComponent(INJECTIONS[1] as string)}`, 'tenant');
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.json<{ items: unknown[] }>().items).toEqual([]);
+    });
+
+    it('invalid If-Match is 400 naming if-match; a stale one is 412', async () => {
+      const url = `${records()}/${w.rec}`;
+      for (const value of ['3', 'W/"1"', '"abc"', '"1"x', '"-1"', INJECTIONS[0] as string, '"1", "2"', `"${'9'.repeat(16)}"`, 'x'.repeat(65)]) {
+        for (const [method, payload] of [['PUT', '{"a":1}'], ['PATCH', '{"a":1}'], ['DELETE', undefined]] as const) {
+          const res = await send(method, url, 'tenant', payload, 'application/json', { 'if-match': value });
+          bad(res, /if-match/);
+        }
+      }
+      expectProblem(await send('PATCH', url, 'tenant', '{"a":1}', 'application/json', { 'if-match': '"99"' }), 412, { code: 'agentstore.precondition_failed' });
+      expectProblem(await send('DELETE', url, 'tenant', undefined, 'application/json', { 'if-match': '"99"' }), 412);
+    });
+
+    it('invalid Idempotency-Key is 400 naming idempotency-key', async () => {
+      for (const key of ['', 'x'.repeat(256)]) {
+        bad(await send('POST', records(), 'tenant', '{"a":1}', 'application/json', { 'idempotency-key': key }), /idempotency-key/);
+      }
+    });
+
+    it('a 4 KiB Authorization header and odd auth schemes are 401, not 500', async () => {
+      for (const authorization of [`Bearer ${'a'.repeat(5000)}`, 'Bearer', 'Bearer a b', `Bearer ${INJECTIONS[0]}`, 'Token abc']) {
+        expectProblem(await h.app.inject({ method: 'GET', url: '/v1/counters', headers: { authorization } }), 401);
+      }
+      expectProblem(await h.app.inject({ method: 'GET', url: '/v1/counters', headers: { 'x-api-key': INJECTIONS[0] as string } }), 401);
+    });
+  });
+});
