@@ -12,6 +12,16 @@ import { TENANT_TABLES } from '../../src/db/schema.js';
 import type { Store } from '../../src/store.js';
 import { openTestStore, type Backend, type TestStore, type TestStoreOptions } from '../helpers/index.js';
 
+/** SQL-injection probes for every string field, path parameter and filter. */
+export const INJECTIONS = [
+  "x'); DROP TABLE records;--",
+  '" OR 1=1 --',
+  "$.a') --",
+  "1; DELETE FROM tenants WHERE '1'='1",
+  "records' UNION SELECT key_hash FROM api_keys --",
+  '{a,b}\'; TRUNCATE changes; --',
+];
+
 /** Not a secret: test stores only. Starts with assk_ so the auth service treats it as a service key. */
 export const SERVICE_KEY = 'assk_http_suite_service_key_0123456789abcdef';
 
