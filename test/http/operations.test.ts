@@ -1,0 +1,105 @@
+/**
+ * Operational endpoints: liveness, readiness (and 503 when the database is gone), Prometheus
+ * metrics, the OpenAPI document and docs UI, request ids, and the 404 for unknown routes.
+ */
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { forEachBackend } from '../helpers/index.js';
+import { bearer, createTenant, expectProblem, listRoutes, openHttp, useHttp } from './http-kit.js';
+
+forEachBackend('http operations', (backend) => {
+  const h = useHttp(backend);
+
+  it('/health is 200 without credentials; /ready is 200 with the schema version', async () => {
+    const health = await h.app.inject({ method: 'GET', url: '/health' });
+    expect(health.statusCode).toBe(200);
+    expect(health.json()).toEqual({ status: 'ok' });
+    const ready = await h.app.inject({ method: 'GET', url: '/ready' });
+    expect(ready.statusCode, ready.body).toBe(200);
+    expect(ready.json<{ status: string; schemaVersion: unknown }>()).toMatchObject({ status: 'ready' });
+    expect(ready.json<{ schemaVersion: unknown }>().schemaVersion).not.toBeNull();
+  });
+
+  it('/metrics counts requests by route pattern (never by raw URL) and reports the pool', async () => {
+    const t = await createTenant(h.app, `metrics-${randomBytes(4).toString('hex')}`);
+    const secretName = `never-a-label-${randomBytes(4).toString('hex')}`;
+    await h.app.inject({ method: 'POST', url: `/v1/counters/${secretName}/increment`, headers: bearer(t.key) });
+    await h.app.inject({ method: 'GET', url: '/health' });
+    await h.app.inject({ method: 'GET', url: `/no/such/${secretName}` });
+    const res = await h.app.inject({ method: 'GET', url: '/metrics' });
+    expect(res.statusCode).toBe(200);
+    expect(String(res.headers['content-type'])).toMatch(/^text\/plain/);
+    const text = res.body;
+    expect(text).toMatch(/agentstore_http_requests_total\{method="GET",route="\/health",status_code="200"\} \d+/);
+    expect(text).toMatch(/agentstore_http_requests_total\{method="POST",route="\/v1\/counters\/:name\/increment",status_code="200"\} \d+/);
+    expect(text).toMatch(/agentstore_http_requests_total\{[^}]*status_code="404"\} \d+/);
+    expect(text).toContain('agentstore_http_request_duration_seconds_bucket');
+    for (const state of ['total', 'idle', 'waiting', 'max']) expect(text).toMatch(new RegExp(`agentstore_db_pool_connections\\{state="${state}"\\} \\d+`));
+    expect(text).not.toContain(secretName);
+    expect(text).not.toContain(t.id);
+  });
+
+  it('/openapi.json is OpenAPI 3.1.0 and documents every /v1 route with a summary; /docs serves the UI', async () => {
+    const res = await h.app.inject({ method: 'GET', url: '/openapi.json' });
+    expect(res.statusCode).toBe(200);
+    const doc = res.json<{ openapi: string; paths: Record<string, Record<string, { summary?: string; responses?: Record<string, unknown> }>> }>();
+    expect(doc.openapi).toBe('3.1.0');
+    const routes = listRoutes(h.app).filter((r) => r.split(' ')[1]?.startsWith('/v1/'));
+    expect(routes.length).toBeGreaterThan(30);
+    const missing: string[] = [];
+    for (const route of routes) {
+      const [method, path] = route.split(' ') as [string, string];
+      const op = doc.paths[path.replace(/:(\w+)/g, '{$1}')]?.[method.toLowerCase()];
+      if (!op?.summary) missing.push(route);
+      else expect(Object.keys(op.responses ?? {}), route).toEqual(expect.arrayContaining(['4XX']));
+    }
+    expect(missing, 'routes without an OpenAPI operation and summary').toEqual([]);
+    let docs = await h.app.inject({ method: 'GET', url: '/docs' });
+    if (docs.statusCode >= 300 && docs.statusCode < 400) docs = await h.app.inject({ method: 'GET', url: String(docs.headers.location) });
+    expect(docs.statusCode).toBe(200);
+    expect(docs.body).toMatch(/swagger/i);
+  });
+
+  it('x-request-id: a well-formed one is echoed (header and problem body), a malformed one replaced', async () => {
+    const given = `req-${randomBytes(6).toString('hex')}`;
+    const ok = await h.app.inject({ method: 'GET', url: '/health', headers: { 'x-request-id': given } });
+    expect(ok.headers['x-request-id']).toBe(given);
+    const problem = await h.app.inject({ method: 'GET', url: '/v1/counters', headers: { 'x-request-id': given } });
+    expect(expectProblem(problem, 401).requestId).toBe(given);
+    for (const bad of ['has space', 'semi;colon', 'x'.repeat(129), '<script>', "'; DROP TABLE audit_log;--"]) {
+      const res = await h.app.inject({ method: 'GET', url: '/health', headers: { 'x-request-id': bad } });
+      const id = String(res.headers['x-request-id']);
+      expect(id).not.toBe(bad);
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    const generated = await h.app.inject({ method: 'GET', url: '/health' });
+    expect(String(generated.headers['x-request-id'])).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('an unknown route is a 404 problem, for any method', async () => {
+    for (const [method, url] of [['GET', '/nope'], ['POST', '/v1/nope'], ['DELETE', '/v1/collections'], ['GET', '/v2/collections']] as const) {
+      const body = expectProblem(await h.app.inject({ method, url }), [404, 405], { code: 'agentstore.not_found' });
+      expect(body.instance).toBe(url);
+    }
+  });
+
+  describe('readiness when the database is gone', () => {
+    it('/ready is a 503 problem with Retry-After once the database is closed; /health stays 200', async () => {
+      const own = await openHttp(backend);
+      try {
+        expect((await own.app.inject({ method: 'GET', url: '/ready' })).statusCode).toBe(200);
+        await own.store.internals.db.close();
+        const started = Date.now();
+        const res = await own.app.inject({ method: 'GET', url: '/ready' });
+        expect(Date.now() - started).toBeLessThan(5000);
+        expectProblem(res, 503, { code: 'agentstore.unavailable' });
+        expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+        expect((await own.app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+      } finally {
+        await own.app.close();
+        await own.store.close().catch(() => undefined);
+        await own.test.database.drop();
+      }
+    });
+  });
+});
