@@ -133,6 +133,10 @@ function openPostgres(url: string, options: StoreConfig['postgres'], retry: Retr
   // An idle client whose server went away emits 'error' on the pool; without a listener
   // Node would crash. pg drops that client, and the next checkout opens a fresh one.
   pool.on('error', () => undefined);
+  // The pool listens only to idle clients: one whose server goes away while it is checked
+  // out but between queries would emit 'error' with no listener and crash the process.
+  // Its next query fails as transient and is retried on a fresh client.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   const timeout = Math.trunc(options.statementTimeoutMs);
   // One round trip opens the transaction and sets everything that must not outlive it:
