@@ -61,8 +61,8 @@ if (fixture.backend === 'sqlite' && fixture.sqliteFile) {
   );
   closers.push(() => void db.close());
 } else {
-  const pool = new pg.Pool({ connectionString: fixture.url, max: 10 });
-  pool.on('connect', (client) => void client.query("select set_config('app.tenant_id', $1, false)", [tenantId]));
+  // Session-level tenant as a startup option: each raw select is then exactly one round trip.
+  const pool = new pg.Pool({ connectionString: fixture.url, max: 10, options: `-c app.tenant_id=${tenantId}` });
   const selectSql = 'select * from records where tenant_id = $1 and collection = $2 and id = $3';
   ops.push(
     { name: 'raw pk select (pg pool)', kind: 'raw', op: () => pool.query(selectSql, [tenantId, 'items', pick()]) },

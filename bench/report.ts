@@ -105,11 +105,15 @@ function httpTable(results: BenchResults): string {
     const isGet = h.label.startsWith('get by id') || h.id.startsWith('baseline:raw');
     const raw = h.id.includes(':get:') ? (h.target === 'postgres' && h.connections !== 100 ? undefined : rawFor(h.target, h.connections)) : undefined;
     const load = h.overallRate ? `${h.connections} @ ${fmt(h.overallRate)}/s` : String(h.connections);
-    return `| ${h.target} | ${h.label} | ${load} | ${fmt(s.opsPerSec)} | ${ms(s.p50)} | ${ms(s.p99)} | ${s.errors} | ${s.non2xx} | ${b && isGet && !h.overallRate ? pct(s.opsPerSec / b.opsPerSec) : ''} | ${raw ? pct(s.opsPerSec / raw.opsPerSec) : ''} |`;
+    const kinds = new Map<string, number>();
+    for (const run of s.runs) for (const [k, n] of Object.entries(run.errorKinds ?? {})) kinds.set(k, (kinds.get(k) ?? 0) + n);
+    const errors = kinds.size > 0 ? `${s.errors} (${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')})` : String(s.errors);
+    const overflows = s.runs.some((r) => r.listenOverflows !== undefined) ? fmt(s.runs.reduce((n, r) => n + (r.listenOverflows ?? 0), 0)) : 'n/r';
+    return `| ${h.target} | ${h.label} | ${load} | ${fmt(s.opsPerSec)} | ${ms(s.p50)} | ${ms(s.p99)} | ${errors} | ${s.non2xx} | ${overflows} | ${b && isGet && !h.overallRate ? pct(s.opsPerSec / b.opsPerSec) : ''} | ${raw ? pct(s.opsPerSec / raw.opsPerSec) : ''} |`;
   });
   return [
-    '| server | workload | connections | req/s | p50 ms | p99 ms | errors | non-2xx | vs bare route | vs raw-driver route |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| server | workload | connections | req/s | p50 ms | p99 ms | errors | non-2xx | listen overflows | vs bare route | vs raw-driver route |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows,
   ].join('\n');
 }
@@ -135,7 +139,7 @@ export function renderMarkdown(results: BenchResults): string {
     '',
   );
   out.push('#### HTTP (autocannon in the parent, server in a child process)', '', httpTable(results), '');
-  out.push('"vs bare route": req/s over bare Fastify returning a constant, same connections. "vs raw-driver route": over bare Fastify doing the raw pk select (better-sqlite3, or one pg pool query at 100 connections).', '');
+  out.push('"vs bare route": req/s over bare Fastify returning a constant, same connections. "vs raw-driver route": over bare Fastify doing the raw pk select (better-sqlite3, or one pg pool query at 100 connections). Errors and non-2xx are summed over the runs; "listen overflows" is the kernel counter TcpExt ListenOverflows over the runs (accept queue full; n/r = not recorded).', '');
   out.push('#### In-process (library calls; raw driver rows in italics)', '');
   out.push('| backend | workload | outstanding | ops/s | p50 ms | p99 ms | errors | vs raw driver |', '|---|---|---:|---:|---:|---:|---:|---:|');
   for (const [backend, rows] of Object.entries(results.inproc)) if (rows) out.push(inprocTable(backend, rows));

@@ -69,8 +69,8 @@ async function baselineServer(): Promise<{ app: FastifyInstance; close: () => Pr
     const tenant = process.env.BENCH_PG_TENANT ?? '';
     // Same pool size as the store's default; the tenant is set once per session, so each
     // request is exactly one round trip (the store needs a transaction per request instead).
-    const pool = new pg.Pool({ connectionString: pgUrl, max: 10 });
-    pool.on('connect', (client) => void client.query("select set_config('app.tenant_id', $1, false)", [tenant]));
+    // The tenant id is a UUID from the fixture, safe in a startup option.
+    const pool = new pg.Pool({ connectionString: pgUrl, max: 10, options: `-c app.tenant_id=${tenant}` });
     app.get<{ Params: { id: string } }>('/raw-pg/:id', async (req, reply) => {
       const { rows } = await pool.query('select * from records where tenant_id = $1 and collection = $2 and id = $3', [tenant, 'items', req.params.id]);
       const row = rows[0] as { id: string; version: number; data: unknown; created_at: Date; updated_at: Date } | undefined;

@@ -37,6 +37,10 @@ declare module 'autocannon' {
     duration: number;
     statusCodeStats?: Record<string, { count: number }>;
   }
-  function autocannon(options: Options): Promise<Result>;
+  /** The returned instance is a thenable EventEmitter ('reqError', 'response', ...). */
+  export interface Instance extends PromiseLike<Result> {
+    on(event: 'reqError', listener: (error: NodeJS.ErrnoException) => void): this;
+  }
+  function autocannon(options: Options): Instance;
   export default autocannon;
 }

@@ -26,6 +26,10 @@ export interface Sample {
   /** HTTP responses outside 2xx; 0 in-process. */
   readonly non2xx: number;
   readonly total: number;
+  /** HTTP only: error counts by code (ETIMEDOUT, ECONNRESET ...) when there were any. */
+  readonly errorKinds?: Record<string, number>;
+  /** HTTP only: accept-queue overflows on this machine during the measurement. */
+  readonly listenOverflows?: number;
 }
 
 export interface Summary {
