@@ -85,7 +85,8 @@ async function baselineServer(): Promise<{ app: FastifyInstance; close: () => Pr
 const mode = process.argv[2];
 const server = mode === 'app' ? await appServer() : mode === 'baseline' ? await baselineServer() : undefined;
 if (!server) throw new Error(`usage: server.ts app|baseline (got ${mode})`);
-await server.app.listen({ host: '127.0.0.1', port: 0 });
+// The same backlog as `agentstore serve` (src/cli/serve.ts), for every server alike.
+await server.app.listen({ host: '127.0.0.1', port: 0, backlog: 4096 });
 const address = server.app.server.address();
 send({ type: 'ready', port: typeof address === 'object' && address ? address.port : 0 });
 process.on('message', (message: Message) => {
