@@ -70,6 +70,9 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
   app.addHook('onRequest', async (request, reply) => {
     void reply.header('x-request-id', String(request.id));
   });
+  // Only JSON bodies: Fastify would otherwise hand text/plain through as a string and the
+  // caller would get a schema error instead of 415.
+  app.removeContentTypeParser('text/plain');
   app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
 
   await app.register(swagger, {

@@ -41,7 +41,7 @@ export function toUser(row: UsersTable): User {
 }
 
 export function normalizeEmail(email: unknown, field = 'email'): string {
-  if (typeof email !== 'string' || email.length > 320 || !/^[^\s@]+@[^\s@]+$/.test(email.trim())) {
+  if (typeof email !== 'string' || email.length > 320 || !/^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+$/u.test(email.trim())) {
     throw AgentstoreError.invalidField(field, 'must be an email address');
   }
   return email.trim().toLowerCase();
