@@ -1,9 +1,10 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { sql } from 'kysely';
 import { loadConfig, describeBackends } from '../config/env.js';
 import type { Role } from '../core/context.js';
 import { isAgentstoreError } from '../core/errors.js';
 import { createDatabase, type Database } from '../db/database.js';
+import { MIGRATIONS } from '../db/migrations/index.js';
 import { migrateUp, migrationPlan, migrationStatus } from '../db/migrator.js';
 import { TENANT_TABLES } from '../db/schema.js';
 import { openStore, type Store } from '../store.js';
@@ -35,6 +36,15 @@ async function withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
 /** The service key acts as owner of the tenant it administers from the CLI. */
 const owner = (tenantId: string) => ({ tenantId, actor: { type: 'service' as const, id: 'cli' }, role: 'owner' as const });
 
+/** `--to`: a version this code has; anything else (`abc` was NaN, which applied every migration) is refused. */
+function parseVersion(value: string): number {
+  const version = Number(value);
+  if (!/^\d+$/.test(value) || version < 1 || version > MIGRATIONS.length) {
+    throw new InvalidArgumentError(`must be a migration version from 1 to ${MIGRATIONS.length}`);
+  }
+  return version;
+}
+
 const program = new Command()
   .name('agentstore')
   .description('agentstore: storage backend for AI-agent platforms')
@@ -60,10 +70,10 @@ migrate
 migrate
   .command('up')
   .description('apply pending migrations, each in its own transaction')
-  .option('--to <version>', 'stop at this version')
-  .action((opts: { to?: string }) =>
+  .option('--to <version>', 'stop at this version', parseVersion)
+  .action((opts: { to?: number }) =>
     withDatabase(async (db) => {
-      const applied = await migrateUp(db, opts.to ? { target: Number(opts.to) } : {});
+      const applied = await migrateUp(db, opts.to !== undefined ? { target: opts.to } : {});
       print(applied.length ? `applied ${applied.join(', ')}` : 'nothing to apply');
     }),
   );
@@ -78,14 +88,18 @@ program
       const status = await migrationStatus(db);
       print(`schema: version ${status.current} of ${status.latest}${status.upToDate ? '' : ' (NOT up to date)'}`);
       if (status.current === 0) return;
-      // On PostgreSQL, row-level security hides tenant rows from a role that is not the
-      // superuser: run status with the migration role to see every tenant's rows.
+      // On PostgreSQL, FORCE ROW LEVEL SECURITY hides every tenant row from a query without
+      // a tenant context, even to the tables' owner: count tenant tables tenant by tenant.
+      const count = async (trx: Database['kysely'], table: string) =>
+        Number((await sql<{ n: string | number }>`select count(*) as n from ${sql.table(table)}`.execute(trx)).rows[0]?.n ?? 0);
+      const tenantIds =
+        db.dialect === 'postgres' ? (await db.kysely.selectFrom('tenants').select('id').execute()).map((t) => t.id) : undefined;
       for (const table of ['tenants', ...TENANT_TABLES]) {
-        const known = status.migrations.some((m) => m.state === 'applied');
-        if (!known) break;
         try {
-          const { rows } = await sql<{ n: string | number }>`select count(*) as n from ${sql.table(table)}`.execute(db.kysely);
-          print(`  ${table.padEnd(18)} ${Number(rows[0]?.n ?? 0)}`);
+          let n = 0;
+          if (!tenantIds || table === 'tenants') n = await count(db.kysely, table);
+          else for (const id of tenantIds) n += await db.inTenant(id, (trx) => count(trx, table), { readOnly: true });
+          print(`  ${table.padEnd(18)} ${n}`);
         } catch {
           print(`  ${table.padEnd(18)} (not present)`);
         }
