@@ -38,3 +38,18 @@ export function pageSize(limit: number | undefined): number {
   }
   return limit;
 }
+
+/** Where a listing ordered by one text column continues: the key in its cursor, if any. */
+export function afterKey(scope: string, cursor: string | undefined): string | undefined {
+  if (cursor === undefined) return undefined;
+  const [key, ...rest] = decodeCursor(scope, cursor);
+  if (typeof key !== 'string' || rest.length > 0) throw AgentstoreError.invalidField('cursor', 'is not a cursor returned by this listing');
+  return key;
+}
+
+/** A page from `limit + 1` fetched rows: the extra row only says that there is a next page. */
+export function toPage<R, T>(rows: readonly R[], limit: number, map: (row: R) => T, cursorOf: (item: T) => unknown[], scope: string): Page<T> {
+  const items = rows.slice(0, limit).map(map);
+  const last = items.at(-1);
+  return { items, nextCursor: rows.length > limit && last !== undefined ? encodeCursor(scope, cursorOf(last)) : null };
+}

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { sql, type Expression, type SqlBool } from 'kysely';
 import { AgentstoreError } from '../../core/errors.js';
 import { requireRole, type TenantContext } from '../../core/context.js';
-import { decodeCursor, encodeCursor, pageSize, type Page } from '../../core/cursor.js';
+import { afterKey, decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../../core/cursor.js';
 import { uuidv7 } from '../../core/ids.js';
 import type { Database, Executor } from '../../db/database.js';
 import { fromJsonColumn, fromNullableJsonColumn, toIso, toJsonColumn } from '../../db/dialect.js';
@@ -244,16 +244,13 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
     async listCollections(ctx, options = {}) {
       requireRole(ctx, 'viewer');
       const limit = pageSize(options.limit);
-      const after = options.cursor ? decodeCursor('collections', options.cursor)[0] : undefined;
-      if (after !== undefined && typeof after !== 'string') throw AgentstoreError.invalidField('cursor', 'is not a cursor returned by this listing');
+      const after = afterKey('collections', options.cursor);
       const rows = await uow.read(ctx, (trx) => {
         let q = trx.selectFrom('collections').selectAll().where('tenant_id', '=', ctx.tenantId).orderBy('name').limit(limit + 1);
         if (after !== undefined) q = q.where('name', '>', after);
         return q.execute();
       });
-      const items = rows.slice(0, limit).map(toCollection);
-      const last = items.at(-1);
-      return { items, nextCursor: rows.length > limit && last ? encodeCursor('collections', [last.name]) : null };
+      return toPage(rows, limit, toCollection, (item) => [item.name], 'collections');
     },
 
     async deleteCollection(ctx, name) {

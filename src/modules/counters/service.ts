@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { AgentstoreError } from '../../core/errors.js';
 import { requireRole, type TenantContext } from '../../core/context.js';
-import { decodeCursor, encodeCursor, pageSize, type Page } from '../../core/cursor.js';
+import { afterKey, pageSize, toPage, type Page } from '../../core/cursor.js';
 import { toIso } from '../../db/dialect.js';
 import type { CountersTable } from '../../db/schema.js';
 import type { UnitOfWorkRunner } from '../../db/unit-of-work.js';
@@ -88,16 +88,13 @@ export function createCountersService(deps: { uow: UnitOfWorkRunner }): Counters
     async list(ctx, options = {}) {
       requireRole(ctx, 'viewer');
       const limit = pageSize(options.limit);
-      const after = options.cursor ? decodeCursor('counters', options.cursor)[0] : undefined;
-      if (after !== undefined && typeof after !== 'string') throw AgentstoreError.invalidField('cursor', 'is not a cursor returned by this listing');
+      const after = afterKey('counters', options.cursor);
       const rows = await uow.read(ctx, (trx) => {
         let q = trx.selectFrom('counters').selectAll().where('tenant_id', '=', ctx.tenantId).orderBy('name').limit(limit + 1);
         if (after !== undefined) q = q.where('name', '>', after);
         return q.execute();
       });
-      const items = rows.slice(0, limit).map(toCounter);
-      const last = items.at(-1);
-      return { items, nextCursor: rows.length > limit && last ? encodeCursor('counters', [last.name]) : null };
+      return toPage(rows, limit, toCounter, (item) => [item.name], 'counters');
     },
   };
 }

@@ -1,6 +1,6 @@
 import { AgentstoreError } from '../../core/errors.js';
 import { requireRole, roleAtLeast, type Role, type TenantContext } from '../../core/context.js';
-import { decodeCursor, encodeCursor, pageSize, type Page } from '../../core/cursor.js';
+import { afterKey, pageSize, toPage, type Page } from '../../core/cursor.js';
 import { isUuid, uuidv7 } from '../../core/ids.js';
 import { toIso, toNullableIso } from '../../db/dialect.js';
 import type { ApiKeysTable } from '../../db/schema.js';
@@ -64,16 +64,13 @@ export function createApiKeysService(deps: { uow: UnitOfWorkRunner; onRevoke?: (
     async list(ctx, options = {}) {
       requireRole(ctx, 'admin');
       const limit = pageSize(options.limit);
-      const after = options.cursor ? decodeCursor('api_keys', options.cursor)[0] : undefined;
-      if (after !== undefined && typeof after !== 'string') throw AgentstoreError.invalidField('cursor', 'is not a cursor returned by this listing');
+      const after = afterKey('api_keys', options.cursor);
       const rows = await uow.read(ctx, (trx) => {
         let q = trx.selectFrom('api_keys').selectAll().where('tenant_id', '=', ctx.tenantId).orderBy('id').limit(limit + 1);
         if (after !== undefined) q = q.where('id', '>', after);
         return q.execute();
       });
-      const items = rows.slice(0, limit).map(toApiKey);
-      const last = items.at(-1);
-      return { items, nextCursor: rows.length > limit && last ? encodeCursor('api_keys', [last.id]) : null };
+      return toPage(rows, limit, toApiKey, (item) => [item.id], 'api_keys');
     },
 
     async get(ctx, id) {

@@ -1,6 +1,6 @@
 import { AgentstoreError } from '../../core/errors.js';
 import type { TenantContext } from '../../core/context.js';
-import { decodeCursor, encodeCursor, pageSize, type Page } from '../../core/cursor.js';
+import { afterKey, pageSize, toPage, type Page } from '../../core/cursor.js';
 import { isUuid, randomSecret, uuidv7 } from '../../core/ids.js';
 import type { Database } from '../../db/database.js';
 import { nowIso, toIso } from '../../db/dialect.js';
@@ -65,8 +65,7 @@ export function createTenantsService(deps: { db: Database; uow: UnitOfWorkRunner
 
     async list(options = {}) {
       const limit = pageSize(options.limit);
-      const after = options.cursor ? decodeCursor('tenants', options.cursor)[0] : undefined;
-      if (after !== undefined && typeof after !== 'string') throw AgentstoreError.invalidField('cursor', 'is not a cursor returned by this listing');
+      const after = afterKey('tenants', options.cursor);
       const rows = await db.inSystem(
         (trx) => {
           let q = trx.selectFrom('tenants').selectAll().orderBy('id').limit(limit + 1);
@@ -75,9 +74,7 @@ export function createTenantsService(deps: { db: Database; uow: UnitOfWorkRunner
         },
         { readOnly: true },
       );
-      const items = rows.slice(0, limit).map(toTenant);
-      const last = items.at(-1);
-      return { items, nextCursor: rows.length > limit && last ? encodeCursor('tenants', [last.id]) : null };
+      return toPage(rows, limit, toTenant, (item) => [item.id], 'tenants');
     },
 
     async ensureServiceKey(configured) {

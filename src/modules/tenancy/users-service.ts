@@ -1,6 +1,6 @@
 import { AgentstoreError } from '../../core/errors.js';
 import { ROLES, requireRole, roleAtLeast, type Role, type TenantContext } from '../../core/context.js';
-import { decodeCursor, encodeCursor, pageSize, type Page } from '../../core/cursor.js';
+import { afterKey, pageSize, toPage, type Page } from '../../core/cursor.js';
 import { isUuid, uuidv7 } from '../../core/ids.js';
 import { toIso } from '../../db/dialect.js';
 import { isUniqueViolation } from '../../db/errors.js';
@@ -114,16 +114,13 @@ export function createUsersService(deps: {
     async list(ctx, options = {}) {
       requireRole(ctx, 'admin');
       const limit = pageSize(options.limit);
-      const after = options.cursor ? decodeCursor('users', options.cursor)[0] : undefined;
-      if (after !== undefined && typeof after !== 'string') throw AgentstoreError.invalidField('cursor', 'is not a cursor returned by this listing');
+      const after = afterKey('users', options.cursor);
       const rows = await uow.read(ctx, (trx) => {
         let q = trx.selectFrom('users').selectAll().where('tenant_id', '=', ctx.tenantId).orderBy('id').limit(limit + 1);
         if (after !== undefined) q = q.where('id', '>', after);
         return q.execute();
       });
-      const items = rows.slice(0, limit).map(toUser);
-      const last = items.at(-1);
-      return { items, nextCursor: rows.length > limit && last ? encodeCursor('users', [last.id]) : null };
+      return toPage(rows, limit, toUser, (item) => [item.id], 'users');
     },
 
     async update(ctx, id, input) {
