@@ -9,13 +9,11 @@
  * does not exist. Three kills per backend, at different moments (early, later, by time).
  */
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { createMigratedTestDatabase, forEachBackend, seededRandom, type TestDatabase } from '../helpers/index.js';
+import { expect, it } from 'vitest';
+import { forEachBackend, seededRandom } from '../helpers/index.js';
 import { allChanges, api, listAll, newTenantWithKey, type Api } from './api.js';
-import { killChildren, startServer, waitForExit, type Env, type ServerProcess } from './process.js';
+import { startServer, waitForExit, type ServerProcess } from './process.js';
+import { useServerEnv } from './server-env.js';
 
 const WORKERS = 12;
 const COLLECTION = 'items';
@@ -182,27 +180,10 @@ async function verify(client: Api, tracked: Map<string, Tracked>, counter: { min
 forEachBackend(
   'durability: SIGKILL during concurrent writes, then restart',
   (backend) => {
-    let dataDir = '';
-    let database: TestDatabase | undefined;
-    let env: Env = {};
-
-    beforeAll(async () => {
-      dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentstore-e2e-durability-'));
-      env = { AGENTSTORE_DATA_DIR: dataDir, AGENTSTORE_SERVICE_KEY: SERVICE_KEY };
-      if (backend.dialect === 'postgres') {
-        database = await createMigratedTestDatabase(backend);
-        env = { ...env, DATABASE_URL: database.url, AGENTSTORE_MIGRATE_ON_START: 'false' };
-      }
-    });
-    afterEach(killChildren);
-    afterAll(async () => {
-      await killChildren();
-      await database?.drop();
-      fs.rmSync(dataDir, { recursive: true, force: true });
-    });
+    const serverEnv = useServerEnv(backend, 'durability', SERVICE_KEY);
 
     it('keeps every acknowledged write, exactly, across three kills at different moments', async () => {
-      let server = await startServer(env);
+      let server = await startServer(serverEnv.env);
       const { key } = await newTenantWithKey(server.url, SERVICE_KEY);
       const tracked = new Map<string, Tracked>();
       let counterBase = 0;
@@ -215,7 +196,7 @@ forEachBackend(
         expect(result.acks, 'writes were acknowledged before the kill').toBeGreaterThan(0);
         expect(result.unansweredRequests, 'requests were in flight at the kill').toBeGreaterThan(0);
 
-        server = await startServer(env);
+        server = await startServer(serverEnv.env);
         counterBase = await verify(api(server.url, key), tracked, {
           min: counterBase + result.ackedIncrements,
           max: counterBase + result.ackedIncrements + result.unansweredIncrements,

@@ -10,14 +10,12 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { createMigratedTestDatabase, forEachBackend, type TestDatabase } from '../helpers/index.js';
+import { expect, it } from 'vitest';
+import { forEachBackend } from '../helpers/index.js';
 import { api, listAll, newTenantWithKey } from './api.js';
-import { killChildren, startServer, waitForExit, type Env } from './process.js';
+import { startServer, waitForExit } from './process.js';
+import { useServerEnv } from './server-env.js';
 
 const SERVICE_KEY = `assk_e2e_shutdown_${randomUUID()}`;
 const HELD_WRITES = 16;
@@ -103,27 +101,10 @@ function tryConnect(port: number): Promise<'connected' | string> {
 forEachBackend(
   'shutdown: SIGTERM with requests in flight',
   (backend) => {
-    let dataDir = '';
-    let database: TestDatabase | undefined;
-    let env: Env = {};
-
-    beforeAll(async () => {
-      dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentstore-e2e-shutdown-'));
-      env = { AGENTSTORE_DATA_DIR: dataDir, AGENTSTORE_SERVICE_KEY: SERVICE_KEY };
-      if (backend.dialect === 'postgres') {
-        database = await createMigratedTestDatabase(backend);
-        env = { ...env, DATABASE_URL: database.url, AGENTSTORE_MIGRATE_ON_START: 'false' };
-      }
-    });
-    afterEach(killChildren);
-    afterAll(async () => {
-      await killChildren();
-      await database?.drop();
-      fs.rmSync(dataDir, { recursive: true, force: true });
-    });
+    const serverEnv = useServerEnv(backend, 'shutdown', SERVICE_KEY);
 
     it('finishes in-flight writes, ends the event stream, refuses new connections and exits 0 within 5 s', async () => {
-      const server = await startServer(env);
+      const server = await startServer(serverEnv.env);
       const { key } = await newTenantWithKey(server.url, SERVICE_KEY);
       const client = api(server.url, key);
       await client.ok('POST', '/v1/collections/held/records', { id: 'before', n: -1 });
@@ -160,7 +141,7 @@ forEachBackend(
       expect(server.stderr()).toBe('');
 
       // What was acknowledged during the shutdown is stored.
-      const again = await startServer(env);
+      const again = await startServer(serverEnv.env);
       const records = await listAll<{ id: string }>(api(again.url, key), '/v1/collections/held/records');
       expect(records.map((r) => r.id).sort()).toEqual(['before', ...Array.from({ length: HELD_WRITES }, (_, n) => `held-${n}`)].sort());
       again.kill('SIGTERM');
