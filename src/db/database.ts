@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql, type CompiledQuery, type SqliteDatabase } from 'kysely';
 import pg from 'pg';
 import type { DatabaseConfig, StoreConfig } from '../config/config.js';
 import { AgentstoreError } from '../core/errors.js';
@@ -37,6 +37,13 @@ export interface Database {
   readonly kysely: Kysely<DB>;
   inTenant<T>(tenantId: string, fn: (trx: Executor) => Promise<T>, options?: TransactionOptions): Promise<T>;
   inSystem<T>(fn: (trx: Executor) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /**
+   * A single-statement read in one round trip where the dialect allows it: on PostgreSQL
+   * BEGIN, the tenant setting, the statement and COMMIT go as one simple-protocol batch
+   * when every parameter is a value safe to write as a literal (see `inlineParameters`);
+   * otherwise it falls back to `inTenant`. For hot, simple lookups by validated ids.
+   */
+  readOne<R>(tenantId: string, query: CompiledQuery<R>): Promise<R | undefined>;
   ping(): Promise<void>;
   poolStats(): PoolStats;
   close(): Promise<void>;
@@ -115,6 +122,10 @@ function openSqlite(file: string, options: StoreConfig['sqlite'], retry: RetryPo
     },
     inSystem: (fn, opts) =>
       opts?.readOnly ? retrying(retry, () => fn(kysely)) : retrying(retry, () => runTransaction(kysely, 'begin immediate', fn)),
+    readOne: async <R>(tenantId: string, query: CompiledQuery<R>) => {
+      assertTenantId(tenantId);
+      return (await retrying(retry, () => kysely.executeQuery(query))).rows[0];
+    },
     ping: async () => {
       await sql`select 1`.execute(kysely);
     },
@@ -147,6 +158,27 @@ function withStatementCache(native: BetterSqlite3.Database): SqliteDatabase {
   };
 }
 
+// Values of a quote-free alphabet (ids, names, UUIDs) and finite numbers are written as
+// literals exactly; anything else (quotes, backslashes, JSON) keeps the bound-parameter path.
+const LITERAL_SAFE = /^[A-Za-z0-9_.:@-]{0,256}$/;
+
+/** The query with its $n parameters written as literals, or undefined when one is not safe to. */
+export function inlineParameters(query: CompiledQuery): string | undefined {
+  const literals: string[] = [];
+  for (const value of query.parameters) {
+    if (typeof value === 'string' && LITERAL_SAFE.test(value)) literals.push(`'${value}'`);
+    else if (typeof value === 'number' && Number.isFinite(value)) literals.push(String(value));
+    else return undefined;
+  }
+  let unsafe = false;
+  const text = query.sql.replace(/\$(\d+)/g, (_match, n: string) => {
+    const literal = literals[Number(n) - 1];
+    if (literal === undefined) unsafe = true;
+    return literal ?? '';
+  });
+  return unsafe || text.includes(';') ? undefined : text;
+}
+
 function assertTenantId(tenantId: string): void {
   // The id is inlined into the BEGIN batch below, so it must be exactly a UUID.
   if (!isUuid(tenantId)) throw AgentstoreError.invalidField('tenantId', 'must be a UUID');
@@ -175,6 +207,25 @@ function openPostgres(url: string, options: StoreConfig['postgres'], retry: Retr
       return retrying(retry, () => runTransaction(kysely, begin(tenantId, opts?.readOnly), fn));
     },
     inSystem: (fn, opts) => retrying(retry, () => runTransaction(kysely, begin('', opts?.readOnly), fn)),
+    readOne: <R>(tenantId: string, query: CompiledQuery<R>) => {
+      assertTenantId(tenantId);
+      const text = inlineParameters(query);
+      if (text === undefined) return retrying(retry, () => runTransaction(kysely, begin(tenantId, true), async (trx) => (await trx.executeQuery(query)).rows[0]));
+      return retrying(retry, async () => {
+        const client = await pool.connect();
+        try {
+          // Three round trips (BEGIN+settings, SELECT, COMMIT) were most of a read's time.
+          const results = (await client.query(`${begin(tenantId, true)}; ${text}; commit`)) as unknown as pg.QueryResult[];
+          return results[2]?.rows[0] as R | undefined;
+        } catch (error) {
+          // A failed statement leaves the batch's transaction open and aborted.
+          await client.query('rollback').catch(() => undefined);
+          throw error;
+        } finally {
+          client.release();
+        }
+      });
+    },
     ping: () => retrying(retry, async () => void (await sql`select 1`.execute(kysely))),
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: options.poolMax }),
     close: () => kysely.destroy(),

@@ -314,7 +314,9 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       requireRole(ctx, 'viewer');
       validateCollectionName(collection);
       validateRecordId(id);
-      const row = await uow.read(ctx, (trx) => loadRecord(trx, ctx, collection, id, false));
+      // The hottest read: one round trip on PostgreSQL (ids and names are validated above).
+      const query = db.kysely.selectFrom('records').selectAll().where('tenant_id', '=', ctx.tenantId).where('collection', '=', collection).where('id', '=', id).compile();
+      const row = await db.readOne(ctx.tenantId, query);
       if (!row) throw AgentstoreError.notFound('record');
       return toRecord(row);
     },
