@@ -1,3 +1,4 @@
+import type { ChangeEvent } from '../../src/index.js';
 /**
  * A small HTTP client for the e2e suites: JSON requests against a running server, tenant
  * and key setup through the service key, and paging through cursor and change-feed lists.
@@ -60,16 +61,8 @@ export async function listAll<T>(client: Api, path: string, limit = 500): Promis
   return items;
 }
 
-export interface Change {
-  readonly seq: number;
-  readonly type: string;
-  readonly resourceType: string;
-  readonly action: string;
-  readonly resourceId: string;
-  readonly collection: string | null;
-  readonly version: number | null;
-  readonly data: any;
-}
+/** A change-log entry, as `GET /v1/changes` returns it. */
+export type Change = ChangeEvent;
 
 /** The whole change log of the tenant, following `after` = lastSeq. */
 export async function allChanges(client: Api): Promise<Change[]> {

@@ -10,6 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { expect, it } from 'vitest';
+import type { Counter, StoredRecord } from '../../src/index.js';
 import { forEachBackend, seededRandom } from '../helpers/index.js';
 import { allChanges, api, listAll, newTenantWithKey, type Api } from './api.js';
 import { startServer, waitForExit, type ServerProcess } from './process.js';
@@ -151,13 +152,13 @@ async function verify(client: Api, tracked: Map<string, Tracked>, counter: { min
     const list = byRecord.get(id) ?? [];
     expect(list.filter((c) => c.type === 'record.create'), `record ${id}: record.create changes`).toHaveLength(1);
     expect(list.map((c) => c.version), `record ${id}: one change per version`).toEqual(Array.from({ length: state.version }, (_, i) => i + 1));
-    const last = list.at(-1)!;
-    expect({ version: last.data.version, data: last.data.data }, `record ${id}: the last change carries the stored state`).toEqual(state);
+    const last = list.at(-1)!.data as StoredRecord;
+    expect({ version: last.version, data: last.data }, `record ${id}: the last change carries the stored state`).toEqual(state);
   }
   const increments = changes.filter((c) => c.resourceType === 'counter' && c.resourceId === COUNTER);
   expect(increments.every((c) => c.action === 'increment')).toBe(true);
   expect(increments, 'one change per increment').toHaveLength(value);
-  expect(increments.at(-1)?.data.value).toBe(value);
+  expect((increments.at(-1)?.data as Counter | undefined)?.value).toBe(value);
   expect(changes.filter((c) => c.type === 'collection.create'), 'the collection was created once').toHaveLength(1);
 
   // Audit log: the same facts, entry for entry.

@@ -1,3 +1,4 @@
+import type { Problem } from '../../src/server/problem.js';
 /**
  * Shared pieces of the HTTP suites: an app over a test store (with a configured service
  * key), tenants with admin keys made through the API itself, problem+json assertions and
@@ -116,16 +117,8 @@ export async function createKey(app: FastifyInstance, tenant: HttpTenant, role: 
   return res.json<{ id: string; key: string }>();
 }
 
-export interface ProblemBody {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  instance: string;
-  code: string;
-  requestId: string;
-  errors?: { field: string; message: string }[];
-}
+/** The problem+json body, as the server renders it. */
+export type ProblemBody = Problem;
 
 export interface ExpectedProblem {
   readonly code?: string;
