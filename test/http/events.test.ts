@@ -151,4 +151,29 @@ forEachBackend('http events (SSE)', (backend) => {
     // The store is still usable by the other app.
     await write(t, 'POST', '/v1/counters/closing/increment');
   });
+
+  it('app.close() is prompt while streams are still reading a stream of writes', async () => {
+    // The race that once held close() for 5 s: a stream in the middle of a read when the
+    // server stops listening became an idle keep-alive connection only afterwards.
+    const t = await tenant();
+    for (let round = 0; round < 3; round++) {
+      const app = await buildApp(h.store, { logger: false });
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const address = app.server.address();
+      if (!address || typeof address === 'string') throw new Error('no address');
+      const streams = await Promise.all([0, 1, 2, 3].map(() => openSse(`http://127.0.0.1:${address.port}/v1/events?after=0`, bearer(t.key))));
+      let writing = true;
+      const writer = (async () => {
+        while (writing) await write(t, 'POST', '/v1/counters/busy/increment');
+      })();
+      for (const s of streams) await s.take(1);
+      const started = Date.now();
+      await app.close();
+      const took = Date.now() - started;
+      writing = false;
+      await writer;
+      await Promise.all(streams.map((s) => s.ended(2000)));
+      expect(took).toBeLessThan(2000);
+    }
+  });
 });

@@ -56,9 +56,16 @@ function write(raw: ServerResponse, chunk: string): Promise<void> | undefined {
 
 
 export async function changeRoutes(app: Api, { store }: RouteDeps): Promise<void> {
-  const streams = new Set<() => void>();
+  const streams = new Map<() => void, Promise<void>>();
+  let shuttingDown = false;
+  // Fastify closes the connections that are idle when the server stops listening. A stream
+  // still writing its last read at that moment would become an idle keep-alive connection
+  // only later, and hold close() for Node's 5 s keep-alive timeout: wait for every stream to
+  // end first, and end its connection with it.
   app.addHook('preClose', async () => {
-    for (const end of streams) end();
+    shuttingDown = true;
+    for (const end of streams.keys()) end();
+    await Promise.all(streams.values());
   });
 
   app.get(
@@ -110,7 +117,8 @@ export async function changeRoutes(app: Api, { store }: RouteDeps): Promise<void
         closed = true;
         wake?.();
       };
-      streams.add(end);
+      let finished!: () => void;
+      streams.set(end, new Promise<void>((resolve) => (finished = resolve)));
       const unsubscribe = store.changes.onWake(ctx.tenantId, () => wake?.());
       // The response's close, not the request's: a GET's request 'close' fires once its (empty) body is read.
       reply.raw.on('close', end);
@@ -145,9 +153,21 @@ export async function changeRoutes(app: Api, { store }: RouteDeps): Promise<void
       } catch (error) {
         req.log.warn({ err: error }, 'event stream ended by an error');
       } finally {
-        streams.delete(end);
         unsubscribe();
-        raw.end();
+        const settle = () => {
+          streams.delete(end);
+          finished();
+        };
+        if (raw.destroyed) settle();
+        else {
+          const socket = raw.socket;
+          raw.end(() => {
+            if (shuttingDown) socket?.end();
+            settle();
+          });
+          // The client can still go away before the end is flushed: 'close' without 'finish'.
+          raw.once('close', settle);
+        }
       }
     },
   );
