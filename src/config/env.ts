@@ -2,6 +2,7 @@ import path from 'node:path';
 import { AgentstoreError } from '../core/errors.js';
 import { ROLES, type Role } from '../core/context.js';
 import { defaultSqliteFile, sqliteDatabase, type Config, type DatabaseConfig, type JwtConfig } from './config.js';
+import { sqliteDriverVersion } from '../db/sqlite-driver.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -159,7 +160,7 @@ export function describeBackends(store: Config['store']): string[] {
   const db = store.database;
   const lines = [
     db.kind === 'sqlite'
-      ? `database: sqlite ${db.file} (WAL, synchronous=${store.sqlite.synchronous})`
+      ? `database: sqlite ${db.file} (WAL, synchronous=${store.sqlite.synchronous}, better-sqlite3 ${sqliteDriverVersion})`
       : `database: postgres ${redactUrl(db.url)} (pool max ${store.postgres.poolMax}, statement timeout ${store.postgres.statementTimeoutMs} ms)`,
     `migrations: ${store.migrateOnStart ? 'applied at start' : 'checked at start (run `agentstore migrate up` to apply)'}`,
     'event bus: in-process (single instance)',

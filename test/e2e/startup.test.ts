@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createMigratedTestDatabase, createTestDatabase, forEachBackend, type TestDatabase } from '../helpers/index.js';
 import { api } from './api.js';
 import { killChildren, runCli, ServerStartError, startServer, waitForExit, type ServerProcess } from './process.js';
+import { sqliteDriverVersion } from '../../src/db/sqlite-driver.js';
 
 let tmp = '';
 beforeAll(() => {
@@ -52,7 +53,7 @@ describe('startup [sqlite, embedded default]', () => {
     expect(first.stderr()).not.toContain(key);
 
     const lines = backendLines(first);
-    expect(lines.filter((l) => l.startsWith('database: sqlite ')), lines.join('\n')).toEqual([`database: sqlite ${path.join(dataDir, 'agentstore.db')} (WAL, synchronous=full)`]);
+    expect(lines.filter((l) => l.startsWith('database: sqlite ')), lines.join('\n')).toEqual([`database: sqlite ${path.join(dataDir, 'agentstore.db')} (WAL, synchronous=full, better-sqlite3 ${sqliteDriverVersion})`]);
     expect(lines.filter((l) => l.startsWith('migrations:'))).toHaveLength(1);
     expect(lines.filter((l) => l.startsWith('event bus:'))).toHaveLength(1);
 
