@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, sql, type CompiledQuery, type SqliteDatabase } from 'kysely';
+import type BetterSqlite3 from 'better-sqlite3';
+import { Sqlite } from './sqlite-driver.js';
+import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from 'kysely';
 import pg from 'pg';
 import type { DatabaseConfig, StoreConfig } from '../config/config.js';
 import { AgentstoreError } from '../core/errors.js';
@@ -9,7 +10,9 @@ import { isUuid } from '../core/ids.js';
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from '../core/retry.js';
 import type { DialectName } from './dialect.js';
 import { isTransientDbError } from './errors.js';
+import { CommitOutcomeUnknown, createGroupCommitter } from './group-commit.js';
 import { postgresPoolConfig } from './postgres-connection.js';
+import { createReadBatcher } from './postgres-read-batch.js';
 import type { DB } from './schema.js';
 
 export type Executor = Kysely<DB>;
@@ -44,10 +47,19 @@ export interface Database {
    * otherwise it falls back to `inTenant`. For hot, simple lookups by validated ids.
    */
   readOne<R>(tenantId: string, query: CompiledQuery<R>): Promise<R | undefined>;
+  /**
+   * A point read for the hottest paths, compiled once instead of built by Kysely per call:
+   * on SQLite a prepared statement on the read connection, on PostgreSQL `readOne`'s one
+   * round trip. `sql` per dialect, with `?` (SQLite) or `$n` (PostgreSQL) placeholders for
+   * `params`; the tenant is passed apart for row-level security and must also be a param.
+   */
+  prepareRead<R>(sql: Readonly<Record<DialectName, string>>): PointRead<R>;
   ping(): Promise<void>;
   poolStats(): PoolStats;
   close(): Promise<void>;
 }
+
+export type PointRead<R> = (tenantId: string, params: readonly (string | number)[]) => Promise<R | undefined>;
 
 export interface DatabaseOptions {
   readonly database: DatabaseConfig;
@@ -58,9 +70,6 @@ export interface DatabaseOptions {
 
 const defaultPostgres: StoreConfig['postgres'] = { poolMax: 10, statementTimeoutMs: 30_000, applicationName: 'agentstore' };
 const defaultSqlite: StoreConfig['sqlite'] = { synchronous: 'full', busyTimeoutMs: 5000 };
-
-/** Marks a failure during COMMIT: the outcome is unknown, so it must not be retried. */
-class CommitOutcomeUnknown extends Error {}
 
 export function createDatabase(options: DatabaseOptions): Database {
   return options.database.kind === 'sqlite'
@@ -104,34 +113,76 @@ async function runTransaction<T>(
 
 function openSqlite(file: string, options: StoreConfig['sqlite'], retry: RetryPolicy): Database {
   if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
-  const native = new BetterSqlite3(file);
+  const native = new Sqlite(file);
   // busy_timeout first: the pragmas after it may themselves need to wait for a lock.
   native.pragma(`busy_timeout = ${options.busyTimeoutMs}`);
   if (file !== ':memory:') native.pragma('journal_mode = WAL');
   native.pragma(`synchronous = ${options.synchronous}`);
   native.pragma('foreign_keys = ON');
   const kysely = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(native) }) });
+  // Reads go to a second, read-only connection: a write transaction holds the writer
+  // across awaits, and on one connection a read would either queue behind it (Kysely's
+  // mutex) or, bypassing the mutex, see its uncommitted rows. In WAL mode the reader sees
+  // the last commit and never waits for the writer. An in-memory database is private to
+  // its connection, so there reads share the writer.
+  const reader = file === ':memory:' ? undefined : openSqliteReader(file, options);
+  const readKysely = reader ? new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(reader) }) }) : kysely;
+  const writes = createGroupCommitter(kysely, () => !native.inTransaction, isTransientDbError);
   return {
     dialect: 'sqlite',
     kysely,
     // SQLite has no RLS; tenancy is the services' filters. A read needs no transaction:
-    // better-sqlite3 is one connection and each statement sees a committed snapshot.
+    // each statement sees a committed snapshot.
     inTenant: (tenantId, fn, opts) => {
       assertTenantId(tenantId);
-      return opts?.readOnly ? retrying(retry, () => fn(kysely)) : retrying(retry, () => runTransaction(kysely, 'begin immediate', fn));
+      return opts?.readOnly ? retrying(retry, () => fn(readKysely)) : retrying(retry, () => writes.submit(fn));
     },
-    inSystem: (fn, opts) =>
-      opts?.readOnly ? retrying(retry, () => fn(kysely)) : retrying(retry, () => runTransaction(kysely, 'begin immediate', fn)),
+    inSystem: (fn, opts) => (opts?.readOnly ? retrying(retry, () => fn(readKysely)) : retrying(retry, () => writes.submit(fn))),
     readOne: async <R>(tenantId: string, query: CompiledQuery<R>) => {
       assertTenantId(tenantId);
-      return (await retrying(retry, () => kysely.executeQuery(query))).rows[0];
+      return (await retrying(retry, () => readKysely.executeQuery(query))).rows[0];
+    },
+    prepareRead: <R>(sqlBy: Readonly<Record<DialectName, string>>): PointRead<R> => {
+      if (!reader) return async (tenantId, params) => {
+        assertTenantId(tenantId);
+        return (await retrying(retry, () => kysely.executeQuery(CompiledQuery.raw(sqlBy.sqlite, [...params])))).rows[0] as R | undefined;
+      };
+      // Prepared on first use: the table may not exist before migrations ran.
+      let statement: BetterSqlite3.Statement<unknown[], R> | undefined;
+      const run = (params: readonly (string | number)[]): R | undefined => {
+        statement ??= reader.prepare<unknown[], R>(sqlBy.sqlite);
+        return statement.get(...params);
+      };
+      return (tenantId, params) => {
+        try {
+          assertTenantId(tenantId);
+          return Promise.resolve(run(params));
+        } catch (error) {
+          // Synchronous and uncontended is the common case; only a transient failure
+          // (SQLITE_BUSY past the busy timeout) takes the retrying path.
+          return isTransientDbError(error) ? retrying(retry, async () => run(params)) : Promise.reject(error instanceof Error ? error : new Error(String(error)));
+        }
+      };
     },
     ping: async () => {
       await sql`select 1`.execute(kysely);
     },
     poolStats: () => ({ total: 1, idle: 1, waiting: 0, max: 1 }),
-    close: () => kysely.destroy(),
+    close: async () => {
+      try {
+        await writes.close();
+        await kysely.destroy();
+      } finally {
+        if (readKysely !== kysely) await readKysely.destroy();
+      }
+    },
   };
+}
+
+function openSqliteReader(file: string, options: StoreConfig['sqlite']): BetterSqlite3.Database {
+  const reader = new Sqlite(file, { readonly: true, fileMustExist: true });
+  reader.pragma(`busy_timeout = ${options.busyTimeoutMs}`);
+  return reader;
 }
 
 // Kysely's SQLite driver prepares every query anew; preparing is ~10% of a primary-key
@@ -194,40 +245,68 @@ function openPostgres(url: string, options: StoreConfig['postgres'], retry: Retr
   // Its next query fails as transient and is retried on a fresh client.
   pool.on('connect', (client) => client.on('error', () => undefined));
   const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  // close() lets the work already started finish (and be answered) before the pool ends;
+  // work started after it fails at once instead of on a destroyed pool.
+  let closed = false;
+  const inflight = new Set<Promise<unknown>>();
+  const tracked = <T>(fn: () => Promise<T>): Promise<T> => {
+    if (closed) return Promise.reject(new Error('the database is closed'));
+    const work = retrying(retry, fn);
+    inflight.add(work);
+    const forget = () => void inflight.delete(work);
+    work.then(forget, forget);
+    return work;
+  };
   const timeout = Math.trunc(options.statementTimeoutMs);
   // One round trip opens the transaction and sets everything that must not outlive it:
   // behind pgbouncer in transaction mode there is no session state to rely on.
   const begin = (tenant: string, readOnly: boolean | undefined) =>
     `begin${readOnly ? ' read only' : ''}; select set_config('app.tenant_id', '${tenant}', true), set_config('statement_timeout', '${timeout}', true)`;
-  return {
+  // A batch of statements on one client; a failed statement leaves the transaction open
+  // and aborted, so it is rolled back before the client goes back to the pool.
+  const runBatch = (text: string): Promise<pg.QueryResult[]> =>
+    tracked(async () => {
+      const client = await pool.connect();
+      try {
+        return (await client.query(text)) as unknown as pg.QueryResult[];
+      } catch (error) {
+        await client.query('rollback').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+    });
+  // Three round trips (BEGIN+settings, SELECT, COMMIT) were most of a read's time: one.
+  const readInlined = async <R>(tenantId: string, text: string): Promise<R | undefined> =>
+    (await runBatch(`${begin(tenantId, true)}; ${text}; commit`))[2]?.rows[0] as R | undefined;
+  const batcher = createReadBatcher({ pool, statementTimeoutMs: timeout, run: runBatch, single: readInlined });
+  const database: Database = {
     dialect: 'postgres',
     kysely,
     inTenant: (tenantId, fn, opts) => {
       assertTenantId(tenantId);
-      return retrying(retry, () => runTransaction(kysely, begin(tenantId, opts?.readOnly), fn));
+      return tracked(() => runTransaction(kysely, begin(tenantId, opts?.readOnly), fn));
     },
-    inSystem: (fn, opts) => retrying(retry, () => runTransaction(kysely, begin('', opts?.readOnly), fn)),
+    inSystem: (fn, opts) => tracked(() => runTransaction(kysely, begin('', opts?.readOnly), fn)),
     readOne: <R>(tenantId: string, query: CompiledQuery<R>) => {
       assertTenantId(tenantId);
       const text = inlineParameters(query);
-      if (text === undefined) return retrying(retry, () => runTransaction(kysely, begin(tenantId, true), async (trx) => (await trx.executeQuery(query)).rows[0]));
-      return retrying(retry, async () => {
-        const client = await pool.connect();
-        try {
-          // Three round trips (BEGIN+settings, SELECT, COMMIT) were most of a read's time.
-          const results = (await client.query(`${begin(tenantId, true)}; ${text}; commit`)) as unknown as pg.QueryResult[];
-          return results[2]?.rows[0] as R | undefined;
-        } catch (error) {
-          // A failed statement leaves the batch's transaction open and aborted.
-          await client.query('rollback').catch(() => undefined);
-          throw error;
-        } finally {
-          client.release();
-        }
-      });
+      if (text === undefined) return tracked(() => runTransaction(kysely, begin(tenantId, true), async (trx) => (await trx.executeQuery(query)).rows[0]));
+      return readInlined<R>(tenantId, text);
     },
-    ping: () => retrying(retry, async () => void (await sql`select 1`.execute(kysely))),
+    prepareRead: <R>(sqlBy: Readonly<Record<DialectName, string>>): PointRead<R> => (tenantId, params) => {
+      assertTenantId(tenantId);
+      const query = CompiledQuery.raw(sqlBy.postgres, [...params]) as CompiledQuery<R>;
+      const text = inlineParameters(query);
+      return text === undefined ? database.readOne(tenantId, query) : batcher.read<R>(tenantId, text);
+    },
+    ping: () => tracked(async () => void (await sql`select 1`.execute(kysely))),
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: options.poolMax }),
-    close: () => kysely.destroy(),
+    close: async () => {
+      closed = true;
+      await Promise.allSettled([...inflight]);
+      await kysely.destroy();
+    },
   };
+  return database;
 }

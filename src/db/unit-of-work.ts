@@ -1,9 +1,10 @@
-import { sql } from 'kysely';
+import { sql, type Insertable } from 'kysely';
 import type { TenantContext } from '../core/context.js';
 import { AgentstoreError } from '../core/errors.js';
 import { uuidv7 } from '../core/ids.js';
 import type { EventBus } from '../ports/event-bus.js';
 import type { Database, Executor } from './database.js';
+import type { AuditLogTable, ChangesTable } from './schema.js';
 import { isForeignKeyViolation } from './errors.js';
 import { nowIso, toJsonColumn } from './dialect.js';
 
@@ -39,10 +40,40 @@ export interface UnitOfWorkRunner {
   read<T>(ctx: TenantContext, fn: (trx: Executor) => Promise<T>): Promise<T>;
 }
 
-// A per-tenant transaction lock taken just before the change rows are inserted: it makes
-// sequence order and commit order agree within a tenant, so a reader that has seen seq N
-// can never later find a smaller seq committing (the classic gap in serial-based feeds).
-const changeLock = (tenantId: string) => sql`select pg_advisory_xact_lock(hashtext(${'agentstore.changes:' + tenantId}))`;
+type AuditRow = Insertable<AuditLogTable>;
+type ChangeRow = Omit<Insertable<ChangesTable>, 'seq'>;
+
+// The audit rows and the change rows of a unit are written together at its end, in one
+// statement on PostgreSQL:
+//
+// A per-tenant transaction lock, taken before the change rows get their seq, makes sequence
+// order and commit order agree within a tenant, so a reader that has seen seq N can never
+// later find a smaller seq committing (the classic gap in serial-based feeds). It is held
+// until COMMIT, so every round trip between taking it and committing is a wait for the
+// tenant's other writers, and each includes a turn of this process's event loop, which
+// under load is the longest part. Taking the lock in the statement that inserts the
+// changes leaves one such round trip (the COMMIT). The materialised CTE is read before any
+// joined row exists, and the seq default is evaluated when a joined row is projected: no
+// seq is drawn before the lock is held (a test watches the sequence while the lock is taken
+// elsewhere).
+function finalStatementPostgres(tenantId: string, audit: readonly AuditRow[], changes: readonly ChangeRow[]) {
+  const auditValues = sql.join(
+    audit.map((a) => sql`(${a.tenant_id}, ${a.id}, ${a.at}, ${a.actor_type}, ${a.actor_id}, ${a.action}, ${a.resource_type}, ${a.resource_id}, ${a.collection}, ${a.request_id}, ${a.details})`),
+  );
+  const changeValues = sql.join(
+    changes.map((c) => sql`(${c.tenant_id}, ${c.at}, ${c.resource_type}, ${c.resource_id}, ${c.collection}, ${c.action}, ${c.version}, ${c.data})`),
+  );
+  return sql<{ seq: number | string }>`with audit as (
+      insert into audit_log (tenant_id, id, at, actor_type, actor_id, action, resource_type, resource_id, collection, request_id, details)
+      values ${auditValues}
+    ), change_lock as materialized (
+      select pg_advisory_xact_lock(hashtext(${`agentstore.changes:${tenantId}`}))
+    )
+    insert into changes (tenant_id, at, resource_type, resource_id, collection, action, version, data)
+    select v.tenant_id, v.at::timestamptz, v.resource_type, v.resource_id, v.collection, v.action, v.version::integer, v.data::jsonb
+    from change_lock, (values ${changeValues}) as v (tenant_id, at, resource_type, resource_id, collection, action, version, data)
+    returning seq`;
+}
 
 export function createUnitOfWorkRunner(db: Database, bus: EventBus): UnitOfWorkRunner {
   // Every tenant row references its tenant, and some rows a parent (a session its user, a
@@ -58,51 +89,51 @@ export function createUnitOfWorkRunner(db: Database, bus: EventBus): UnitOfWorkR
     async write(ctx, fn) {
       let lastSeq = 0;
       const result = await db.inTenant(ctx.tenantId, async (trx) => {
-        const pending: Mutation[] = [];
+        const pending: { mutation: Mutation; auditId: string }[] = [];
         const now = nowIso();
         const uow: UnitOfWork = {
           trx,
           ctx,
           now,
-          async record(mutation) {
-            await trx
-              .insertInto('audit_log')
-              .values({
-                tenant_id: ctx.tenantId,
-                id: uuidv7(),
-                at: now,
-                actor_type: ctx.actor.type,
-                actor_id: ctx.actor.id,
-                action: `${mutation.resourceType}.${mutation.action}`,
-                resource_type: mutation.resourceType,
-                resource_id: mutation.resourceId,
-                collection: mutation.collection ?? null,
-                request_id: ctx.requestId ?? null,
-                details: mutation.details === undefined ? null : toJsonColumn(mutation.details),
-              })
-              .execute();
-            pending.push(mutation);
+          record(mutation) {
+            // The id now, so audit order (at, id) is the order of the calls.
+            pending.push({ mutation, auditId: uuidv7() });
+            return Promise.resolve();
           },
         };
         const value = await fn(uow);
         if (pending.length === 0) throw new Error('unit of work recorded no mutation');
-        if (db.dialect === 'postgres') await changeLock(ctx.tenantId).execute(trx);
-        const rows = await trx
-          .insertInto('changes')
-          .values(
-            pending.map((m) => ({
-              tenant_id: ctx.tenantId,
-              at: now,
-              resource_type: m.resourceType,
-              resource_id: m.resourceId,
-              collection: m.collection ?? null,
-              action: m.action,
-              version: m.version ?? null,
-              data: m.data === undefined || m.data === null ? null : toJsonColumn(m.data),
-            })),
-          )
-          .returning('seq')
-          .execute();
+        const audit: AuditRow[] = pending.map(({ mutation, auditId }) => ({
+          tenant_id: ctx.tenantId,
+          id: auditId,
+          at: now,
+          actor_type: ctx.actor.type,
+          actor_id: ctx.actor.id,
+          action: `${mutation.resourceType}.${mutation.action}`,
+          resource_type: mutation.resourceType,
+          resource_id: mutation.resourceId,
+          collection: mutation.collection ?? null,
+          request_id: ctx.requestId ?? null,
+          details: mutation.details === undefined ? null : toJsonColumn(mutation.details),
+        }));
+        const changes: ChangeRow[] = pending.map(({ mutation: m }) => ({
+          tenant_id: ctx.tenantId,
+          at: now,
+          resource_type: m.resourceType,
+          resource_id: m.resourceId,
+          collection: m.collection ?? null,
+          action: m.action,
+          version: m.version ?? null,
+          data: m.data === undefined || m.data === null ? null : toJsonColumn(m.data),
+        }));
+        let rows: { seq: number | string }[];
+        if (db.dialect === 'postgres') {
+          rows = (await finalStatementPostgres(ctx.tenantId, audit, changes).execute(trx)).rows;
+        } else {
+          // SQLite serialises writers (BEGIN IMMEDIATE): no lock, and no round trips.
+          await trx.insertInto('audit_log').values(audit).execute();
+          rows = await trx.insertInto('changes').values(changes).returning('seq').execute();
+        }
         lastSeq = rows.reduce((max, row) => Math.max(max, Number(row.seq)), 0);
         return value;
       }).catch(async (error: unknown) => {

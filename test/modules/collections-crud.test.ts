@@ -21,6 +21,17 @@ forEachBackend('collections: records', (backend) => {
       expect(new Date(record.createdAt).toISOString()).toBe(record.createdAt);
       expect(record.data).toEqual({ title: 'hello', n: 1 });
       expect(await t.store.collections.get(ctx, 'notes', record.id)).toEqual(record);
+      // getJson (what the HTTP API sends) is the same record as JSON text, unparsed data.
+      const text = await t.store.collections.getJson(ctx, 'notes', record.id);
+      expect(text.version).toBe(record.version);
+      expect(JSON.parse(text.json)).toEqual(record);
+    });
+
+    it('getJson keeps nested, unicode and numeric data exactly', async () => {
+      const { ctx } = await newTenant(t.store);
+      const data = { s: 'é "quoted" \\ \n 😀', n: -1.5e-7, big: 9007199254740991, nested: { a: [1, null, true, { b: 'c' }] }, empty: {} };
+      const { record } = await t.store.collections.create(ctx, 'notes', data);
+      expect(JSON.parse((await t.store.collections.getJson(ctx, 'notes', record.id)).json)).toEqual({ ...record, data });
     });
 
     it('generated ids increase with creation order', async () => {
@@ -66,6 +77,11 @@ forEachBackend('collections: records', (backend) => {
       await expectError(t.store.collections.create(ctx, 'notes', {}, { id: 'x'.repeat(129) }), 'agentstore.validation', { field: 'id' });
       await expectError(t.store.collections.create(ctx, '.hidden', {}), 'agentstore.validation', { field: 'collection' });
       await expectError(t.store.collections.create(ctx, 'c'.repeat(65), {}), 'agentstore.validation', { field: 'collection' });
+      for (const read of [t.store.collections.get, t.store.collections.getJson]) {
+        await expectError(read(ctx, 'notes', "x' or '1'='1"), 'agentstore.validation', { field: 'id' });
+        await expectError(read(ctx, '.hidden', 'x'), 'agentstore.validation', { field: 'collection' });
+        await expectError(read(ctx, 'notes', 'missing'), 'agentstore.not_found');
+      }
     });
 
     it('rejects U+0000 in data, keys and idempotency keys on every backend (PostgreSQL cannot store it)', async () => {

@@ -34,6 +34,7 @@ forEachBackend('tenancy: isolation between tenants', (backend) => {
   it('records and collections', async () => {
     for (const id of [aRecordId, 'a1']) {
       await expectError(t.store.collections.get(b, 'shared', id), 'agentstore.not_found');
+      await expectError(t.store.collections.getJson(b, 'shared', id), 'agentstore.not_found');
       await expectError(t.store.collections.patch(b, 'shared', id, { owner: 'B' }), 'agentstore.not_found');
       await expectError(t.store.collections.replace(b, 'shared', id, { owner: 'B' }), 'agentstore.not_found');
       await expectError(t.store.collections.delete(b, 'shared', id), 'agentstore.not_found');

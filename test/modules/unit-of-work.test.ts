@@ -184,10 +184,22 @@ forEachBackend('unit of work: audit and change log', (backend) => {
           await other.query("select set_config('app.tenant_id', $1, true)", [ctx.tenantId]);
           await other.query('select pg_advisory_xact_lock(hashtext($1))', [`agentstore.changes:${ctx.tenantId}`]);
           await other.query("insert into changes (tenant_id, at, resource_type, resource_id, action) values ($1, now(), 'probe', 'p1', 'create')", [ctx.tenantId]);
+          // The sequence is not transactional: reading it shows whether a seq was drawn.
+          const drawn = async () => (await other.query<{ last_value: string }>(`select last_value from ${'changes_seq_seq'}`)).rows[0]?.last_value;
+          const before = await drawn();
           const write = t.store.counters.increment(ctx, 'after-probe');
-          await new Promise((r) => setTimeout(r, 300));
-          // The later seq must not become visible before the earlier one.
+          // Until the write is queued on the advisory lock: only then does "no seq drawn" mean
+          // the lock comes first, rather than that the write has not got that far yet.
+          for (let waited = 0; ; waited += 20) {
+            const { rows } = await other.query<{ n: string }>("select count(*) as n from pg_locks where locktype = 'advisory' and not granted");
+            if (Number(rows[0]?.n) > 0) break;
+            if (waited > 10_000) throw new Error('the write never waited on the tenant lock');
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          // The later seq must not become visible before the earlier one, and must not even
+          // be drawn while the lock is held elsewhere (else it could commit out of order).
           expect(await t.store.changes.read(ctx, { after: head })).toEqual([]);
+          expect(await drawn(), 'no seq drawn while another writer of the tenant holds the lock').toBe(before);
           await other.query('commit');
           await write;
           const events = await t.store.changes.read(ctx, { after: head });

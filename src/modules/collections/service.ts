@@ -23,6 +23,11 @@ export interface CollectionsService {
 
   create(ctx: TenantContext, collection: string, data: JsonObject, options?: { id?: string; idempotencyKey?: string }): Promise<CreateRecordResult>;
   get(ctx: TenantContext, collection: string, id: string): Promise<StoredRecord>;
+  /**
+   * `get` as the JSON text of the record, built around the stored data without parsing
+   * it: what the HTTP API sends. The version is apart for the ETag.
+   */
+  getJson(ctx: TenantContext, collection: string, id: string): Promise<{ readonly version: number; readonly json: string }>;
   replace(ctx: TenantContext, collection: string, id: string, data: JsonObject, options?: { ifMatch?: Precondition }): Promise<StoredRecord>;
   patch(ctx: TenantContext, collection: string, id: string, patch: JsonObject, options?: { ifMatch?: Precondition }): Promise<StoredRecord>;
   delete(ctx: TenantContext, collection: string, id: string, options?: { ifMatch?: Precondition }): Promise<void>;
@@ -86,9 +91,39 @@ function mapIndexLimit(error: unknown): never {
   throw error;
 }
 
+/** A record row as the point read returns it: timestamps and data as text. */
+interface RecordText {
+  readonly id: string;
+  readonly version: number | string;
+  readonly created_at: string;
+  readonly updated_at: string;
+  readonly data: string;
+}
+
+// Both dialects give back text for the timestamps (ISO-8601 with milliseconds, as stored)
+// and the data (JSON), so a read can be answered without parsing the data.
+const isoText = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+const RECORD_BY_ID = {
+  sqlite: 'select id, version, created_at, updated_at, data from records where tenant_id = ? and collection = ? and id = ?',
+  postgres: `select id, version, ${isoText('created_at')} as created_at, ${isoText('updated_at')} as updated_at, data::text as data from records where tenant_id = $1 and collection = $2 and id = $3`,
+} as const;
+
+function recordJson(row: RecordText): string {
+  return `{"id":${JSON.stringify(row.id)},"version":${Number(row.version)},"createdAt":${JSON.stringify(row.created_at)},"updatedAt":${JSON.stringify(row.updated_at)},"data":${row.data}}`;
+}
+
 export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRunner }): CollectionsService {
   const { db, uow } = deps;
   const dialect = db.dialect;
+  const readRecord = db.prepareRead<RecordText>(RECORD_BY_ID);
+  const loadText = async (ctx: TenantContext, collection: string, id: string): Promise<RecordText> => {
+    requireRole(ctx, 'viewer');
+    validateCollectionName(collection);
+    validateRecordId(id);
+    const row = await readRecord(ctx.tenantId, [ctx.tenantId, collection, id]);
+    if (!row) throw AgentstoreError.notFound('record');
+    return row;
+  };
 
   const loadCollection = (trx: Executor, ctx: TenantContext, name: string) =>
     trx.selectFrom('collections').selectAll().where('tenant_id', '=', ctx.tenantId).where('name', '=', name).executeTakeFirst();
@@ -311,14 +346,13 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
     },
 
     async get(ctx, collection, id) {
-      requireRole(ctx, 'viewer');
-      validateCollectionName(collection);
-      validateRecordId(id);
-      // The hottest read: one round trip on PostgreSQL (ids and names are validated above).
-      const query = db.kysely.selectFrom('records').selectAll().where('tenant_id', '=', ctx.tenantId).where('collection', '=', collection).where('id', '=', id).compile();
-      const row = await db.readOne(ctx.tenantId, query);
-      if (!row) throw AgentstoreError.notFound('record');
-      return toRecord(row);
+      const row = await loadText(ctx, collection, id);
+      return { id: row.id, version: Number(row.version), createdAt: row.created_at, updatedAt: row.updated_at, data: JSON.parse(row.data) as JsonObject };
+    },
+
+    async getJson(ctx, collection, id) {
+      const row = await loadText(ctx, collection, id);
+      return { version: Number(row.version), json: recordJson(row) };
     },
 
     async replace(ctx, collection, id, data, options = {}) {
