@@ -46,6 +46,17 @@ export function isUuid(value: string): boolean {
   return uuidRegex.test(value);
 }
 
+// 64 random bits per process, then a counter: unique across processes and restarts for
+// any practical purpose, at the cost of an increment (request ids are made per request).
+const requestIdPrefix = randomBytes(8).toString('hex');
+let requestCounter = 0;
+
+/** An id for a request: `<16 hex of this process>-<counter in base 36>`. */
+export function requestId(): string {
+  requestCounter += 1;
+  return `${requestIdPrefix}-${requestCounter.toString(36)}`;
+}
+
 /** A URL-safe random secret with `bytes` bytes of entropy. */
 export function randomSecret(bytes = 32): string {
   return randomBytes(bytes).toString('base64url');

@@ -5,15 +5,15 @@ import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { ServerConfig } from '../config/config.js';
-import { uuidv7 } from '../core/ids.js';
+import { requestId } from '../core/ids.js';
 import { auditRoutes } from '../modules/audit/routes.js';
 import { changeRoutes } from '../modules/changes/routes.js';
 import { collectionRoutes } from '../modules/collections/routes.js';
 import { counterRoutes } from '../modules/counters/routes.js';
 import { tenancyRoutes } from '../modules/tenancy/routes.js';
 import type { Store } from '../store.js';
-import { registerAuth } from './auth.js';
-import { registerMetrics } from './metrics.js';
+import { registerAuth, requireAuthUnder } from './auth.js';
+import { registerMetrics, type AppMetrics } from './metrics.js';
 import { ProblemSchema, errorHandler, renderProblem, sendProblem } from './problem.js';
 import type { Api } from './route-kit.js';
 
@@ -28,6 +28,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Builds the HTTP API over a store. The caller owns the store and closes it after the app. */
 export async function buildApp(store: Store, options: AppOptions = {}): Promise<FastifyInstance> {
   const server = { bodyLimitBytes: 1024 * 1024, logLevel: 'info', trustProxy: false, ...options.server };
+  // Assigned right after the instance exists; the router's error callback below needs it.
+  let metrics: AppMetrics | undefined;
   const app = Fastify({
     logger:
       options.logger === false
@@ -43,7 +45,7 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
     // A caller's X-Request-ID is kept when it is well formed, so logs join across services.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : uuidv7();
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : requestId();
     },
     ajv: {
       // Unknown fields are an error, not silently dropped; query strings still coerce.
@@ -52,8 +54,16 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
     routerOptions: { maxParamLength: 512 },
     // Router errors (an over-long parameter, a malformed %-escape) skip the error handler
     // unless routed here, and would answer in Fastify's own JSON instead of problem+json.
-    frameworkErrors: (error, request, reply) => errorHandler(error, request, reply),
+    frameworkErrors: (error, request, reply) => {
+      errorHandler(error, request, reply);
+      metrics?.unmatched(request, reply);
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  // Before any route: each route gets its metrics hook as it is added, and every /v1 route
+  // that takes a credential must have got the auth hook by the time the app is ready.
+  metrics = registerMetrics(app, store);
+  const guarded = requireAuthUnder(app, '/v1');
+  const appMetrics = metrics;
 
   // JSON bodies arrive typed: coercing them (as Fastify does for every part) turned
   // {"by": true} into an increment of 1 and {"name": 5} into "5". Only the text parts
@@ -65,10 +75,20 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
   };
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? validators.body : validators.text).compile(schema));
   app.addSchema(ProblemSchema);
-  app.setErrorHandler(errorHandler);
-  app.setNotFoundHandler((request, reply) => sendProblem(reply, renderProblem(request, 404, 'agentstore.not_found', `no route for ${request.method} ${request.url.split('?')[0]}`)));
-  app.addHook('onRequest', async (request, reply) => {
+  app.setErrorHandler((error: Parameters<typeof errorHandler>[0], request, reply) => {
+    const sent = errorHandler(error, request, reply);
+    // A request no route matched that failed before the not-found handler (body too large,
+    // malformed JSON) is counted here; matched routes count themselves.
+    if (request.is404) appMetrics.unmatched(request, reply);
+    return sent;
+  });
+  app.setNotFoundHandler((request, reply) => {
+    sendProblem(reply, renderProblem(request, 404, 'agentstore.not_found', `no route for ${request.method} ${request.url.split('?')[0]}`));
+    appMetrics.unmatched(request, reply);
+  });
+  app.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', String(request.id));
+    done();
   });
   // Only JSON bodies: Fastify would otherwise hand text/plain through as a string and the
   // caller would get a schema error instead of 415.
@@ -86,8 +106,6 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
-  const metrics = registerMetrics(app, store);
-
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   app.get('/health', { schema: { tags: ['operations'], summary: 'Liveness', security: [] } }, () => ({ status: 'ok' }));
   app.get('/ready', { schema: { tags: ['operations'], summary: 'Readiness: database reachable and schema current', security: [] } }, async (request, reply) => {
@@ -96,14 +114,14 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
     return sendProblem(reply, renderProblem(request, 503, 'agentstore.unavailable', `not ready: ${ready.error ?? 'unknown'}`), 5);
   });
   app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics', security: [] } }, async (_request, reply) => {
-    void reply.type(metrics.contentType);
-    return metrics.metrics();
+    void reply.type(appMetrics.contentType);
+    return appMetrics.metrics();
   });
 
   // Everything under /v1 is authenticated; the auth hook lives in this scope only.
   await app.register(async (v1) => {
     const api = v1 as unknown as Api;
-    registerAuth(v1, store);
+    registerAuth(v1, store, guarded);
     await tenancyRoutes(api, { store });
     await collectionRoutes(api, { store });
     await counterRoutes(api, { store });

@@ -1,6 +1,8 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler, RouteOptions } from 'fastify';
 import { AgentstoreError } from '../core/errors.js';
+import type { Principal } from '../modules/tenancy/auth-service.js';
 import type { Store } from '../store.js';
+import { routeHooks, type AuthMode } from './route-kit.js';
 
 function bearer(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
@@ -14,21 +16,72 @@ function bearer(request: FastifyRequest): string | undefined {
 }
 
 /**
- * Resolves the credential of every request in this scope to a principal, and enforces the
- * kind the route asks for (`config.auth`). Roles are enforced by the services, so the
- * library and the HTTP API apply the same rules.
+ * Resolves the credential of every request to the routes added to this scope afterwards to
+ * a principal, and enforces the kind the route asks for (`config.auth`). Roles are enforced
+ * by the services, so the library and the HTTP API apply the same rules.
+ *
+ * Each route gets its own hook when it is added, with its mode fixed: reading the route's
+ * config per request (`request.routeOptions`) builds a new options object every time.
  */
-export function registerAuth(app: FastifyInstance, store: Store): void {
+export function registerAuth(app: FastifyInstance, store: Store, guarded?: WeakSet<RouteOptions>): void {
   app.decorateRequest('principal', null);
-  app.addHook('onRequest', async (request) => {
-    const mode = request.routeOptions.config.auth ?? 'tenant';
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const mode = authMode(route);
     if (mode === 'none') return;
-    const token = bearer(request);
-    if (!token) throw AgentstoreError.unauthenticated('send a bearer token: Authorization: Bearer <token>');
-    const principal = await store.auth.authenticate(token);
-    if (!principal) throw AgentstoreError.unauthenticated('the token is unknown, revoked or expired');
-    if (mode === 'service' && principal.kind !== 'service') throw AgentstoreError.forbidden('this route takes the service key');
-    if (mode === 'tenant' && principal.kind !== 'tenant') throw AgentstoreError.forbidden('this route takes a tenant credential (API key, session or JWT)');
-    request.principal = principal;
+    // First among the route's own hooks: none of them runs for an unauthenticated request.
+    route.onRequest = [authHook(store, mode), ...routeHooks(route.onRequest)];
+    guarded?.add(route);
   });
+}
+
+function authMode(route: RouteOptions): AuthMode {
+  return (route.config as { auth?: AuthMode } | undefined)?.auth ?? 'tenant';
+}
+
+/**
+ * Makes the app refuse to start if a route under `prefix` that takes a credential did not
+ * get the auth hook: one added to the scope before `registerAuth`, or outside it. Call on the
+ * root instance before any route; pass the returned set to `registerAuth`.
+ */
+export function requireAuthUnder(app: FastifyInstance, prefix: string): WeakSet<RouteOptions> {
+  const guarded = new WeakSet<RouteOptions>();
+  const routes: RouteOptions[] = [];
+  app.addHook('onRoute', (route: RouteOptions) => {
+    if (route.url === prefix || route.url.startsWith(`${prefix}/`)) routes.push(route);
+  });
+  app.addHook('onReady', (done) => {
+    const open = routes.filter((route) => authMode(route) !== 'none' && !guarded.has(route));
+    done(open.length === 0 ? undefined : new Error(`routes without the auth hook: ${open.map((r) => `${String(r.method)} ${r.url}`).join(', ')}`));
+  });
+  return guarded;
+}
+
+/**
+ * A callback hook, not an async one: a cached credential (nearly every request) is
+ * resolved without a promise.
+ */
+function authHook(store: Store, mode: Exclude<AuthMode, 'none'>): onRequestHookHandler {
+  return (request, _reply, done) => {
+    let token: string | undefined;
+    try {
+      token = bearer(request);
+    } catch (error) {
+      return done(error as Error);
+    }
+    if (!token) return done(AgentstoreError.unauthenticated('send a bearer token: Authorization: Bearer <token>'));
+    const hit = store.auth.cached(token);
+    if (hit) return done(admit(request, mode, hit));
+    store.auth.authenticate(token).then(
+      (principal) => done(admit(request, mode, principal)),
+      (error: unknown) => done(error as Error),
+    );
+  };
+}
+
+function admit(request: FastifyRequest, mode: AuthMode, principal: Principal | undefined): AgentstoreError | undefined {
+  if (!principal) return AgentstoreError.unauthenticated('the token is unknown, revoked or expired');
+  if (mode === 'service' && principal.kind !== 'service') return AgentstoreError.forbidden('this route takes the service key');
+  if (mode === 'tenant' && principal.kind !== 'tenant') return AgentstoreError.forbidden('this route takes a tenant credential (API key, session or JWT)');
+  request.principal = principal;
+  return undefined;
 }

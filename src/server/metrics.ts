@@ -1,27 +1,27 @@
-import type { FastifyInstance } from 'fastify';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onResponseHookHandler, RouteOptions } from 'fastify';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Store } from '../store.js';
+import { HttpMetrics, type RouteMetrics } from './http-metrics.js';
+import { routeHooks } from './route-kit.js';
+
+export interface AppMetrics {
+  readonly contentType: string;
+  /** Everything, in the Prometheus text format. */
+  metrics(): Promise<string>;
+  /** Records a request no route matched (the not-found handler calls it). */
+  unmatched(request: FastifyRequest, reply: FastifyReply): void;
+}
 
 /**
  * Prometheus metrics on a registry of this app's own (not prom-client's global one), so
- * that several apps in one process (tests, embedding) do not collide.
+ * that several apps in one process (tests, embedding) do not collide. Process and pool
+ * metrics come from prom-client; the per-request ones from HttpMetrics, through a hook each
+ * route gets when it is added (call this before registering routes: only later routes are
+ * counted).
  */
-export function registerMetrics(app: FastifyInstance, store: Store): Registry {
+export function registerMetrics(app: FastifyInstance, store: Store): AppMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'agentstore_' });
-  const requests = new Counter({
-    name: 'agentstore_http_requests_total',
-    help: 'HTTP requests by method, route and status',
-    labelNames: ['method', 'route', 'status_code'] as const,
-    registers: [registry],
-  });
-  const duration = new Histogram({
-    name: 'agentstore_http_request_duration_seconds',
-    help: 'HTTP request latency by method, route and status',
-    labelNames: ['method', 'route', 'status_code'] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [registry],
-  });
   new Gauge({
     name: 'agentstore_db_pool_connections',
     help: 'Database pool connections by state (SQLite: one connection)',
@@ -36,12 +36,29 @@ export function registerMetrics(app: FastifyInstance, store: Store): Registry {
     },
   });
 
-  app.addHook('onResponse', async (request, reply) => {
-    // The route pattern, not the URL: ids in URLs would explode the label cardinality.
-    const route = request.routeOptions.url ?? 'unmatched';
-    const labels = { method: request.method, route, status_code: String(reply.statusCode) };
-    requests.inc(labels);
-    duration.observe(labels, reply.elapsedTime / 1000);
+  const http = new HttpMetrics();
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const byMethod = new Map<string, RouteMetrics>(methods.map((m) => [m, http.forRoute(m, route.url)]));
+    const only = methods.length === 1 ? byMethod.get(methods[0] as string) : undefined;
+    const hook: onResponseHookHandler = (request, reply, done) => {
+      (only ?? byMethod.get(request.method))?.observe(reply.statusCode, reply.elapsedTime / 1000);
+      done();
+    };
+    route.onResponse = [...routeHooks(route.onResponse), hook];
   });
-  return registry;
+  const unmatched = new Map<string, RouteMetrics>();
+
+  return {
+    contentType: registry.contentType,
+    metrics: async () => `${await registry.metrics()}${http.render()}`,
+    unmatched(request, reply) {
+      let m = unmatched.get(request.method);
+      if (!m) {
+        m = http.forRoute(request.method, 'unmatched');
+        unmatched.set(request.method, m);
+      }
+      m.observe(reply.statusCode, reply.elapsedTime / 1000);
+    },
+  };
 }

@@ -27,7 +27,8 @@ export interface RouteDeps {
 export function tenantOf(request: FastifyRequest): TenantContext {
   const principal = request.principal;
   if (principal?.kind !== 'tenant') throw AgentstoreError.unauthenticated();
-  return { ...principal.ctx, requestId: String(request.id) };
+  const { tenantId, actor, role } = principal.ctx;
+  return { tenantId, actor, role, requestId: String(request.id) };
 }
 
 const ProblemRef = Type.Unsafe<unknown>({ $ref: 'Problem#' });
@@ -50,6 +51,11 @@ export const Timestamps = {
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
 };
+
+/** A route's own hooks of one kind, as an array (Fastify takes a function or an array). */
+export function routeHooks<T>(hooks: T | T[] | undefined): T[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks];
+}
 
 export function setEtag(reply: FastifyReply, version: number): void {
   void reply.header('etag', `"${version}"`);

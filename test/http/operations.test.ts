@@ -39,6 +39,47 @@ forEachBackend('http operations', (backend) => {
     expect(text).not.toContain(t.id);
   });
 
+  it('/metrics counts each request exactly once, under its own method and status, with a consistent histogram', async () => {
+    const t = await createTenant(h.app, `metrics-exact-${randomBytes(4).toString('hex')}`);
+    const route = '/v1/collections/:collection/records/:id';
+    const series = (text: string, metric: string, labels: string) => {
+      const line = text.split('\n').find((l) => l.startsWith(`${metric}{`) && l.includes(labels));
+      return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    const scrape = async () => (await h.app.inject({ method: 'GET', url: '/metrics' })).body;
+    const labels = (method: string, status: number) => `method="${method}",route="${route}",status_code="${status}"`;
+    const before = await scrape();
+    const url = `/v1/collections/metrics_exact/records/nope-${randomBytes(4).toString('hex')}`;
+    for (let i = 0; i < 3; i++) expect((await h.app.inject({ method: 'GET', url, headers: bearer(t.key) })).statusCode).toBe(404);
+    expect((await h.app.inject({ method: 'GET', url })).statusCode).toBe(401);
+    expect((await h.app.inject({ method: 'HEAD', url, headers: bearer(t.key) })).statusCode).toBe(404);
+    expect((await h.app.inject({ method: 'HEAD', url })).statusCode, 'HEAD routes are authenticated too').toBe(401);
+    // No route: a plain 404, and a malformed body that fails before the not-found handler.
+    const unmatched = (text: string, status: number) => series(text, 'agentstore_http_requests_total', `method="POST",route="unmatched",status_code="${status}"`);
+    const nowhere = `/no/such/route-${randomBytes(4).toString('hex')}`;
+    expect((await h.app.inject({ method: 'POST', url: nowhere, payload: {} })).statusCode).toBe(404);
+    expect((await h.app.inject({ method: 'POST', url: nowhere, headers: { 'content-type': 'application/json' }, payload: '{nope' })).statusCode).toBe(400);
+    const after = await scrape();
+    expect(unmatched(after, 404) - unmatched(before, 404)).toBe(1);
+    expect(unmatched(after, 400) - unmatched(before, 400)).toBe(1);
+    const delta = (metric: string, method: string, status: number) => series(after, metric, labels(method, status)) - series(before, metric, labels(method, status));
+    expect(delta('agentstore_http_requests_total', 'GET', 404)).toBe(3);
+    expect(delta('agentstore_http_requests_total', 'GET', 401)).toBe(1);
+    expect(delta('agentstore_http_requests_total', 'HEAD', 404)).toBe(1);
+    expect(delta('agentstore_http_requests_total', 'HEAD', 401)).toBe(1);
+    expect(delta('agentstore_http_request_duration_seconds_count', 'GET', 404)).toBe(3);
+    // Buckets are cumulative and end at the count; the sum is positive.
+    const buckets = after.split('\n').filter((l) => l.startsWith('agentstore_http_request_duration_seconds_bucket{') && l.includes(labels('GET', 404)));
+    const values = buckets.map((l) => Number(l.slice(l.lastIndexOf(' ') + 1)));
+    expect(buckets.at(-1)).toContain('le="+Inf"');
+    expect(values).toEqual([...values].sort((a, b) => a - b));
+    expect(values.at(-1)).toBe(series(after, 'agentstore_http_request_duration_seconds_count', labels('GET', 404)));
+    expect(series(after, 'agentstore_http_request_duration_seconds_sum', labels('GET', 404))).toBeGreaterThan(0);
+    // Every metric family is declared once.
+    const types = after.split('\n').filter((l) => l.startsWith('# TYPE '));
+    expect(new Set(types).size).toBe(types.length);
+  });
+
   it('/openapi.json is OpenAPI 3.1.0 and documents every /v1 route with a summary; /docs serves the UI', async () => {
     const res = await h.app.inject({ method: 'GET', url: '/openapi.json' });
     expect(res.statusCode).toBe(200);
@@ -70,10 +111,12 @@ forEachBackend('http operations', (backend) => {
       const res = await h.app.inject({ method: 'GET', url: '/health', headers: { 'x-request-id': bad } });
       const id = String(res.headers['x-request-id']);
       expect(id).not.toBe(bad);
-      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      expect(id).toMatch(/^[0-9a-f]{16}-[0-9a-z]+$/);
     }
     const generated = await h.app.inject({ method: 'GET', url: '/health' });
-    expect(String(generated.headers['x-request-id'])).toMatch(/^[0-9a-f-]{36}$/);
+    const next = await h.app.inject({ method: 'GET', url: '/health' });
+    expect(String(generated.headers['x-request-id'])).toMatch(/^[0-9a-f]{16}-[0-9a-z]+$/);
+    expect(next.headers['x-request-id']).not.toBe(generated.headers['x-request-id']);
   });
 
   it('an unknown route is a 404 problem, for any method', async () => {

@@ -28,6 +28,11 @@ export interface Identity {
 export interface AuthService {
   /** Resolves a bearer token; undefined when it is unknown, revoked or expired. */
   authenticate(token: string): Promise<Principal | undefined>;
+  /**
+   * The principal of an API key or session token this process resolved within the cache
+   * TTL, synchronously, or undefined: the per-request fast path before `authenticate`.
+   */
+  cached(token: string): Principal | undefined;
   login(input: { tenantId: string; email: string; password: string }, clientAddress: string): Promise<Session>;
   logout(ctx: TenantContext, sessionId: string | undefined): Promise<void>;
   me(ctx: TenantContext): Promise<Identity>;
@@ -48,24 +53,41 @@ export function createAuthService(deps: {
   config: StoreConfig['auth'];
 }): AuthService {
   const { uow, tenants, rateLimiter, config } = deps;
-  const cache = new LRUCache<string, { principal: Principal; until: number }>({ max: 50_000 });
+  // Keyed by the token itself, so a hit costs neither parsing nor hashing it; `forget`
+  // names the hash (what revocation knows), hence the second map.
+  const tokenByHash = new Map<string, string>();
+  const cache = new LRUCache<string, { principal: Principal; until: number; hash: string }>({
+    max: 50_000,
+    dispose: (entry) => {
+      tokenByHash.delete(entry.hash);
+    },
+  });
+  // Bumped by every revocation: a lookup that started before one may have read the row as
+  // it was, and must not cache that answer after the revocation's `forget` ran.
+  let revocations = 0;
+  const remember = (token: string, hash: string, principal: Principal, until: number, seen: number): void => {
+    if (seen !== revocations) return;
+    cache.set(token, { principal, until, hash });
+    tokenByHash.set(hash, token);
+  };
   const jwt: JwtVerifier | undefined = config.jwt ? createJwtVerifier(config.jwt) : undefined;
   const tenantKnown = new LRUCache<string, true>({ max: 10_000, ttl: 60_000 });
 
-  const cached = (hash: string): Principal | undefined => {
-    const hit = cache.get(hash);
+  const cached = (token: string): Principal | undefined => {
+    const hit = cache.get(token);
     if (!hit) return undefined;
     if (hit.until > Date.now()) return hit.principal;
-    cache.delete(hash);
+    cache.delete(token);
     return undefined;
   };
 
   const bySecret = async (token: string): Promise<Principal | undefined> => {
+    const hit = cached(token);
+    if (hit) return hit;
     const parsed = parseToken(token);
     if (!parsed) return undefined;
     const hash = hashToken(token);
-    const hit = cached(hash);
-    if (hit) return hit;
+    const seen = revocations;
     const now = new Date().toISOString();
     const probe: TenantContext = { tenantId: parsed.tenantId, actor: { type: 'system', id: 'auth' }, role: 'viewer' };
     if (parsed.kind === 'api_key') {
@@ -74,7 +96,7 @@ export function createAuthService(deps: {
       );
       if (!row) return undefined;
       const principal: Principal = { kind: 'tenant', ctx: { tenantId: parsed.tenantId, actor: { type: 'api_key', id: row.id }, role: row.role as Role } };
-      cache.set(hash, { principal, until: Date.now() + AUTH_CACHE_TTL_MS });
+      remember(token, hash, principal, Date.now() + AUTH_CACHE_TTL_MS, seen);
       return principal;
     }
     const row = await uow.read(probe, (trx) =>
@@ -95,11 +117,19 @@ export function createAuthService(deps: {
       ctx: { tenantId: parsed.tenantId, actor: { type: 'user', id: row.user_id }, role: row.role as Role },
       sessionId: row.session_id,
     };
-    cache.set(hash, { principal, until: Math.min(expiresAt, Date.now() + AUTH_CACHE_TTL_MS) });
+    remember(token, hash, principal, Math.min(expiresAt, Date.now() + AUTH_CACHE_TTL_MS), seen);
     return principal;
   };
 
+  const forget = (hash: string): void => {
+    revocations += 1;
+    const token = tokenByHash.get(hash);
+    if (token !== undefined) cache.delete(token);
+  };
+
   return {
+    cached,
+
     async authenticate(token) {
       if (token.startsWith('assk_') || (config.serviceKey !== undefined && !token.includes('.') && !parseToken(token))) {
         return (await tenants.verifyServiceKey(token)) ? { kind: 'service' } : undefined;
@@ -167,7 +197,7 @@ export function createAuthService(deps: {
         await w.record({ action: 'revoke', resourceType: 'session', resourceId: sessionId, data: null });
         return row.token_hash;
       });
-      cache.delete(hash);
+      forget(hash);
     },
 
     async me(ctx) {
@@ -182,8 +212,6 @@ export function createAuthService(deps: {
       return { tenantId: ctx.tenantId, role: ctx.role, actor: ctx.actor, user };
     },
 
-    forget(tokenHash) {
-      cache.delete(tokenHash);
-    },
+    forget,
   };
 }
