@@ -3,7 +3,7 @@
  * and the raw-driver baselines doing the same SQL, each as a closed loop with 1 and 32
  * outstanding promises. Sends `{type:'result', payload}` over IPC.
  */
-import BetterSqlite3 from 'better-sqlite3';
+import { Sqlite } from '../src/db/sqlite-driver.js';
 import pg from 'pg';
 import { systemContext } from '../src/core/context.js';
 import { createStore } from '../src/store.js';
@@ -49,7 +49,7 @@ const insertSql = (p: (n: number) => string) =>
 
 if (fixture.backend === 'sqlite' && fixture.sqliteFile) {
   // The store's pragmas (src/db/database.ts), so a raw insert pays the same fsync.
-  const db = new BetterSqlite3(fixture.sqliteFile);
+  const db = new Sqlite(fixture.sqliteFile);
   db.pragma('busy_timeout = 5000');
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = full');

@@ -4,7 +4,7 @@
  * Prints the mean microseconds of each layer alone, so the lead can see what the HTTP
  * get-by-id path pays on top of the SQL, and counts PostgreSQL round trips per call.
  */
-import BetterSqlite3 from 'better-sqlite3';
+import { Sqlite } from '../src/db/sqlite-driver.js';
 import pg from 'pg';
 import { sql } from 'kysely';
 import { systemContext } from '../src/core/context.js';
@@ -75,7 +75,7 @@ for (const backend of BENCH.backends) {
         : sql`select 1`.execute(db.kysely),
     );
     if (backend === 'sqlite' && fx.sqliteFile) {
-      const native = new BetterSqlite3(fx.sqliteFile, { readonly: true });
+      const native = new Sqlite(fx.sqliteFile, { readonly: true });
       const text = db.kysely.selectFrom('records').selectAll().where('tenant_id', '=', fx.tenantId).where('collection', '=', 'items').where('id', '=', 'x').compile().sql;
       const stmt = native.prepare(text);
       // Kysely's SqliteDriver calls prepare() for every query: there is no statement cache.

@@ -60,6 +60,11 @@ export function evaluate(results: BenchResults): Verdict[] {
   const verdicts: Verdict[] = [];
   const bare100 = byId(results, 'baseline:bare:100')?.summary;
   const bare1000 = byId(results, 'baseline:bare:1000')?.summary;
+  const openRef = (id: string, what: string) => {
+    const h = byId(results, id)?.summary;
+    return h ? `; ${what} at the same rate: ${ms(h.p99)} ms` : '';
+  };
+  const openBaselines = openRef('baseline:bare-open:1000', 'bare route') + openRef('baseline:raw-sqlite-open:1000', 'raw better-sqlite3 route');
   for (const backend of Object.keys(results.inproc)) {
     const get100 = byId(results, `${backend}:get:100`)?.summary;
     const get1000 = byId(results, `${backend}:get:1000`)?.summary;
@@ -86,7 +91,7 @@ export function evaluate(results: BenchResults): Verdict[] {
       verdicts.push({
         target: `open loop ${fmt(open.overallRate ?? 0)} req/s, 1000 conns: p99 < 100 ms`,
         backend,
-        value: `${ms(s.p99)} ms (achieved ${fmt(s.opsPerSec)} req/s, ${pct(achieved)} of offered)`,
+        value: `${ms(s.p99)} ms (achieved ${fmt(s.opsPerSec)} req/s, ${pct(achieved)} of offered)${openBaselines}`,
         threshold: '< 100 ms',
         met: s.p99 < 100 && s.errors + s.non2xx === 0,
       });
@@ -108,12 +113,14 @@ function httpTable(results: BenchResults): string {
     const kinds = new Map<string, number>();
     for (const run of s.runs) for (const [k, n] of Object.entries(run.errorKinds ?? {})) kinds.set(k, (kinds.get(k) ?? 0) + n);
     const errors = kinds.size > 0 ? `${s.errors} (${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')})` : String(s.errors);
-    const overflows = s.runs.some((r) => r.listenOverflows !== undefined) ? fmt(s.runs.reduce((n, r) => n + (r.listenOverflows ?? 0), 0)) : 'n/r';
-    return `| ${h.target} | ${h.label} | ${load} | ${fmt(s.opsPerSec)} | ${ms(s.p50)} | ${ms(s.p99)} | ${errors} | ${s.non2xx} | ${overflows} | ${b && isGet && !h.overallRate ? pct(s.opsPerSec / b.opsPerSec) : ''} | ${raw ? pct(s.opsPerSec / raw.opsPerSec) : ''} |`;
+    const cpu = s.serverCpuUsPerReq === undefined ? 'n/r' : fmt(s.serverCpuUsPerReq, 1);
+    const queues = s.runs.flatMap((r) => (r.maxAcceptQueue === undefined ? [] : [r.maxAcceptQueue]));
+    const queue = queues.length > 0 ? fmt(Math.max(...queues)) : 'n/r';
+    return `| ${h.target} | ${h.label} | ${load} | ${fmt(s.opsPerSec)} | ${ms(s.p50)} | ${ms(s.p99)} | ${errors} | ${s.non2xx} | ${cpu} | ${queue} | ${b && isGet && !h.overallRate ? pct(s.opsPerSec / b.opsPerSec) : ''} | ${raw ? pct(s.opsPerSec / raw.opsPerSec) : ''} |`;
   });
   return [
-    '| server | workload | connections | req/s | p50 ms | p99 ms | errors | non-2xx | listen overflows | vs bare route | vs raw-driver route |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| server | workload | connections | req/s | p50 ms | p99 ms | errors | non-2xx | server CPU µs/req | max accept queue | vs bare route | vs raw-driver route |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows,
   ].join('\n');
 }
@@ -139,7 +146,7 @@ export function renderMarkdown(results: BenchResults): string {
     '',
   );
   out.push('#### HTTP (autocannon in the parent, server in a child process)', '', httpTable(results), '');
-  out.push('"vs bare route": req/s over bare Fastify returning a constant, same connections. "vs raw-driver route": over bare Fastify doing the raw pk select (better-sqlite3, or one pg pool query at 100 connections). Errors and non-2xx are summed over the runs; "listen overflows" is the kernel counter TcpExt ListenOverflows over the runs (accept queue full; n/r = not recorded).', '');
+  out.push('"vs bare route": req/s over bare Fastify returning a constant, same connections. "vs raw-driver route": over bare Fastify doing the raw pk select (better-sqlite3, or one pg pool query at 100 connections). Errors and non-2xx are summed over the runs; "server CPU µs/req" is the server process CPU time per completed request (median over the runs); "max accept queue" is the longest accept queue of the server listening socket seen in any run (n/r = not recorded).', '');
   out.push('#### In-process (library calls; raw driver rows in italics)', '');
   out.push('| backend | workload | outstanding | ops/s | p50 ms | p99 ms | errors | vs raw driver |', '|---|---|---:|---:|---:|---:|---:|---:|');
   for (const [backend, rows] of Object.entries(results.inproc)) if (rows) out.push(inprocTable(backend, rows));

@@ -64,6 +64,7 @@ function baselineScenarios(fixtures: Fixture[]): Scenario[] {
   const out: Scenario[] = BENCH.connections.map((c) => ({
     id: `baseline:bare:${c}`, target: 'baseline' as const, label: 'bare Fastify (constant)', connections: c, request: () => ({ method: 'GET', path: '/bare' }),
   }));
+  out.push({ id: 'baseline:spin:1000', target: 'baseline', label: 'bare Fastify + 100 µs CPU (constant)', connections: 1000, request: () => ({ method: 'GET', path: '/spin' }) });
   const sqlite = fixtures.find((f) => f.backend === 'sqlite');
   if (sqlite) {
     const id = randomOf(sqlite.ids);
@@ -97,7 +98,7 @@ try {
   const fixtureEnv = (fx: Fixture) => JSON.stringify({ ...fx, drop: undefined });
 
   const inproc: Partial<Record<BackendName, InprocResult[]>> = {};
-  for (const fx of fixtures) {
+  for (const fx of BENCH.inproc ? fixtures : []) {
     log(`in-process ${fx.backend} ...`);
     inproc[fx.backend] = await runScript<InprocResult[]>('inproc.ts', { BENCH_FIXTURE: fixtureEnv(fx) });
   }
@@ -118,10 +119,11 @@ try {
     const server = servers.get(s.target);
     if (!server) throw new Error(`no server for ${s.target}`);
     const headers = authOf(s.target);
-    return measureHttp({ port: server.port, connections: s.connections, durationS, request: s.request(), ...(headers ? { headers } : {}), ...(s.overallRate ? { overallRate: s.overallRate } : {}) });
+    return measureHttp({ port: server.port, ...(server.child.pid !== undefined ? { serverPid: server.child.pid } : {}), connections: s.connections, durationS, request: s.request(), ...(headers ? { headers } : {}), ...(s.overallRate ? { overallRate: s.overallRate } : {}) });
   };
 
-  const runInterleaved = async (scenarios: Scenario[]): Promise<HttpResult[]> => {
+  const runInterleaved = async (all: Scenario[]): Promise<HttpResult[]> => {
+    const scenarios = all.filter((s) => !BENCH.scenarios || BENCH.scenarios.test(s.id));
     const samples = new Map<string, Sample[]>(scenarios.map((s) => [s.id, []]));
     for (const s of scenarios) await measure(s, BENCH.warmupS);
     for (let r = 0; r < BENCH.runs; r++) {
@@ -142,13 +144,22 @@ try {
   const closed = await runInterleaved([...baselineScenarios(fixtures), ...fixtures.flatMap(appScenarios)]);
   const bare1000 = closed.find((h) => h.id === 'baseline:bare:1000');
   const rate = Math.max(1, Math.round((bare1000?.summary.opsPerSec ?? 0) / 2));
+  if (!bare1000) log('(bare Fastify at 1000 connections was not measured: the open loop runs at 1 req/s)');
   log(`HTTP open loop at ${rate} req/s (half of bare Fastify at 1000 connections) ...`);
-  const open = await runInterleaved(
-    fixtures.map((fx) => {
+  // The same offered load against two baselines: the bare route (the target's reference)
+  // and the raw better-sqlite3 route, which shows whether a server doing the query at all
+  // can meet the target on this machine.
+  const openBaselines = closed
+    .filter((h) => h.id === 'baseline:bare:1000' || h.id === 'baseline:raw-sqlite:1000')
+    .map((h) => baselineScenarios(fixtures).find((s) => s.id === h.id) as Scenario)
+    .map((s) => ({ ...s, id: s.id.replace(/:1000$/, '-open:1000'), label: `${s.label}, open loop`, overallRate: rate }));
+  const open = await runInterleaved([
+    ...openBaselines,
+    ...fixtures.map((fx) => {
       const get = appScenarios(fx).find((s) => s.id === `${fx.backend}:get:1000`) as Scenario;
       return { ...get, id: `${fx.backend}:get-open:1000`, label: 'get by id, open loop', overallRate: rate };
     }),
-  );
+  ]);
 
   const memory: Record<string, { rss: number; peakRss: number }> = {};
   for (const [name, server] of servers) memory[name] = await server.stop();

@@ -3,14 +3,15 @@
  * parent) and the server do not share an event loop. Modes:
  *
  *   app       the agentstore HTTP API (buildApp) over DATABASE_URL, logger off
- *   baseline  bare Fastify: GET /bare (a constant), GET /raw-sqlite/:id (a prepared
+ *   baseline  bare Fastify: GET /bare (a constant), GET /spin (a constant after 100 µs of
+ *             CPU), GET /raw-sqlite/:id (a prepared
  *             better-sqlite3 pk select), GET /raw-pg/:id (one pg pool query)
  *
  * It listens on an ephemeral port and reports it over IPC; on {type:'stop'} it reports its
  * RSS (current and peak) and exits.
  */
 import fs from 'node:fs';
-import BetterSqlite3 from 'better-sqlite3';
+import { Sqlite } from '../src/db/sqlite-driver.js';
 import Fastify, { type FastifyInstance } from 'fastify';
 import pg from 'pg';
 
@@ -44,12 +45,19 @@ async function baselineServer(): Promise<{ app: FastifyInstance; close: () => Pr
   const app = Fastify({ logger: false });
   const closers: Array<() => Promise<void> | void> = [];
   app.get('/bare', async () => ({ hello: 'world' }));
+  // A constant after ~100 µs of CPU: a route as slow as a real one, with nothing of ours in
+  // it, to tell client-side artefacts at 1000 connections from our server's behaviour.
+  app.get('/spin', async () => {
+    const until = process.hrtime.bigint() + 100_000n;
+    while (process.hrtime.bigint() < until);
+    return { hello: 'world' };
+  });
 
   const file = process.env.BENCH_SQLITE_FILE;
   if (file) {
     const tenant = process.env.BENCH_SQLITE_TENANT ?? '';
     // The same pragmas as the store's SQLite connection (src/db/database.ts).
-    const db = new BetterSqlite3(file);
+    const db = new Sqlite(file);
     db.pragma('busy_timeout = 5000');
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = full');

@@ -25,6 +25,10 @@ export const BENCH = {
   backends: (process.env.BENCH_BACKENDS ?? 'sqlite,postgres').split(',').map((s) => s.trim()).filter(Boolean) as Array<'sqlite' | 'postgres'>,
   connections: [100, 1000] as const,
   inprocConcurrency: [1, 32] as const,
+  /** Only the HTTP scenarios whose id matches (e.g. `bare|raw-sqlite|sqlite:get`); for iterating on one path. */
+  scenarios: process.env.BENCH_SCENARIOS ? new RegExp(process.env.BENCH_SCENARIOS) : undefined,
+  /** BENCH_INPROC=0 skips the in-process phase. */
+  inproc: process.env.BENCH_INPROC !== '0',
 };
 
 /** The filter of the query workload; `{gte: X}` with X drawn from [0, records/2). */

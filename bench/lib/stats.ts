@@ -30,6 +30,10 @@ export interface Sample {
   readonly errorKinds?: Record<string, number>;
   /** HTTP only: accept-queue overflows on this machine during the measurement. */
   readonly listenOverflows?: number;
+  /** HTTP only: the server child's CPU time (user + system) per completed request, in µs. */
+  readonly serverCpuUsPerReq?: number;
+  /** HTTP only: the longest accept queue seen on the server's listening socket (sampled every 100 ms). */
+  readonly maxAcceptQueue?: number;
 }
 
 export interface Summary {
@@ -39,6 +43,8 @@ export interface Summary {
   /** Summed over the runs, not a median: any error fails the zero-error target. */
   readonly errors: number;
   readonly non2xx: number;
+  /** Median over the runs; undefined when not measured. */
+  readonly serverCpuUsPerReq?: number;
   readonly runs: readonly Sample[];
 }
 
@@ -49,6 +55,7 @@ export function summarize(runs: readonly Sample[]): Summary {
     p99: median(runs.map((r) => r.p99)),
     errors: runs.reduce((n, r) => n + r.errors, 0),
     non2xx: runs.reduce((n, r) => n + r.non2xx, 0),
+    ...(runs.some((r) => r.serverCpuUsPerReq !== undefined) ? { serverCpuUsPerReq: median(runs.flatMap((r) => (r.serverCpuUsPerReq === undefined ? [] : [r.serverCpuUsPerReq]))) } : {}),
     runs,
   };
 }

@@ -1,0 +1,54 @@
+/**
+ * A/B of the app server from two source trees, GET by id on SQLite: tree A (AB_TREE_A, e.g. a
+ * `git worktree` of the previous commit with node_modules linked) and this tree (B), plus the
+ * bare-Fastify and raw better-sqlite3 baselines, alternated in short autocannon runs; medians of
+ * req/s and of server CPU per request, and of their per-round ratios.
+ *   git worktree add /tmp/wt-a HEAD~1 && ln -s $PWD/node_modules /tmp/wt-a/node_modules
+ *   AB_TREE_A=/tmp/wt-a node --import tsx bench/ab.ts     (AB_ROUNDS, AB_SECONDS, AB_CONNS)
+ * Two identical trees differ by up to ~6-10% on this shared machine: smaller effects are noise.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { createFixture, recordId } from './lib/fixture.js';
+import { measureHttp } from './lib/http.js';
+import { median } from './lib/stats.js';
+
+const treeA = process.env.AB_TREE_A;
+if (!treeA) throw new Error('set AB_TREE_A to the other source tree (see the comment at the top of bench/ab.ts)');
+const trees = { A: treeA, B: path.resolve(import.meta.dirname, '..') };
+const rounds = Number(process.env.AB_ROUNDS ?? 8);
+const seconds = Number(process.env.AB_SECONDS ?? 3);
+const conns = Number(process.env.AB_CONNS ?? 100);
+const fx = await createFixture('sqlite', 10000);
+const start = (tree: string, mode: string, env: Record<string, string>) =>
+  new Promise<{ child: ChildProcess; port: number }>((resolve) => {
+    const child = fork(path.join(tree, 'bench/server.ts'), [mode], { execArgv: ['--import', 'tsx'], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    child.on('message', (m: { type: string; port: number }) => m.type === 'ready' && resolve({ child, port: m.port }));
+  });
+const servers = {
+  A: await start(trees.A, 'app', { BENCH_DATABASE_URL: fx.url }),
+  B: await start(trees.B, 'app', { BENCH_DATABASE_URL: fx.url }),
+  bare: await start(trees.B, 'baseline', { BENCH_SQLITE_FILE: fx.sqliteFile!, BENCH_SQLITE_TENANT: fx.tenantId }),
+};
+const NAMES = ['A', 'B', 'raw', 'bare'] as const;
+const serverOf = (name: (typeof NAMES)[number]) => (name === 'raw' ? servers.bare : servers[name]);
+let n = 0;
+const request = (name: string) =>
+  name === 'bare' ? { method: 'GET', path: '/bare' } : name === 'raw' ? { method: 'GET', setupRequest: (r: object) => ({ ...r, path: `/raw-sqlite/${recordId(n++ % 10000)}` }) } : { method: 'GET', setupRequest: (r: object) => ({ ...r, path: `/v1/collections/items/records/${recordId(n++ % 10000)}` }) };
+const out: Record<string, { rps: number[]; cpu: number[] }> = {};
+for (let r = -1; r < rounds; r++) {
+  for (const name of NAMES) {
+    const s = serverOf(name);
+    const sample = await measureHttp({ port: s.port, serverPid: s.child.pid!, connections: conns, durationS: r < 0 ? 1 : seconds, request: request(name), headers: { authorization: `Bearer ${fx.apiKey}` } });
+    if (r < 0) continue;
+    if (sample.errors + sample.non2xx > 0) console.log(name, 'errors', sample.errors, sample.non2xx);
+    (out[name] ??= { rps: [], cpu: [] }).rps.push(sample.opsPerSec);
+    out[name].cpu.push(sample.serverCpuUsPerReq ?? NaN);
+  }
+}
+const ratio = (a: number[], b: number[]) => median(a.map((x, i) => x / (b[i] as number)));
+for (const name of NAMES) console.log(`${name.padEnd(5)} ${median(out[name]!.rps).toFixed(0).padStart(6)} req/s  ${median(out[name]!.cpu).toFixed(1)} µs CPU/req`);
+console.log(`A/bare req/s ${(ratio(out.A!.rps, out.bare!.rps) * 100).toFixed(1)}%   B/bare ${(ratio(out.B!.rps, out.bare!.rps) * 100).toFixed(1)}%   B/A cpu ${ratio(out.B!.cpu, out.A!.cpu).toFixed(3)}   B/raw cpu ${ratio(out.B!.cpu, out.raw!.cpu).toFixed(3)}   raw/bare req/s ${(ratio(out.raw!.rps, out.bare!.rps) * 100).toFixed(1)}%`);
+for (const s of Object.values(servers)) s.child.kill();
+await fx.drop();
+process.exit(0);
