@@ -3,7 +3,7 @@ import type { TenantContext } from '../core/context.js';
 import { AgentstoreError } from '../core/errors.js';
 import { uuidv7 } from '../core/ids.js';
 import type { EventBus } from '../ports/event-bus.js';
-import type { Database, Executor } from './database.js';
+import type { Database, Executor, TransactionOptions } from './database.js';
 import type { AuditLogTable, ChangesTable } from './schema.js';
 import { isForeignKeyViolation } from './errors.js';
 import { nowIso, toJsonColumn } from './dialect.js';
@@ -37,7 +37,7 @@ export interface UnitOfWorkRunner {
    * records nothing is a bug: it would be a mutation the audit log never saw.
    */
   write<T>(ctx: TenantContext, fn: (uow: UnitOfWork) => Promise<T>): Promise<T>;
-  read<T>(ctx: TenantContext, fn: (trx: Executor) => Promise<T>): Promise<T>;
+  read<T>(ctx: TenantContext, fn: (trx: Executor) => Promise<T>, options?: Omit<TransactionOptions, 'readOnly'>): Promise<T>;
 }
 
 type AuditRow = Insertable<AuditLogTable>;
@@ -142,8 +142,8 @@ export function createUnitOfWorkRunner(db: Database, bus: EventBus): UnitOfWorkR
       bus.publish({ tenantId: ctx.tenantId, seq: lastSeq });
       return result;
     },
-    read(ctx, fn) {
-      return db.inTenant(ctx.tenantId, fn, { readOnly: true });
+    read(ctx, fn, options) {
+      return db.inTenant(ctx.tenantId, fn, { ...options, readOnly: true });
     },
   };
 }

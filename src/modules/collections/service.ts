@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { sql, type Expression, type SqlBool } from 'kysely';
+import { sql } from 'kysely';
 import { AgentstoreError } from '../../core/errors.js';
 import { requireRole, type TenantContext } from '../../core/context.js';
 import { afterKey, decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../../core/cursor.js';
@@ -11,7 +11,8 @@ import type { CollectionsTable, RecordsTable } from '../../db/schema.js';
 import type { UnitOfWork, UnitOfWorkRunner } from '../../db/unit-of-work.js';
 import { compileFilter, parseFilter } from './filter.js';
 import { indexExpression, parseFieldPath } from './json-path.js';
-import { cursorValue, keysetAfter, orderBy, parseSort, sortScope } from './sort.js';
+import { indexGivesOrder, selectPage } from './list-query.js';
+import { cursorValue, keysetAfter, parseSort, sortScope } from './sort.js';
 import type { Collection, CreateRecordResult, JsonObject, ListRecordsOptions, Precondition, StoredRecord } from './types.js';
 import { assertObject, compileSchema, mergePatch, unstorableText, validateAgainstSchema, validateCollectionName, validateRecordId } from './validation.js';
 
@@ -392,19 +393,11 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       const keys = parseSort(options.sort, dialect);
       const scope = sortScope(keys, collection, filterText);
       const after = options.cursor ? keysetAfter(keys, decodeCursor(scope, options.cursor), dialect) : undefined;
-      const rows = await uow.read(ctx, (trx) => {
-        let q = trx
-          .selectFrom('records')
-          .select(['records.id', 'records.version', 'records.created_at', 'records.updated_at', 'records.data'])
-          .select(keys.map((k, i) => sql`${k.expr}`.as(`_s${i}`)))
-          // SQLite uses a partial index only when the query names its predicate's values
-          // literally; PostgreSQL plans unnamed statements with the bound values anyway.
-          .where('records.tenant_id', '=', dialect === 'sqlite' ? sql.lit(ctx.tenantId) : ctx.tenantId)
-          .where('records.collection', '=', dialect === 'sqlite' ? sql.lit(collection) : collection);
-        if (filter) q = q.where(filter as Expression<SqlBool>);
-        if (after) q = q.where(after as Expression<SqlBool>);
-        return q.orderBy(orderBy(keys)).limit(limit + 1).execute();
-      });
+      const rows = await uow.read(
+        ctx,
+        (trx) => selectPage(trx, dialect, { tenantId: ctx.tenantId, collection, keys, filter, after, limit: limit + 1 }).execute(),
+        { indexOrder: indexGivesOrder(keys) },
+      );
       const page = rows.slice(0, limit);
       const last = page.at(-1) as Record<string, unknown> | undefined;
       const nextCursor =

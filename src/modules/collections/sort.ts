@@ -42,7 +42,15 @@ function sortExpr(path: FieldPath, dialect: DialectName): RawBuilder<unknown> {
 }
 
 export function orderBy(keys: readonly SortKey[]): RawBuilder<unknown> {
-  return sql.join(keys.map((k) => sql`${k.expr} ${sql.raw(k.descending ? 'desc nulls last' : 'asc nulls first')}`));
+  return sql.join(keys.map((k) => sql`${k.expr} ${sql.raw(direction(k))}`));
+}
+
+// The record columns are NOT NULL, and an index serves an order only if the NULLS clause
+// matches its own (PostgreSQL does not infer it from NOT NULL): `created_at asc nulls first`
+// sorted the whole collection where `created_at asc` reads the index in order.
+function direction(key: SortKey): string {
+  if (key.path.kind === 'meta') return key.descending ? 'desc' : 'asc';
+  return key.descending ? 'desc nulls last' : 'asc nulls first';
 }
 
 /** The scope a cursor is bound to: the same sort and filter must be used to continue. */
@@ -76,7 +84,17 @@ export function keysetAfter(keys: readonly SortKey[], values: readonly unknown[]
     conjuncts.push(after);
     disjuncts.push(sql`(${sql.join(conjuncts, sql.raw(' and '))})`);
   }
-  return disjuncts.length === 0 ? sql`(1 = 0)` : sql`(${sql.join(disjuncts, sql.raw(' or '))})`;
+  if (disjuncts.length === 0) return sql`(1 = 0)`;
+  const after = sql`(${sql.join(disjuncts, sql.raw(' or '))})`;
+  // The same condition with the first key's bound alone in front: an index can seek to the
+  // cursor with it, where the disjunction would be read from the collection's first row.
+  const seek = seekBound(keys[0] as SortKey, values[0]);
+  return seek ? sql`(${seek} and ${after})` : after;
+}
+
+function seekBound(key: SortKey, value: unknown): RawBuilder<unknown> | undefined {
+  if (key.path.kind !== 'meta' || value === null) return undefined;
+  return key.descending ? sql`(${key.expr} <= ${value})` : sql`(${key.expr} >= ${value})`;
 }
 
 /**
@@ -110,5 +128,7 @@ function afterValue(key: SortKey, value: unknown, dialect: DialectName): RawBuil
     return value === null ? sql`(${key.expr} is not null)` : sql`(${key.expr} > ${bound(key, value, dialect)})`;
   }
   // Descending, NULLs last: after v come smaller values and the NULLs; nothing is after NULL.
-  return value === null ? undefined : sql`(${key.expr} < ${bound(key, value, dialect)} or ${key.expr} is null)`;
+  if (value === null) return undefined;
+  if (key.path.kind === 'meta') return sql`(${key.expr} < ${bound(key, value, dialect)})`;
+  return sql`(${key.expr} < ${bound(key, value, dialect)} or ${key.expr} is null)`;
 }

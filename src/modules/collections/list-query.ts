@@ -1,0 +1,40 @@
+import { sql, type Expression, type RawBuilder, type SqlBool } from 'kysely';
+import type { Executor } from '../../db/database.js';
+import type { DialectName } from '../../db/dialect.js';
+import { orderBy, type SortKey } from './sort.js';
+
+export interface PageQuery {
+  readonly tenantId: string;
+  readonly collection: string;
+  readonly keys: readonly SortKey[];
+  readonly filter?: RawBuilder<unknown> | undefined;
+  /** The keyset condition of a cursor. */
+  readonly after?: RawBuilder<unknown> | undefined;
+  /** Rows to read: the page size plus one, to know whether there is a next page. */
+  readonly limit: number;
+}
+
+/** The SELECT of one page of a listing; `_s<i>` are the sort keys' values, for the cursor. */
+export function selectPage(trx: Executor, dialect: DialectName, page: PageQuery) {
+  let q = trx
+    .selectFrom('records')
+    .select(['records.id', 'records.version', 'records.created_at', 'records.updated_at', 'records.data'])
+    .select(page.keys.map((k, i) => sql`${k.expr}`.as(`_s${i}`)))
+    // SQLite uses a partial index only when the query names its predicate's values
+    // literally; PostgreSQL plans unnamed statements with the bound values anyway.
+    .where('records.tenant_id', '=', dialect === 'sqlite' ? sql.lit(page.tenantId) : page.tenantId)
+    .where('records.collection', '=', dialect === 'sqlite' ? sql.lit(page.collection) : page.collection);
+  if (page.filter) q = q.where(page.filter as Expression<SqlBool>);
+  if (page.after) q = q.where(page.after as Expression<SqlBool>);
+  return q.orderBy(orderBy(page.keys)).limit(page.limit);
+}
+
+/**
+ * Whether an index of the records table gives the listing's order: (tenant, collection,
+ * column, id) exists for created_at, updated_at and id. Then the read should follow it
+ * (`indexOrder`) rather than sort the collection.
+ */
+export function indexGivesOrder(keys: readonly SortKey[]): boolean {
+  const first = keys[0]?.path;
+  return first?.kind === 'meta' && first.column !== 'version';
+}
