@@ -20,8 +20,13 @@ export function nowIso(): string {
   return new Date().toISOString();
 }
 
+// What toISOString() writes, and so what SQLite holds: such text is returned as it is,
+// since parsing it into a Date to print it again was a tenth of a 20-record listing.
+const CANONICAL_ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
 export function toIso(value: Timestamp): string {
-  return value instanceof Date ? value.toISOString() : new Date(value).toISOString();
+  if (value instanceof Date) return value.toISOString();
+  return typeof value === 'string' && CANONICAL_ISO.test(value) ? value : new Date(value).toISOString();
 }
 
 export function toNullableIso(value: Timestamp | null | undefined): string | null {
