@@ -1,5 +1,5 @@
 /**
- * CPU profile of the HTTP get-by-id path:
+ * CPU profile of the HTTP get-by-id path (BENCH_PROFILE=query: the filtered query instead):
  *   node --import tsx bench/profile.ts            (BENCH_BACKENDS, BENCH_DURATION apply)
  * Starts the app server child with --cpu-prof, drives GET /v1/collections/items/records/:id
  * at 100 connections, and prints where the server's CPU went: self time by area
@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BENCH_DIR, startServer } from './lib/child.js';
-import { BENCH } from './lib/config.js';
+import { BENCH, queryFilter } from './lib/config.js';
 import { createFixture } from './lib/fixture.js';
 import { measureHttp } from './lib/http.js';
 
@@ -92,6 +92,8 @@ export function summarizeProfile(profile: CpuProfile, top = 25): string {
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.join(BENCH_DIR, 'profile.ts')) {
   const dir = path.resolve(root, '.bench-results', 'profiles');
+  // BENCH_PROFILE=query profiles the filtered query of the records workload instead.
+  const workload = process.env.BENCH_PROFILE === 'query' ? 'query' : 'get';
   fs.mkdirSync(dir, { recursive: true });
   for (const backend of BENCH.backends) {
     const fx = await createFixture(backend, Math.min(BENCH.records, 10_000));
@@ -103,7 +105,16 @@ if (process.argv[1] && path.resolve(process.argv[1]) === path.join(BENCH_DIR, 'p
         port: server.port,
         connections: 100,
         headers: { authorization: `Bearer ${fx.apiKey}` },
-        request: { method: 'GET', setupRequest: (r: object) => ({ ...r, path: `/v1/collections/items/records/${ids[Math.floor(Math.random() * ids.length)]}` }) },
+        request: {
+          method: 'GET',
+          setupRequest: (r: object) => ({
+            ...r,
+            path:
+              workload === 'query'
+                ? `/v1/collections/items/records?limit=20&filter=${encodeURIComponent(queryFilter(Math.floor(Math.random() * (ids.length / 2))))}`
+                : `/v1/collections/items/records/${ids[Math.floor(Math.random() * ids.length)]}`,
+          }),
+        },
       };
       await measureHttp({ ...load, durationS: BENCH.warmupS });
       const sample = await measureHttp({ ...load, durationS: BENCH.durationS });
@@ -115,7 +126,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === path.join(BENCH_DIR, 'p
         .filter((f) => !before.has(f))
         .sort((a, b) => fs.statSync(path.join(dir, b)).size - fs.statSync(path.join(dir, a)).size)[0];
       if (!file) throw new Error('no profile written');
-      process.stdout.write(`\n## ${backend}: GET by id, 100 connections, ${sample.opsPerSec.toFixed(0)} req/s (profiling on), p99 ${sample.p99} ms\n`);
+      process.stdout.write(`\n## ${backend}: ${workload === 'query' ? 'filtered query' : 'GET by id'}, 100 connections, ${sample.opsPerSec.toFixed(0)} req/s (profiling on), p99 ${sample.p99} ms\n`);
       process.stdout.write(`profile: ${path.relative(root, path.join(dir, file))}\n`);
       process.stdout.write(summarizeProfile(JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as CpuProfile));
     } finally {
