@@ -4,6 +4,7 @@
  * and app.close() ending open streams promptly.
  */
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import type { LightMyRequestResponse } from 'fastify';
 import { beforeAll, expect, it } from 'vitest';
 import { buildApp } from '../../src/server/app.js';
@@ -150,6 +151,33 @@ forEachBackend('http events (SSE)', (backend) => {
     expect(took).toBeLessThan(2000);
     // The store is still usable by the other app.
     await write(t, 'POST', '/v1/counters/closing/increment');
+  });
+
+  it('app.close() is prompt after a client left in the middle of a backlog', async () => {
+    // A client that stopped reading, then went away, while its stream wrote 2.4 MB of
+    // backlog. Loopback buffers here take tens of MB, so whether the stream was waiting for
+    // 'drain' at that moment depends on the kernel; test/http/sse-write.test.ts forces that
+    // wait and checks that a write after the client left does not wait.
+    const t = await tenant();
+    const filler = 'x'.repeat(8 * 1024);
+    for (let i = 0; i < 300; i += 30) {
+      await Promise.all(Array.from({ length: 30 }, (_, k) => write(t, 'POST', '/v1/collections/backlog/records', { i: i + k, filler })));
+    }
+    const app = await buildApp(h.store, { logger: false });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const address = app.server.address();
+    if (!address || typeof address === 'string') throw new Error('no address');
+    const request = http.get(`http://127.0.0.1:${address.port}/v1/events?after=0`, { headers: bearer(t.key) });
+    request.on('error', () => undefined);
+    const res = await new Promise<http.IncomingMessage>((resolve) => request.once('response', resolve));
+    res.pause();
+    // Long enough for the server to fill the socket buffers and wait for 'drain'.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    request.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = Date.now();
+    await app.close();
+    expect(Date.now() - started).toBeLessThan(1500);
   });
 
   it('app.close() is prompt while streams are still reading a stream of writes', async () => {

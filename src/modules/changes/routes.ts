@@ -4,6 +4,7 @@ import { Type } from '@fastify/type-provider-typebox';
 import { AgentstoreError } from '../../core/errors.js';
 import { tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
 import type { ChangeEvent } from './service.js';
+import { write } from './sse-write.js';
 
 const ChangeSchema = Type.Object(
   {
@@ -26,6 +27,7 @@ const FeedQuery = {
 };
 
 const HEARTBEAT_MS = 15_000;
+const SHUTDOWN_GRACE_MS = 2_000;
 const BATCH = 500;
 
 function parseTypes(types: string | undefined): string[] | undefined {
@@ -41,31 +43,30 @@ function parseSeq(value: string | undefined, field: string): number | undefined 
   return Number(value);
 }
 
-function write(raw: ServerResponse, chunk: string): Promise<void> | undefined {
-  if (raw.write(chunk)) return undefined;
-  return new Promise((resolve) => {
-    const done = () => {
-      raw.off('drain', done);
-      raw.off('close', done);
-      resolve();
-    };
-    raw.once('drain', done);
-    raw.once('close', done);
-  });
-}
 
 
 export async function changeRoutes(app: Api, { store }: RouteDeps): Promise<void> {
-  const streams = new Map<() => void, Promise<void>>();
+  interface Stream {
+    readonly end: () => void;
+    readonly ended: Promise<void>;
+    readonly raw: ServerResponse;
+  }
+  const streams = new Set<Stream>();
   let shuttingDown = false;
   // Fastify closes the connections that are idle when the server stops listening. A stream
   // still writing its last read at that moment would become an idle keep-alive connection
   // only later, and hold close() for Node's 5 s keep-alive timeout: wait for every stream to
-  // end first, and end its connection with it.
+  // end first, and end its connection with it. A client that stopped reading would hold the
+  // wait for good: after a grace period its response is destroyed.
   app.addHook('preClose', async () => {
     shuttingDown = true;
-    for (const end of streams.keys()) end();
-    await Promise.all(streams.values());
+    for (const stream of streams) stream.end();
+    const all = Promise.all([...streams].map((s) => s.ended));
+    const grace = sleep(SHUTDOWN_GRACE_MS, 'timeout' as const, { ref: false });
+    if ((await Promise.race([all, grace])) === 'timeout') {
+      for (const stream of streams) stream.raw.destroy();
+      await all;
+    }
   });
 
   app.get(
@@ -118,13 +119,16 @@ export async function changeRoutes(app: Api, { store }: RouteDeps): Promise<void
         wake?.();
       };
       let finished!: () => void;
-      streams.set(end, new Promise<void>((resolve) => (finished = resolve)));
-      const unsubscribe = store.changes.onWake(ctx.tenantId, () => wake?.());
+      const raw = reply.raw;
+      const stream: Stream = { end, ended: new Promise<void>((resolve) => (finished = resolve)), raw };
+      streams.add(stream);
+      // A request that reached this point after preClose ran: it ends at once.
+      if (shuttingDown) end();
       // The response's close, not the request's: a GET's request 'close' fires once its (empty) body is read.
-      reply.raw.on('close', end);
+      raw.on('close', end);
+      let unsubscribe: (() => void) | undefined;
 
       reply.hijack();
-      const raw = reply.raw;
       raw.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-cache, no-transform',
@@ -135,11 +139,13 @@ export async function changeRoutes(app: Api, { store }: RouteDeps): Promise<void
       // The client reconnects after this many ms; it then sends Last-Event-ID.
       raw.write('retry: 2000\n\n');
       try {
+        unsubscribe = store.changes.onWake(ctx.tenantId, () => wake?.());
         while (!closed) {
           // Subscribe before reading, so a commit landing between read and wait still wakes us.
           const woken = new Promise<void>((resolve) => (wake = resolve));
           const events: ChangeEvent[] = await store.changes.read(ctx, { after: cursor, limit: BATCH, ...filter });
           for (const event of events) {
+            if (closed) break;
             const pending = write(raw, `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
             if (pending) await pending;
             cursor = event.seq;
@@ -153,9 +159,9 @@ export async function changeRoutes(app: Api, { store }: RouteDeps): Promise<void
       } catch (error) {
         req.log.warn({ err: error }, 'event stream ended by an error');
       } finally {
-        unsubscribe();
+        unsubscribe?.();
         const settle = () => {
-          streams.delete(end);
+          streams.delete(stream);
           finished();
         };
         if (raw.destroyed) settle();
