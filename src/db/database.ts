@@ -101,7 +101,14 @@ async function runTransaction<T>(
   fn: (trx: Executor) => Promise<T>,
 ): Promise<T> {
   return kysely.connection().execute(async (conn) => {
-    await sql.raw(begin).execute(conn);
+    try {
+      await sql.raw(begin).execute(conn);
+    } catch (error) {
+      // On PostgreSQL `begin` is a batch: BEGIN may have run before a later statement of it
+      // failed, and the connection must not go back to the pool inside that transaction.
+      await sql.raw('rollback').execute(conn).catch(() => undefined);
+      throw error;
+    }
     let result: T;
     try {
       result = await fn(conn);

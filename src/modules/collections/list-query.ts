@@ -30,9 +30,13 @@ export function selectPage(trx: Executor, dialect: DialectName, page: PageQuery)
 }
 
 /**
- * Whether an index of the records table gives the listing's order: (tenant, collection,
+ * Whether an index of the records table gives the listing's order, or all of it but the
+ * ordering of ties on the first key (`-createdAt` with the ascending `id` tie-breaker, which
+ * PostgreSQL finishes with an incremental sort within equal timestamps): (tenant, collection,
  * column, id) exists for created_at, updated_at and id. Then the read should follow it
- * (`indexOrder`) rather than sort the collection.
+ * (`indexOrder`) rather than sort the collection. A filter does not change that on
+ * PostgreSQL: under RLS a declared index serves only through its partial predicate, which is
+ * the whole collection too.
  */
 export function indexGivesOrder(keys: readonly SortKey[]): boolean {
   const first = keys[0]?.path;
