@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { sql, type Kysely } from 'kysely';
 import type { DB } from './schema.js';
 
@@ -22,6 +23,8 @@ export interface GroupCommitter {
 // Big enough that a burst of a thousand writers needs few commits, small enough that the
 // first writer of a batch does not wait long for the last.
 const MAX_BATCH = 128;
+// The longest a batch runs before it lets the event loop turn (see runBatch).
+const SLICE_MS = 2;
 
 /**
  * Group commit for SQLite's single writer. With `synchronous=FULL` every COMMIT is an
@@ -54,8 +57,17 @@ export function createGroupCommitter(kysely: Kysely<DB>, isAborted: () => boolea
       const settleFailed = () => {
         for (const f of failed) f.job.reject(f.error);
       };
+      let sliceStart = performance.now();
       for (let i = 0; i < batch.length; i++) {
         const job = batch[i] as Job;
+        if (performance.now() - sliceStart >= SLICE_MS) {
+          // A batch is all synchronous SQLite work chained by promises: run whole, it held the
+          // event loop for tens of ms, during which no connection was accepted and no request
+          // read. The transaction stays open across the turn; only this committer writes, and
+          // reads use the other connection.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          sliceStart = performance.now();
+        }
         try {
           await sql.raw('savepoint unit').execute(conn);
           const value = await job.work(conn);
