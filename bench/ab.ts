@@ -5,6 +5,7 @@
  * req/s and of server CPU per request, and of their per-round ratios.
  *   git worktree add /tmp/wt-a HEAD~1 && ln -s $PWD/node_modules /tmp/wt-a/node_modules
  *   AB_TREE_A=/tmp/wt-a node --import tsx bench/ab.ts     (AB_ROUNDS, AB_SECONDS, AB_CONNS)
+ * or this tree under two settings: AB_ENV_A='AGENTSTORE_LOOP_BUDGET_MS=0' node --import tsx bench/ab.ts
  * Two identical trees differ by up to ~6-10% on this shared machine: smaller effects are noise.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -13,8 +14,11 @@ import { createFixture, recordId } from './lib/fixture.js';
 import { measureHttp } from './lib/http.js';
 import { median } from './lib/stats.js';
 
-const treeA = process.env.AB_TREE_A;
-if (!treeA) throw new Error('set AB_TREE_A to the other source tree (see the comment at the top of bench/ab.ts)');
+// AB_ENV_A='NAME=value,...': environment for server A only; with it alone, A and B are this
+// tree under two settings (e.g. AB_ENV_A=AGENTSTORE_LOOP_BUDGET_MS=0).
+const envA = Object.fromEntries((process.env.AB_ENV_A ?? '').split(',').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
+const treeA = process.env.AB_TREE_A ?? (process.env.AB_ENV_A ? path.resolve(import.meta.dirname, '..') : undefined);
+if (!treeA) throw new Error('set AB_TREE_A to the other source tree, or AB_ENV_A (see the comment at the top of bench/ab.ts)');
 const trees = { A: treeA, B: path.resolve(import.meta.dirname, '..') };
 const rounds = Number(process.env.AB_ROUNDS ?? 8);
 const seconds = Number(process.env.AB_SECONDS ?? 3);
@@ -26,7 +30,7 @@ const start = (tree: string, mode: string, env: Record<string, string>) =>
     child.on('message', (m: { type: string; port: number }) => m.type === 'ready' && resolve({ child, port: m.port }));
   });
 const servers = {
-  A: await start(trees.A, 'app', { BENCH_DATABASE_URL: fx.url }),
+  A: await start(trees.A, 'app', { BENCH_DATABASE_URL: fx.url, ...envA }),
   B: await start(trees.B, 'app', { BENCH_DATABASE_URL: fx.url }),
   bare: await start(trees.B, 'baseline', { BENCH_SQLITE_FILE: fx.sqliteFile!, BENCH_SQLITE_TENANT: fx.tenantId }),
 };

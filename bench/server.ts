@@ -37,7 +37,9 @@ async function appServer(): Promise<{ app: FastifyInstance; close: () => Promise
   const url = process.env.BENCH_DATABASE_URL;
   if (!url) throw new Error('BENCH_DATABASE_URL is required');
   const store = await createStore({ databaseUrl: url, migrateOnStart: false });
-  const app = await buildApp(store, { logger: false });
+  // As `agentstore serve` reads it, so a run can compare settings (0 turns admission off).
+  const budget = process.env.AGENTSTORE_LOOP_BUDGET_MS;
+  const app = await buildApp(store, { logger: false, ...(budget !== undefined ? { server: { loopBudgetMs: Number(budget) } } : {}) });
   return { app, close: async () => { await app.close(); await store.close(); } };
 }
 

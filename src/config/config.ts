@@ -49,6 +49,11 @@ export interface ServerConfig {
   readonly bodyLimitBytes: number;
   readonly logLevel: string;
   readonly trustProxy: boolean;
+  /**
+   * Request work per event-loop turn before further requests queue, in ms (0: off); keeps
+   * connections being accepted under load (src/server/admission.ts).
+   */
+  readonly loopBudgetMs: number;
 }
 
 export interface Config {

@@ -139,6 +139,7 @@ export function loadConfig(env: Env = process.env): Config {
       bodyLimitBytes: integer(env, 'AGENTSTORE_MAX_BODY_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
       logLevel: oneOf(env, 'AGENTSTORE_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
       trustProxy: boolean(env, 'AGENTSTORE_TRUST_PROXY', false),
+      loopBudgetMs: integer(env, 'AGENTSTORE_LOOP_BUDGET_MS', 2, 0, 1000),
     },
   };
 }

@@ -12,6 +12,7 @@ import { collectionRoutes } from '../modules/collections/routes.js';
 import { counterRoutes } from '../modules/counters/routes.js';
 import { tenancyRoutes } from '../modules/tenancy/routes.js';
 import type { Store } from '../store.js';
+import { createAdmission } from './admission.js';
 import { registerAuth, requireAuthUnder } from './auth.js';
 import { registerMetrics, type AppMetrics } from './metrics.js';
 import { ProblemSchema, errorHandler, renderProblem, sendProblem } from './problem.js';
@@ -27,7 +28,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Builds the HTTP API over a store. The caller owns the store and closes it after the app. */
 export async function buildApp(store: Store, options: AppOptions = {}): Promise<FastifyInstance> {
-  const server = { bodyLimitBytes: 1024 * 1024, logLevel: 'info', trustProxy: false, ...options.server };
+  const server = { bodyLimitBytes: 1024 * 1024, logLevel: 'info', trustProxy: false, loopBudgetMs: 2, ...options.server };
   // Assigned right after the instance exists; the router's error callback below needs it.
   let metrics: AppMetrics | undefined;
   const app = Fastify({
@@ -86,6 +87,11 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
     sendProblem(reply, renderProblem(request, 404, 'agentstore.not_found', `no route for ${request.method} ${request.url.split('?')[0]}`));
     appMetrics.unmatched(request, reply);
   });
+  // First of all hooks: a queued request has cost only its parsing and routing.
+  if (server.loopBudgetMs > 0) {
+    const admission = createAdmission(server.loopBudgetMs);
+    app.addHook('onRequest', (_request, _reply, done) => admission.admit(done));
+  }
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', String(request.id));
     done();

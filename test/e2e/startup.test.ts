@@ -91,6 +91,7 @@ describe('startup [sqlite, embedded default]', () => {
     { env: { AGENTSTORE_JWT_SECRET: 'too-short-secret' }, variable: 'AGENTSTORE_JWT_SECRET', secret: 'too-short-secret' },
     { env: { AGENTSTORE_SERVICE_KEY: 'short' }, variable: 'AGENTSTORE_SERVICE_KEY' },
     { env: { AGENTSTORE_MIGRATE_ON_START: 'maybe' }, variable: 'AGENTSTORE_MIGRATE_ON_START' },
+    { env: { AGENTSTORE_LOOP_BUDGET_MS: '-1' }, variable: 'AGENTSTORE_LOOP_BUDGET_MS' },
   ];
   for (const { env, variable, secret } of invalid) {
     it(`exits non-zero with one line naming ${variable} when it is invalid (${JSON.stringify(env)})`, async () => {

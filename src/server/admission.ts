@@ -1,0 +1,85 @@
+import { performance } from 'node:perf_hooks';
+
+/**
+ * Bounds the request work one turn of the event loop does, so that new connections keep
+ * being accepted under load.
+ *
+ * libuv (1.45+, Node 20) accepts one connection per event-loop iteration, and an iteration
+ * runs every request that arrived during the previous one. With K busy keep-alive
+ * connections an iteration takes K times the cost of a request, so the n-th new connection
+ * waits for n such iterations: a burst of 1000 connections on a saturated server waited in
+ * the kernel's accept queue for tens of seconds, and clients timed out (docs/benchmarks.md,
+ * "Accept queue"). Here a request that arrives after `budgetMs` of the current I/O phase
+ * was spent on requests is queued, and the queue is worked off in slices of `budgetMs`, one
+ * per iteration: each iteration stays short, accepts its connection, and the queue keeps
+ * arrival order. Below the budget nothing is queued and a request costs one clock read.
+ */
+export interface Admission {
+  /** Runs `proceed` now, or after the requests queued before it. */
+  admit(proceed: () => void): void;
+  /** Requests waiting now. */
+  readonly queued: number;
+}
+
+export function createAdmission(budgetMs: number): Admission {
+  // A ring would avoid the copy on wrap; a queue that is drained from the front and reset
+  // when empty is as cheap and simpler.
+  let queue: Array<() => void> = [];
+  let head = 0;
+  let phaseStart: number | undefined;
+  let resetScheduled = false;
+  let draining = false;
+
+  const resetPhase = (): void => {
+    resetScheduled = false;
+    phaseStart = undefined;
+  };
+
+  const drain = async (): Promise<void> => {
+    const start = performance.now();
+    while (head < queue.length) {
+      if (performance.now() - start >= budgetMs) {
+        // Immediates queued from the check phase run in the next iteration, after its poll
+        // phase has accepted a connection and read what arrived.
+        setImmediate(() => void drain());
+        return;
+      }
+      const next = queue[head] as () => void;
+      queue[head] = noop;
+      head += 1;
+      next();
+      // Let the request's own continuations run before the clock is read again.
+      await null;
+    }
+    queue = [];
+    head = 0;
+    draining = false;
+  };
+
+  return {
+    admit(proceed) {
+      const now = performance.now();
+      if (phaseStart === undefined) {
+        phaseStart = now;
+        if (!resetScheduled) {
+          resetScheduled = true;
+          setImmediate(resetPhase);
+        }
+      }
+      if (head === queue.length && now - (phaseStart ?? now) < budgetMs) {
+        proceed();
+        return;
+      }
+      queue.push(proceed);
+      if (!draining) {
+        draining = true;
+        setImmediate(() => void drain());
+      }
+    },
+    get queued() {
+      return queue.length - head;
+    },
+  };
+}
+
+function noop(): void {}

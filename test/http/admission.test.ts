@@ -1,0 +1,113 @@
+/**
+ * The per-turn request budget (src/server/admission.ts): below it a request proceeds at once;
+ * past it requests queue in arrival order and are worked off in slices, between which the
+ * event loop turns (timers run, connections are accepted).
+ */
+import { expect, it } from 'vitest';
+import { createAdmission } from '../../src/server/admission.js';
+import { forEachBackend } from '../helpers/index.js';
+import { bearer, createTenant, useHttp } from './http-kit.js';
+
+const busy = (ms: number): void => {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // burn CPU, as a request does
+  }
+};
+
+const idle = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+it('proceeds at once while the turn is under budget', async () => {
+  await idle();
+  // Far above what five pushes take, even on a machine that stalls.
+  const admission = createAdmission(1000);
+  const ran: number[] = [];
+  for (let i = 0; i < 5; i++) admission.admit(() => ran.push(i));
+  expect(ran).toEqual([0, 1, 2, 3, 4]);
+  expect(admission.queued).toBe(0);
+});
+
+it('queues past the budget, keeps arrival order, and queues newcomers behind the queue', async () => {
+  await idle();
+  const admission = createAdmission(2);
+  const ran: number[] = [];
+  admission.admit(() => {
+    ran.push(0);
+    busy(3);
+  });
+  for (let i = 1; i <= 3; i++) {
+    admission.admit(() => {
+      ran.push(i);
+      busy(1.5);
+    });
+  }
+  expect(ran).toEqual([0]);
+  expect(admission.queued).toBe(3);
+  // The first slice (2 ms) runs two of them; in the next turn, a newcomer waits its turn
+  // behind the third although its own turn has spent nothing yet.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  const before = ran.length;
+  expect(ran).toEqual([0, 1, 2].slice(0, before));
+  admission.admit(() => ran.push(4));
+  expect(ran).toHaveLength(before);
+  expect(admission.queued).toBe(4 - before + 1);
+  await idle();
+  expect(ran).toEqual([0, 1, 2, 3, 4]);
+  expect(admission.queued).toBe(0);
+});
+
+it('works the queue off in slices: the event loop turns between them', async () => {
+  await idle();
+  const admission = createAdmission(2);
+  const ran: number[] = [];
+  admission.admit(() => busy(3));
+  for (let i = 0; i < 40; i++) {
+    admission.admit(() => {
+      ran.push(i);
+      busy(0.5);
+    });
+  }
+  // 40 x 0.5 ms of queued work; a timer due now must not wait for all of it.
+  let doneWhenTimerFired = -1;
+  setTimeout(() => (doneWhenTimerFired = ran.length), 0);
+  while (admission.queued > 0) await new Promise((resolve) => setImmediate(resolve));
+  await idle();
+  expect(ran).toEqual(Array.from({ length: 40 }, (_, i) => i));
+  expect(doneWhenTimerFired).toBeGreaterThanOrEqual(0);
+  expect(doneWhenTimerFired).toBeLessThan(40);
+});
+
+it('lets an asynchronous request continue before the next one starts', async () => {
+  await idle();
+  const admission = createAdmission(2);
+  const events: string[] = [];
+  admission.admit(() => busy(3));
+  for (const name of ['a', 'b']) {
+    admission.admit(() => {
+      events.push(`${name} start`);
+      void Promise.resolve().then(() => events.push(`${name} continued`));
+    });
+  }
+  await idle();
+  expect(events).toEqual(['a start', 'a continued', 'b start', 'b continued']);
+});
+
+forEachBackend('http admission under a burst', (backend) => {
+  const h = useHttp(backend, { app: { server: { loopBudgetMs: 1 } } });
+
+  it('answers every request of a burst far past the budget, each with its own record', async () => {
+    const t = await createTenant(h.app);
+    for (let i = 0; i < 20; i++) {
+      const res = await h.app.inject({ method: 'POST', url: '/v1/collections/burst/records', headers: bearer(t.key), payload: { id: `b${i}`, i } });
+      expect(res.statusCode, res.body).toBe(201);
+    }
+    // 300 requests issued in one turn: all but the first few are queued and run in slices.
+    const responses = await Promise.all(
+      Array.from({ length: 300 }, (_, k) => h.app.inject({ method: 'GET', url: `/v1/collections/burst/records/b${k % 20}`, headers: bearer(t.key) })),
+    );
+    responses.forEach((res, k) => {
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.json<{ data: { i: number } }>().data.i).toBe(k % 20);
+    });
+  });
+});
