@@ -39,6 +39,7 @@ async function appServer(): Promise<{ app: FastifyInstance; close: () => Promise
   const store = await createStore({ databaseUrl: url, migrateOnStart: false });
   // As `agentstore serve` reads it, so a run can compare settings (0 turns admission off).
   const budget = process.env.AGENTSTORE_LOOP_BUDGET_MS;
+  if (budget !== undefined && !/^\d+$/.test(budget)) throw new Error(`AGENTSTORE_LOOP_BUDGET_MS must be a whole number of ms, got ${JSON.stringify(budget)}`);
   const app = await buildApp(store, { logger: false, ...(budget !== undefined ? { server: { loopBudgetMs: Number(budget) } } : {}) });
   return { app, close: async () => { await app.close(); await store.close(); } };
 }

@@ -21,9 +21,13 @@ export interface Admission {
   readonly queued: number;
 }
 
-export function createAdmission(budgetMs: number): Admission {
-  // A ring would avoid the copy on wrap; a queue that is drained from the front and reset
-  // when empty is as cheap and simpler.
+/**
+ * `onError`: a queued continuation that throws (it runs outside Fastify's own try/catch,
+ * in a later turn) is reported here, and the queue goes on.
+ */
+export function createAdmission(budgetMs: number, onError: (error: unknown) => void): Admission {
+  // Drained from the front; the consumed head is cut off once it is half the array, so a
+  // queue that never empties under sustained load does not grow with every request.
   let queue: Array<() => void> = [];
   let head = 0;
   let phaseStart: number | undefined;
@@ -41,19 +45,36 @@ export function createAdmission(budgetMs: number): Admission {
       if (performance.now() - start >= budgetMs) {
         // Immediates queued from the check phase run in the next iteration, after its poll
         // phase has accepted a connection and read what arrived.
-        setImmediate(() => void drain());
+        setImmediate(run);
         return;
       }
       const next = queue[head] as () => void;
-      queue[head] = noop;
       head += 1;
-      next();
+      if (head >= COMPACT_AFTER && head * 2 >= queue.length) {
+        queue = queue.slice(head);
+        head = 0;
+      }
+      try {
+        next();
+      } catch (error) {
+        onError(error);
+      }
       // Let the request's own continuations run before the clock is read again.
       await null;
     }
     queue = [];
     head = 0;
     draining = false;
+  };
+
+  // drain() catches what its continuations throw; this is for a bug of its own, which
+  // must not leave `draining` set and every later request queued for good.
+  const run = (): void => {
+    drain().catch((error: unknown) => {
+      onError(error);
+      if (head < queue.length) setImmediate(run);
+      else draining = false;
+    });
   };
 
   return {
@@ -73,7 +94,7 @@ export function createAdmission(budgetMs: number): Admission {
       queue.push(proceed);
       if (!draining) {
         draining = true;
-        setImmediate(() => void drain());
+        setImmediate(run);
       }
     },
     get queued() {
@@ -82,4 +103,4 @@ export function createAdmission(budgetMs: number): Admission {
   };
 }
 
-function noop(): void {}
+const COMPACT_AFTER = 1024;

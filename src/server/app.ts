@@ -89,7 +89,7 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
   });
   // First of all hooks: a queued request has cost only its parsing and routing.
   if (server.loopBudgetMs > 0) {
-    const admission = createAdmission(server.loopBudgetMs);
+    const admission = createAdmission(server.loopBudgetMs, (error) => app.log.error({ err: error }, 'a queued request failed to proceed'));
     app.addHook('onRequest', (_request, _reply, done) => admission.admit(done));
   }
   app.addHook('onRequest', (request, reply, done) => {

@@ -16,11 +16,14 @@ const busy = (ms: number): void => {
 };
 
 const idle = () => new Promise((resolve) => setTimeout(resolve, 20));
+const fail = (error: unknown): void => {
+  throw new Error(`unexpected admission error: ${String(error)}`);
+};
 
 it('proceeds at once while the turn is under budget', async () => {
   await idle();
   // Far above what five pushes take, even on a machine that stalls.
-  const admission = createAdmission(1000);
+  const admission = createAdmission(1000, fail);
   const ran: number[] = [];
   for (let i = 0; i < 5; i++) admission.admit(() => ran.push(i));
   expect(ran).toEqual([0, 1, 2, 3, 4]);
@@ -29,7 +32,7 @@ it('proceeds at once while the turn is under budget', async () => {
 
 it('queues past the budget, keeps arrival order, and queues newcomers behind the queue', async () => {
   await idle();
-  const admission = createAdmission(2);
+  const admission = createAdmission(2, fail);
   const ran: number[] = [];
   admission.admit(() => {
     ran.push(0);
@@ -58,7 +61,7 @@ it('queues past the budget, keeps arrival order, and queues newcomers behind the
 
 it('works the queue off in slices: the event loop turns between them', async () => {
   await idle();
-  const admission = createAdmission(2);
+  const admission = createAdmission(2, fail);
   const ran: number[] = [];
   admission.admit(() => busy(3));
   for (let i = 0; i < 40; i++) {
@@ -79,7 +82,7 @@ it('works the queue off in slices: the event loop turns between them', async () 
 
 it('lets an asynchronous request continue before the next one starts', async () => {
   await idle();
-  const admission = createAdmission(2);
+  const admission = createAdmission(2, fail);
   const events: string[] = [];
   admission.admit(() => busy(3));
   for (const name of ['a', 'b']) {
@@ -90,6 +93,48 @@ it('lets an asynchronous request continue before the next one starts', async () 
   }
   await idle();
   expect(events).toEqual(['a start', 'a continued', 'b start', 'b continued']);
+});
+
+it('a queued request that throws is reported, and the ones behind it still run', async () => {
+  await idle();
+  const errors: unknown[] = [];
+  const admission = createAdmission(2, (error) => errors.push(error));
+  const ran: string[] = [];
+  admission.admit(() => busy(3));
+  admission.admit(() => {
+    throw new Error('boom');
+  });
+  admission.admit(() => ran.push('after'));
+  await idle();
+  expect(errors.map(String)).toEqual(['Error: boom']);
+  expect(ran).toEqual(['after']);
+  // The queue is usable afterwards.
+  admission.admit(() => ran.push('later'));
+  await idle();
+  expect(ran).toEqual(['after', 'later']);
+});
+
+it('keeps serving in order when the queue never empties for thousands of requests', async () => {
+  await idle();
+  const admission = createAdmission(1, fail);
+  const ran: number[] = [];
+  let next = 0;
+  admission.admit(() => busy(2));
+  // Each request admits a successor when it runs, as a closed-loop client does: the queue
+  // stays non-empty the whole time (the consumed part of it is cut off as it goes).
+  const request = (i: number) => () => {
+    ran.push(i);
+    busy(0.05);
+    if (next < 5000) {
+      const id = next++;
+      setImmediate(() => admission.admit(request(id)));
+    }
+  };
+  for (let k = 0; k < 50; k++) admission.admit(request(next++));
+  while (ran.length < 5000) await new Promise((resolve) => setImmediate(resolve));
+  await idle();
+  expect(ran).toEqual(Array.from({ length: 5000 }, (_, i) => i));
+  expect(admission.queued).toBe(0);
 });
 
 forEachBackend('http admission under a burst', (backend) => {
