@@ -43,8 +43,6 @@ function parseSeq(value: string | undefined, field: string): number | undefined 
   return Number(value);
 }
 
-
-
 export async function changeRoutes(app: Api, { store }: RouteDeps): Promise<void> {
   interface Stream {
     readonly end: () => void;
@@ -65,7 +63,8 @@ export async function changeRoutes(app: Api, { store }: RouteDeps): Promise<void
     const grace = sleep(SHUTDOWN_GRACE_MS, 'timeout' as const, { ref: false });
     if ((await Promise.race([all, grace])) === 'timeout') {
       for (const stream of streams) stream.raw.destroy();
-      await all;
+      // Bounded too: the connections are gone either way.
+      await Promise.race([all, sleep(SHUTDOWN_GRACE_MS, undefined, { ref: false })]);
     }
   });
 
