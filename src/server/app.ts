@@ -62,7 +62,8 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
   }).withTypeProvider<TypeBoxTypeProvider>();
   // Before any route: each route gets its metrics hook as it is added, and every /v1 route
   // that takes a credential must have got the auth hook by the time the app is ready.
-  metrics = registerMetrics(app, store);
+  const admission = server.loopBudgetMs > 0 ? createAdmission(server.loopBudgetMs, (error) => app.log.error({ err: error }, 'a queued request failed to proceed')) : undefined;
+  metrics = registerMetrics(app, store, admission ? { queuedRequests: () => admission.queued } : {});
   const guarded = requireAuthUnder(app, '/v1');
   const appMetrics = metrics;
 
@@ -88,10 +89,7 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
     appMetrics.unmatched(request, reply);
   });
   // First of all hooks: a queued request has cost only its parsing and routing.
-  if (server.loopBudgetMs > 0) {
-    const admission = createAdmission(server.loopBudgetMs, (error) => app.log.error({ err: error }, 'a queued request failed to proceed'));
-    app.addHook('onRequest', (_request, _reply, done) => admission.admit(done));
-  }
+  if (admission) app.addHook('onRequest', (_request, _reply, done) => admission.admit(done));
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', String(request.id));
     done();

@@ -19,9 +19,18 @@ export interface AppMetrics {
  * route gets when it is added (call this before registering routes: only later routes are
  * counted).
  */
-export function registerMetrics(app: FastifyInstance, store: Store): AppMetrics {
+export function registerMetrics(app: FastifyInstance, store: Store, options: { queuedRequests?: () => number } = {}): AppMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'agentstore_' });
+  const queuedRequests = options.queuedRequests ?? (() => 0);
+  new Gauge({
+    name: 'agentstore_http_queued_requests',
+    help: 'Requests waiting for their turn because the event loop spent its per-turn budget (AGENTSTORE_LOOP_BUDGET_MS)',
+    registers: [registry],
+    collect() {
+      this.set(queuedRequests());
+    },
+  });
   new Gauge({
     name: 'agentstore_db_pool_connections',
     help: 'Database pool connections by state (SQLite: one connection)',

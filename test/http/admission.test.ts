@@ -147,9 +147,14 @@ forEachBackend('http admission under a burst', (backend) => {
       expect(res.statusCode, res.body).toBe(201);
     }
     // 300 requests issued in one turn: all but the first few are queued and run in slices.
-    const responses = await Promise.all(
-      Array.from({ length: 300 }, (_, k) => h.app.inject({ method: 'GET', url: `/v1/collections/burst/records/b${k % 20}`, headers: bearer(t.key) })),
-    );
+    // A scrape among them sees the ones behind it waiting.
+    const gets = Array.from({ length: 300 }, (_, k) => h.app.inject({ method: 'GET', url: `/v1/collections/burst/records/b${k % 20}`, headers: bearer(t.key) }));
+    const scrape = h.app.inject({ method: 'GET', url: '/metrics' });
+    const more = Array.from({ length: 100 }, () => h.app.inject({ method: 'GET', url: '/v1/collections/burst/records/b0', headers: bearer(t.key) }));
+    const responses = await Promise.all(gets);
+    const queued = Number(/^agentstore_http_queued_requests (\d+)$/m.exec((await scrape).body)?.[1]);
+    expect(queued).toBeGreaterThan(0);
+    for (const res of await Promise.all(more)) expect(res.statusCode).toBe(200);
     responses.forEach((res, k) => {
       expect(res.statusCode, res.body).toBe(200);
       expect(res.json<{ data: { i: number } }>().data.i).toBe(k % 20);

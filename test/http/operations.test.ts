@@ -35,6 +35,7 @@ forEachBackend('http operations', (backend) => {
     expect(text).toMatch(/agentstore_http_requests_total\{[^}]*status_code="404"\} \d+/);
     expect(text).toContain('agentstore_http_request_duration_seconds_bucket');
     for (const state of ['total', 'idle', 'waiting', 'max']) expect(text).toMatch(new RegExp(`agentstore_db_pool_connections\\{state="${state}"\\} \\d+`));
+    expect(text).toMatch(/^agentstore_http_queued_requests 0$/m);
     expect(text).not.toContain(secretName);
     expect(text).not.toContain(t.id);
   });
