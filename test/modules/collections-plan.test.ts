@@ -7,6 +7,7 @@
 import { CompiledQuery, sql } from 'kysely';
 import { beforeAll, expect, it } from 'vitest';
 import type { TenantContext } from '../../src/core/context.js';
+import type { Store } from '../../src/store.js';
 import { toJsonColumn } from '../../src/db/dialect.js';
 import { compileFilter, parseFilter } from '../../src/modules/collections/filter.js';
 import { indexGivesOrder, selectPage } from '../../src/modules/collections/list-query.js';
@@ -29,6 +30,22 @@ function nodes(plan: PlanNode): PlanNode[] {
   return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
 }
 
+async function seed(store: Store, ctx: TenantContext): Promise<void> {
+  await store.collections.define(ctx, 'planned', { indexes: ['status'] });
+  const base = Date.parse('2024-01-01T00:00:00Z');
+  await store.internals.db.inTenant(ctx.tenantId, async (trx) => {
+    for (let start = 0; start < RECORDS; start += 500) {
+      const rows = [];
+      for (let i = start; i < start + 500; i++) {
+        const at = new Date(base + i * 1000).toISOString();
+        const data = { status: STATUSES[i % STATUSES.length], n: (i * 7919) % RECORDS };
+        rows.push({ tenant_id: ctx.tenantId, collection: 'planned', id: `p${String(i).padStart(5, '0')}`, version: 1, data: toJsonColumn(data), created_at: at, updated_at: at });
+      }
+      await trx.insertInto('records').values(rows).execute();
+    }
+  });
+}
+
 forEachBackend(
   'collections: listing plans under RLS',
   (backend) => {
@@ -36,19 +53,7 @@ forEachBackend(
     let ctx: TenantContext;
     beforeAll(async () => {
       ({ ctx } = await newTenant(t.store));
-      await t.store.collections.define(ctx, 'planned', { indexes: ['status'] });
-      const base = Date.parse('2024-01-01T00:00:00Z');
-      await t.store.internals.db.inTenant(ctx.tenantId, async (trx) => {
-        for (let start = 0; start < RECORDS; start += 500) {
-          const rows = [];
-          for (let i = start; i < start + 500; i++) {
-            const at = new Date(base + i * 1000).toISOString();
-            const data = { status: STATUSES[i % STATUSES.length], n: (i * 7919) % RECORDS };
-            rows.push({ tenant_id: ctx.tenantId, collection: 'planned', id: `p${String(i).padStart(5, '0')}`, version: 1, data: toJsonColumn(data), created_at: at, updated_at: at });
-          }
-          await trx.insertInto('records').values(rows).execute();
-        }
-      });
+      await seed(t.store, ctx);
       await sql`analyze records`.execute(t.store.internals.db.kysely);
     });
 
@@ -101,4 +106,50 @@ forEachBackend(
     });
   },
   { only: ['postgres'] },
+);
+
+// SQLite plans the same listings from its indexes without statistics: a full sort would
+// show as `USE TEMP B-TREE FOR ORDER BY` (a right part of the order, the id tie-breaker of a
+// descending sort, may be sorted within equal timestamps).
+forEachBackend(
+  'collections: listing plans',
+  (backend) => {
+    const t = useTestStore(backend);
+    let ctx: TenantContext;
+    beforeAll(async () => {
+      ({ ctx } = await newTenant(t.store));
+      await seed(t.store, ctx);
+    });
+
+    const plan = async (sort: string | undefined, cursor?: readonly unknown[]): Promise<string[]> => {
+      const keys = parseSort(sort, 'sqlite');
+      const filter = compileFilter(parseFilter(JSON.stringify({ status: 'open', n: { gte: 100 } })), 'sqlite');
+      const after = cursor ? keysetAfter(keys, cursor, 'sqlite') : undefined;
+      return t.store.internals.db.inTenant(
+        ctx.tenantId,
+        async (trx) => {
+          const query = selectPage(trx, 'sqlite', { tenantId: ctx.tenantId, collection: 'planned', keys, filter, after, limit: 21 }).compile();
+          const result = await trx.executeQuery<{ detail: string }>(CompiledQuery.raw(`explain query plan ${query.sql}`, [...query.parameters]));
+          return result.rows.map((r) => r.detail);
+        },
+        { readOnly: true },
+      );
+    };
+
+    it('reads the (tenant, collection, column, id) index in order for createdAt, updatedAt and id, first page and later', async () => {
+      const cases: Array<[string | undefined, RegExp, (readonly unknown[])?]> = [
+        [undefined, /records_created/],
+        ['-createdAt', /records_created/],
+        ['updatedAt', /records_updated/],
+        ['id', /records_pkey|sqlite_autoindex_records|PRIMARY KEY/],
+        [undefined, /records_created/, [new Date(Date.parse('2024-01-01T00:00:00Z') + 3000 * 1000).toISOString(), 'p03000']],
+      ];
+      for (const [sort, index, cursor] of cases) {
+        const detail = await plan(sort, cursor);
+        expect(detail.join(' | '), String(sort)).toMatch(index);
+        expect(detail, String(sort)).not.toContain('USE TEMP B-TREE FOR ORDER BY');
+      }
+    });
+  },
+  { only: ['sqlite'] },
 );
