@@ -75,7 +75,9 @@ function baselineScenarios(fixtures: Fixture[]): Scenario[] {
   const postgres = fixtures.find((f) => f.backend === 'postgres');
   if (postgres) {
     const id = randomOf(postgres.ids);
-    out.push({ id: 'baseline:raw-pg:100', target: 'baseline', label: 'bare Fastify + raw pg pk select', connections: 100, request: () => ({ method: 'GET', setupRequest: (r) => ({ ...r, path: `/raw-pg/${id()}` }) }) });
+    for (const c of BENCH.connections) {
+      out.push({ id: `baseline:raw-pg:${c}`, target: 'baseline', label: 'bare Fastify + raw pg pk select', connections: c, request: () => ({ method: 'GET', setupRequest: (r) => ({ ...r, path: `/raw-pg/${id()}` }) }) });
+    }
   }
   return out;
 }
@@ -119,7 +121,7 @@ try {
     const server = servers.get(s.target);
     if (!server) throw new Error(`no server for ${s.target}`);
     const headers = authOf(s.target);
-    return measureHttp({ port: server.port, ...(server.child.pid !== undefined ? { serverPid: server.child.pid } : {}), connections: s.connections, durationS, request: s.request(), ...(headers ? { headers } : {}), ...(s.overallRate ? { overallRate: s.overallRate } : {}) });
+    return measureHttp({ port: server.port, ...(server.child.pid !== undefined ? { serverPid: server.child.pid } : {}), connections: s.connections, durationS, request: s.request(), ...(headers ? { headers } : {}), ...(s.overallRate ? { overallRate: s.overallRate, settleS: BENCH.openSettleS } : {}) });
   };
 
   const runInterleaved = async (all: Scenario[]): Promise<HttpResult[]> => {
@@ -130,7 +132,7 @@ try {
       for (const s of scenarios) {
         const sample = await measure(s, BENCH.durationS);
         samples.get(s.id)?.push(sample);
-        log(`  run ${r + 1}/${BENCH.runs} ${s.id}${s.overallRate ? ` @${s.overallRate}/s` : ''}: ${sample.opsPerSec.toFixed(0)} req/s p50 ${sample.p50} ms p99 ${sample.p99} ms errors ${sample.errors} non2xx ${sample.non2xx}`);
+        log(`  run ${r + 1}/${BENCH.runs} ${s.id}${s.overallRate ? ` @${s.overallRate}/s` : ''}: ${sample.opsPerSec.toFixed(0)} req/s p50 ${sample.p50} ms p99 ${sample.p99} ms${sample.p99Measured !== undefined ? ` (uncorrected ${sample.p99Measured.toFixed(1)}, with set-up ${sample.p99WithSetup?.toFixed(1)}, autocannon's ${sample.p99Autocannon})` : ''} errors ${sample.errors} non2xx ${sample.non2xx}`);
       }
     }
     return scenarios.map((s) => ({
@@ -146,11 +148,11 @@ try {
   const rate = Math.max(1, Math.round((bare1000?.summary.opsPerSec ?? 0) / 2));
   if (!bare1000) log('(bare Fastify at 1000 connections was not measured: the open loop runs at 1 req/s)');
   log(`HTTP open loop at ${rate} req/s (half of bare Fastify at 1000 connections) ...`);
-  // The same offered load against two baselines: the bare route (the target's reference)
-  // and the raw better-sqlite3 route, which shows whether a server doing the query at all
-  // can meet the target on this machine.
+  // The same offered load against the baselines: the bare route (the target's reference)
+  // and the raw driver routes, which show whether a server doing the query at all can meet
+  // the target on this machine.
   const openBaselines = closed
-    .filter((h) => h.id === 'baseline:bare:1000' || h.id === 'baseline:raw-sqlite:1000')
+    .filter((h) => ['baseline:bare:1000', 'baseline:raw-sqlite:1000', 'baseline:raw-pg:1000'].includes(h.id))
     .map((h) => baselineScenarios(fixtures).find((s) => s.id === h.id) as Scenario)
     .map((s) => ({ ...s, id: s.id.replace(/:1000$/, '-open:1000'), label: `${s.label}, open loop`, overallRate: rate }));
   const open = await runInterleaved([
@@ -177,6 +179,7 @@ try {
       durationS: BENCH.durationS,
       inprocDurationS: BENCH.inprocDurationS,
       warmupS: BENCH.warmupS,
+      openSettleS: BENCH.openSettleS,
       runs: BENCH.runs,
       records: BENCH.records,
       wallClockS: 0,

@@ -40,6 +40,8 @@ declare module 'autocannon' {
   /** The returned instance is a thenable EventEmitter ('reqError', 'response', ...). */
   export interface Instance extends PromiseLike<Result> {
     on(event: 'reqError', listener: (error: NodeJS.ErrnoException) => void): this;
+    /** Every response: the client, its status, its size in bytes, its time in ms (float). */
+    on(event: 'response', listener: (client: unknown, statusCode: number, bytes: number, responseTimeMs: number) => void): this;
   }
   function autocannon(options: Options): Instance;
   export default autocannon;

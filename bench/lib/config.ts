@@ -20,6 +20,8 @@ export const BENCH = {
    */
   inprocDurationS: num('BENCH_INPROC_DURATION', quick ? 0.3 : 2),
   warmupS: num('BENCH_WARMUP', quick ? 0.3 : 2),
+  /** Open loop: seconds of each run, before the measured BENCH_DURATION, left out as the connections' set-up (bench/lib/http.ts, settleS). */
+  openSettleS: num('BENCH_OPEN_SETTLE', quick ? 0.3 : 2),
   runs: Math.trunc(num('BENCH_RUNS', quick ? 1 : 3)),
   records: Math.trunc(num('BENCH_RECORDS', quick ? 1000 : 10_000)),
   backends: (process.env.BENCH_BACKENDS ?? 'sqlite,postgres').split(',').map((s) => s.trim()).filter(Boolean) as Array<'sqlite' | 'postgres'>,

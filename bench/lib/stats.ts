@@ -32,6 +32,12 @@ export interface Sample {
   readonly listenOverflows?: number;
   /** HTTP only: the server child's CPU time (user + system) per completed request, in µs. */
   readonly serverCpuUsPerReq?: number;
+  /** HTTP open loop only: the p99 of the response times as measured, without the coordinated-omission correction. */
+  readonly p99Measured?: number;
+  /** HTTP open loop only: the corrected p99 including the connections' set-up (see settleS in http.ts). */
+  readonly p99WithSetup?: number;
+  /** HTTP open loop only: autocannon's own p99, corrected with a 1 ms interval (see openLoopLatency in http.ts). */
+  readonly p99Autocannon?: number;
   /** HTTP only: the longest accept queue seen on the server's listening socket (sampled every 100 ms). */
   readonly maxAcceptQueue?: number;
 }
