@@ -7,8 +7,11 @@
  *   AB_TREE_A=/tmp/wt-a node --import tsx bench/ab.ts     (AB_ROUNDS, AB_SECONDS, AB_CONNS)
  * or this tree under two settings: AB_ENV_A='AGENTSTORE_LOOP_BUDGET_MS=0' node --import tsx bench/ab.ts
  * Two identical trees differ by up to ~6-10% on this shared machine: smaller effects are noise.
+ * The servers run with Node's defaults, not with `npm start`'s V8 flags, so that V8 flags can be
+ * A/B'd too: AB_ENV_A='NODE_OPTIONS=--max-semi-space-size=64'.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { createFixture, recordId } from './lib/fixture.js';
 import { measureHttp } from './lib/http.js';
@@ -16,7 +19,8 @@ import { median } from './lib/stats.js';
 
 // AB_ENV_A='NAME=value,...': environment for server A only; with it alone, A and B are this
 // tree under two settings (e.g. AB_ENV_A=AGENTSTORE_LOOP_BUDGET_MS=0).
-const envA = Object.fromEntries((process.env.AB_ENV_A ?? '').split(',').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
+// Split at the first '=' only: a value may hold one (NODE_OPTIONS=--max-semi-space-size=64).
+const envA = Object.fromEntries((process.env.AB_ENV_A ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 const treeA = process.env.AB_TREE_A ?? (process.env.AB_ENV_A ? path.resolve(import.meta.dirname, '..') : undefined);
 if (!treeA) throw new Error('set AB_TREE_A to the other source tree, or AB_ENV_A (see the comment at the top of bench/ab.ts)');
 const trees = { A: treeA, B: path.resolve(import.meta.dirname, '..') };
@@ -53,6 +57,8 @@ for (let r = -1; r < rounds; r++) {
 const ratio = (a: number[], b: number[]) => median(a.map((x, i) => x / (b[i] as number)));
 for (const name of NAMES) console.log(`${name.padEnd(5)} ${median(out[name]!.rps).toFixed(0).padStart(6)} req/s  ${median(out[name]!.cpu).toFixed(1)} µs CPU/req`);
 console.log(`A/bare req/s ${(ratio(out.A!.rps, out.bare!.rps) * 100).toFixed(1)}%   B/bare ${(ratio(out.B!.rps, out.bare!.rps) * 100).toFixed(1)}%   B/A cpu ${ratio(out.B!.cpu, out.A!.cpu).toFixed(3)}   B/raw cpu ${ratio(out.B!.cpu, out.raw!.cpu).toFixed(3)}   raw/bare req/s ${(ratio(out.raw!.rps, out.bare!.rps) * 100).toFixed(1)}%`);
+const peakRss = (pid: number) => /VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+console.log(`peak RSS: A ${Math.round(Number(peakRss(servers.A.child.pid!)) / 1024)} MiB, B ${Math.round(Number(peakRss(servers.B.child.pid!)) / 1024)} MiB`);
 for (const s of Object.values(servers)) s.child.kill();
 await fx.drop();
 process.exit(0);

@@ -39,6 +39,8 @@ export interface BenchResults {
     warmupS: number;
     /** Open loop: seconds of connection set-up left out of each run (absent in results before it existed). */
     openSettleS?: number;
+    /** V8 flags of the server children (absent in results before they had any). */
+    serverNodeFlags?: string[];
     runs: number;
     records: number;
     wallClockS: number;
@@ -158,7 +160,7 @@ export function renderMarkdown(results: BenchResults): string {
   out.push(`### Run ${m.date} (commit ${m.commit}${m.quick ? ', QUICK mode: not representative' : ''})`, '');
   out.push(
     `Node ${m.node}, ${m.cpus} x ${m.cpuModel}, ${m.memGiB} GiB. Median of ${m.runs} run(s); HTTP ${m.durationS} s each, in-process ${m.inprocDurationS} s each, ` +
-      `${m.warmupS} s warm-up; ${fmt(m.records)} records per queried collection; wall clock ${m.wallClockS} s.`,
+      `${m.warmupS} s warm-up; ${fmt(m.records)} records per queried collection; server children run with ${m.serverNodeFlags?.length ? `\`${m.serverNodeFlags.join(' ')}\`` : "Node's defaults"}; wall clock ${m.wallClockS} s.`,
     '',
   );
   out.push('#### HTTP (autocannon in the parent, server in a child process)', '', httpTable(results), '');

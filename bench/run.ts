@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Request } from 'autocannon';
 import type { InprocResult } from './inproc.js';
-import { BENCH_DIR, runScript, startServer, type ServerChild } from './lib/child.js';
+import { BENCH_DIR, runScript, SERVER_NODE_FLAGS, startServer, type ServerChild } from './lib/child.js';
 import { BENCH, queryFilter } from './lib/config.js';
 import { createFixture, type BackendName, type Fixture } from './lib/fixture.js';
 import { measureHttp } from './lib/http.js';
@@ -180,6 +180,7 @@ try {
       inprocDurationS: BENCH.inprocDurationS,
       warmupS: BENCH.warmupS,
       openSettleS: BENCH.openSettleS,
+      serverNodeFlags: [...SERVER_NODE_FLAGS],
       runs: BENCH.runs,
       records: BENCH.records,
       wallClockS: 0,

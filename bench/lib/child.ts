@@ -41,8 +41,17 @@ function nextMessage<T>(child: ChildProcess, type: string): Promise<T> {
   });
 }
 
+/**
+ * The V8 flags of `npm start` (package.json), given to every server child alike, the
+ * baselines included, so that the comparison is of the code and not of the runtime settings.
+ * A 64 MiB semi-space cut the app's CPU per request at 1000 connections by ~25% (many live
+ * requests make each young-generation collection copy more), and changed nothing measurable
+ * at 100 (docs/benchmarks.md, "Where the time goes").
+ */
+export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64'];
+
 export async function startServer(mode: 'app' | 'baseline', env: Record<string, string>, nodeArgs: string[] = []): Promise<ServerChild> {
-  const child = forkScript('server.ts', [mode], env, nodeArgs);
+  const child = forkScript('server.ts', [mode], env, [...SERVER_NODE_FLAGS, ...nodeArgs]);
   const { port } = await nextMessage<{ port: number }>(child, 'ready');
   return {
     child,
