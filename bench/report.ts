@@ -104,18 +104,30 @@ export function evaluate(results: BenchResults): Verdict[] {
       verdicts.push({
         target: `open loop ${fmt(open.overallRate ?? 0)} req/s, 1000 conns: p99 < 100 ms`,
         backend,
-        value: `${ms(s.p99)} ms (achieved ${fmt(s.opsPerSec)} req/s, ${pct(achieved)} of offered; uncorrected ${ms(runMedian(s, 'p99Measured'))} ms, with the connections' set-up ${ms(runMedian(s, 'p99WithSetup'))} ms, autocannon's own figure ${ms(runMedian(s, 'p99Autocannon'))} ms)${openBaselines}`,
-        threshold: '< 100 ms',
-        met: s.p99 < 100 && s.errors + s.non2xx === 0,
+        value: `${ms(s.p99)} ms (achieved ${fmt(s.opsPerSec)} req/s, ${pct(achieved)} of offered${openDetails(s)})${openBaselines}`,
+        threshold: '< 100 ms, >= 95% of the rate delivered',
+        // A server that cannot keep up answers fewer requests, not slower ones only.
+        met: s.p99 < 100 && achieved >= 0.95 && s.errors + s.non2xx === 0,
       });
     }
   }
   return verdicts;
 }
 
-/** The median over the runs of an optional per-run figure (NaN when no run has it). */
-function runMedian(s: Summary, key: 'p99Measured' | 'p99WithSetup' | 'p99Autocannon'): number {
-  return median(s.runs.flatMap((r) => (r[key] === undefined ? [] : [r[key]])));
+/** The median over the runs of an optional per-run figure (undefined when no run has it). */
+function runMedian(s: Summary, key: 'p99Measured' | 'p99WithSetup' | 'p99Autocannon'): number | undefined {
+  const values = s.runs.flatMap((r) => (r[key] === undefined ? [] : [r[key]]));
+  return values.length > 0 ? median(values) : undefined;
+}
+
+/** The open loop's other p99 figures, where the results file has them. */
+function openDetails(s: Summary): string {
+  const parts: Array<[string, number | undefined]> = [
+    ['uncorrected', runMedian(s, 'p99Measured')],
+    ["with the connections' set-up", runMedian(s, 'p99WithSetup')],
+    ["autocannon's own figure", runMedian(s, 'p99Autocannon')],
+  ];
+  return parts.flatMap(([label, value]) => (value === undefined ? [] : [`; ${label} ${ms(value)} ms`])).join('');
 }
 
 function httpTable(results: BenchResults): string {

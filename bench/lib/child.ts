@@ -45,8 +45,9 @@ function nextMessage<T>(child: ChildProcess, type: string): Promise<T> {
  * The V8 flags of `npm start` (package.json), given to every server child alike, the
  * baselines included, so that the comparison is of the code and not of the runtime settings.
  * A 64 MiB semi-space cut the app's CPU per request at 1000 connections by ~25% (many live
- * requests make each young-generation collection copy more), and changed nothing measurable
- * at 100 (docs/benchmarks.md, "Where the time goes").
+ * requests make each young-generation collection copy more); at 100 two A/Bs disagreed
+ * (+10% and +1% CPU), and the peak RSS grew by ~90-110 MiB in full runs (docs/benchmarks.md,
+ * "Where the time goes", 9).
  */
 export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64'];
 
