@@ -40,7 +40,12 @@ async function appServer(): Promise<{ app: FastifyInstance; close: () => Promise
   // As `agentstore serve` reads it, so a run can compare settings (0 turns admission off).
   const budget = process.env.AGENTSTORE_LOOP_BUDGET_MS;
   if (budget !== undefined && !/^\d+$/.test(budget)) throw new Error(`AGENTSTORE_LOOP_BUDGET_MS must be a whole number of ms, got ${JSON.stringify(budget)}`);
-  const app = await buildApp(store, { logger: false, ...(budget !== undefined ? { server: { loopBudgetMs: Number(budget) } } : {}) });
+  // Logging is off as in the bare baselines; BENCH_APP_LOG_LEVEL=info measures what
+  // `npm start`'s default (a JSON line per request received and per response) costs, written
+  // to /dev/null rather than to the benchmark's terminal.
+  const logLevel = process.env.BENCH_APP_LOG_LEVEL;
+  const logger = logLevel ? { level: logLevel, file: '/dev/null' } : false;
+  const app = await buildApp(store, { logger, ...(budget !== undefined ? { server: { loopBudgetMs: Number(budget) } } : {}) });
   return { app, close: async () => { await app.close(); await store.close(); } };
 }
 
