@@ -14,21 +14,34 @@ import { performance } from 'node:perf_hooks';
  * per iteration: each iteration stays short, accepts its connection, and the queue keeps
  * arrival order. Below the budget nothing is queued and a request costs one clock read.
  */
-export interface Admission {
-  /** Runs `proceed` now, or after the requests queued before it. */
-  admit(proceed: () => void): void;
+export interface Admission<T = never> {
+  /**
+   * Runs `proceed` now, or after the requests queued before it. A queued request whose
+   * client has left by its turn (the `Abandonment`'s `left(subject)`) is dropped instead:
+   * under overload, clients time out and retry, and work for answers nobody reads would only
+   * deepen the queue.
+   */
+  admit(proceed: () => void, subject?: T): void;
   /** Requests waiting now. */
   readonly queued: number;
 }
 
+/** How to tell that a queued request's client left, and what to do with it then. */
+export interface Abandonment<T> {
+  left(subject: T): boolean;
+  drop(subject: T): void;
+}
+
 /**
  * `onError`: a queued continuation that throws (it runs outside Fastify's own try/catch,
- * in a later turn) is reported here, and the queue goes on.
+ * in a later turn) is reported here, and the queue goes on. `abandonment` acts on the
+ * `subject` given with each request (the reply, in the app): a subject instead of closures
+ * per request keeps the unqueued path free of allocations.
  */
-export function createAdmission(budgetMs: number, onError: (error: unknown) => void): Admission {
+export function createAdmission<T = never>(budgetMs: number, onError: (error: unknown) => void, abandonment?: Abandonment<T>): Admission<T> {
   // Drained from the front; the consumed head is cut off once it is half the array, so a
   // queue that never empties under sustained load does not grow with every request.
-  let queue: Array<() => void> = [];
+  let queue: Array<Queued<T>> = [];
   let head = 0;
   let phaseStart: number | undefined;
   let resetScheduled = false;
@@ -48,14 +61,15 @@ export function createAdmission(budgetMs: number, onError: (error: unknown) => v
         setImmediate(run);
         return;
       }
-      const next = queue[head] as () => void;
+      const next = queue[head] as Queued<T>;
       head += 1;
       if (head >= COMPACT_AFTER && head * 2 >= queue.length) {
         queue = queue.slice(head);
         head = 0;
       }
       try {
-        next();
+        if (abandonment && next.subject !== undefined && abandonment.left(next.subject)) abandonment.drop(next.subject);
+        else next.proceed();
       } catch (error) {
         onError(error);
       }
@@ -78,7 +92,7 @@ export function createAdmission(budgetMs: number, onError: (error: unknown) => v
   };
 
   return {
-    admit(proceed) {
+    admit(proceed, subject) {
       const now = performance.now();
       if (phaseStart === undefined) {
         phaseStart = now;
@@ -91,7 +105,7 @@ export function createAdmission(budgetMs: number, onError: (error: unknown) => v
         proceed();
         return;
       }
-      queue.push(proceed);
+      queue.push({ proceed, subject });
       if (!draining) {
         draining = true;
         setImmediate(run);
@@ -104,3 +118,8 @@ export function createAdmission(budgetMs: number, onError: (error: unknown) => v
 }
 
 const COMPACT_AFTER = 1024;
+
+interface Queued<T> {
+  readonly proceed: () => void;
+  readonly subject: T | undefined;
+}

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Ajv } from 'ajv';
@@ -12,7 +12,7 @@ import { collectionRoutes } from '../modules/collections/routes.js';
 import { counterRoutes } from '../modules/counters/routes.js';
 import { tenancyRoutes } from '../modules/tenancy/routes.js';
 import type { Store } from '../store.js';
-import { createAdmission } from './admission.js';
+import { createAdmission, type Abandonment } from './admission.js';
 import { registerAuth, requireAuthUnder } from './auth.js';
 import { registerMetrics, type AppMetrics } from './metrics.js';
 import { ProblemSchema, errorHandler, renderProblem, sendProblem } from './problem.js';
@@ -60,9 +60,20 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
       metrics?.unmatched(request, reply);
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  // Node destroys the request of a connection that closed before its answer; such a request,
+  // still queued, ends at its turn without running its handler (499 is nginx's "client
+  // closed request"; nobody reads it), and is counted.
+  const abandonment: Abandonment<FastifyReply> = {
+    left: (reply) => reply.request.raw.destroyed,
+    drop: (reply) => {
+      metrics?.abandoned();
+      void reply.code(499).send();
+    },
+  };
+  const admission =
+    server.loopBudgetMs > 0 ? createAdmission(server.loopBudgetMs, (error) => app.log.error({ err: error }, 'a queued request failed to proceed'), abandonment) : undefined;
   // Before any route: each route gets its metrics hook as it is added, and every /v1 route
   // that takes a credential must have got the auth hook by the time the app is ready.
-  const admission = server.loopBudgetMs > 0 ? createAdmission(server.loopBudgetMs, (error) => app.log.error({ err: error }, 'a queued request failed to proceed')) : undefined;
   metrics = registerMetrics(app, store, admission ? { queuedRequests: () => admission.queued } : {});
   const guarded = requireAuthUnder(app, '/v1');
   const appMetrics = metrics;
@@ -89,7 +100,7 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
     appMetrics.unmatched(request, reply);
   });
   // First of all hooks: a queued request has cost only its parsing and routing.
-  if (admission) app.addHook('onRequest', (_request, _reply, done) => admission.admit(done));
+  if (admission) app.addHook('onRequest', (_request, reply, done) => admission.admit(done, reply));
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', String(request.id));
     done();

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, onResponseHookHandler, RouteOptions } from 'fastify';
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Store } from '../store.js';
 import { HttpMetrics, type RouteMetrics } from './http-metrics.js';
 import { routeHooks } from './route-kit.js';
@@ -10,6 +10,8 @@ export interface AppMetrics {
   metrics(): Promise<string>;
   /** Records a request no route matched (the not-found handler calls it). */
   unmatched(request: FastifyRequest, reply: FastifyReply): void;
+  /** Counts a queued request not run because its client left (src/server/admission.ts). */
+  abandoned(): void;
 }
 
 /**
@@ -30,6 +32,11 @@ export function registerMetrics(app: FastifyInstance, store: Store, options: { q
     collect() {
       this.set(queuedRequests());
     },
+  });
+  const abandoned = new Counter({
+    name: 'agentstore_http_abandoned_requests_total',
+    help: 'Queued requests not run because their client closed the connection before their turn',
+    registers: [registry],
   });
   new Gauge({
     name: 'agentstore_db_pool_connections',
@@ -69,5 +76,6 @@ export function registerMetrics(app: FastifyInstance, store: Store, options: { q
       }
       m.observe(reply.statusCode, reply.elapsedTime / 1000);
     },
+    abandoned: () => abandoned.inc(),
   };
 }

@@ -137,6 +137,23 @@ it('keeps serving in order when the queue never empties for thousands of request
   expect(admission.queued).toBe(0);
 });
 
+it('a queued request whose client left is dropped, not run; the ones behind it still run', async () => {
+  await idle();
+  const dropped: string[] = [];
+  const admission = createAdmission<{ name: string; left: boolean }>(2, fail, { left: (s) => s.left, drop: (s) => dropped.push(s.name) });
+  const ran: string[] = [];
+  const leaves = { name: 'leaves', left: false };
+  admission.admit(() => busy(3));
+  admission.admit(() => ran.push('stays'), { name: 'stays', left: false });
+  admission.admit(() => ran.push('leaves'), leaves);
+  admission.admit(() => ran.push('plain'));
+  leaves.left = true;
+  await idle();
+  expect(ran).toEqual(['stays', 'plain']);
+  expect(dropped).toEqual(['leaves']);
+  expect(admission.queued).toBe(0);
+});
+
 forEachBackend('http admission under a burst', (backend) => {
   const h = useHttp(backend, { app: { server: { loopBudgetMs: 1 } } });
 
@@ -159,5 +176,48 @@ forEachBackend('http admission under a burst', (backend) => {
       expect(res.statusCode, res.body).toBe(200);
       expect(res.json<{ data: { i: number } }>().data.i).toBe(k % 20);
     });
+  });
+
+  it('drops the queued requests of clients that left: their handlers never run', async () => {
+    const t = await createTenant(h.app);
+    const created = await h.app.inject({ method: 'POST', url: '/v1/collections/gone/records', headers: bearer(t.key), payload: { id: 'g1' } });
+    expect(created.statusCode, created.body).toBe(201);
+    const svc = h.store.collections;
+    const getJson = svc.getJson.bind(svc);
+    // 300 requests ahead keep the 100 behind them queued past the first slice; those
+    // clients leave when the first handler reads (an aborted inject destroys its request,
+    // as Node does when a connection closes). Leaving then, not after some answer, keeps
+    // the ones behind queued however slow the backend is: a slow read (pgbouncer) let the
+    // whole queue be admitted before the first answer came back.
+    const leaving = Array.from({ length: 100 }, () => new AbortController());
+    let reads = 0;
+    svc.getJson = (...args: Parameters<typeof getJson>) => {
+      reads += 1;
+      if (reads === 1) for (const c of leaving) c.abort();
+      return getJson(...args);
+    };
+    try {
+      const get = (signal?: AbortSignal) => h.app.inject({ method: 'GET', url: '/v1/collections/gone/records/g1', headers: bearer(t.key), ...(signal ? { signal } : {}) });
+      const ahead = Array.from({ length: 300 }, () => get());
+      const behind = leaving.map((c) => get(c.signal));
+      const settled = await Promise.allSettled(behind);
+      for (const res of await Promise.all(ahead)) expect(res.statusCode).toBe(200);
+      const aborted = settled.filter((r) => r.status === 'rejected').length;
+      expect(aborted).toBeGreaterThan(0);
+      // Every request ahead read its record. A request behind may have been aborted after
+      // its handler started (a slow backend still answering it), so it can count both as
+      // aborted and as a read: only the bound below, one or the other, holds.
+      expect(reads).toBeGreaterThanOrEqual(300);
+      const after = await get();
+      expect(after.statusCode).toBe(200);
+      const scrape = (await h.app.inject({ method: 'GET', url: '/metrics' })).body;
+      const abandoned = Number(/^agentstore_http_abandoned_requests_total (\d+)$/m.exec(scrape)?.[1]);
+      expect(abandoned).toBeGreaterThan(0);
+      // Each request behind ran its handler or was dropped: one or the other, never both.
+      expect(abandoned).toBeLessThanOrEqual(aborted);
+      expect(reads - 301 + abandoned).toBe(100);
+    } finally {
+      svc.getJson = getJson;
+    }
   });
 });
