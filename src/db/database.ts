@@ -12,7 +12,7 @@ import type { DialectName } from './dialect.js';
 import { isTransientDbError } from './errors.js';
 import { CommitOutcomeUnknown, createGroupCommitter } from './group-commit.js';
 import { postgresPoolConfig } from './postgres-connection.js';
-import { createReadBatcher } from './postgres-read-batch.js';
+import { createReadBatcher, KEYS } from './postgres-read-batch.js';
 import type { DB } from './schema.js';
 
 export type Executor = Kysely<DB>;
@@ -61,10 +61,23 @@ export interface Database {
    * round trip. `sql` per dialect, with `?` (SQLite) or `$n` (PostgreSQL) placeholders for
    * `params`; the tenant is passed apart for row-level security and must also be a param.
    */
-  prepareRead<R>(sql: Readonly<Record<DialectName, string>>): PointRead<R>;
+  prepareRead<R>(sql: PointReadSql): PointRead<R>;
   ping(): Promise<void>;
   poolStats(): PoolStats;
   close(): Promise<void>;
+}
+
+/** The SQL of a point read per dialect (see `Database.prepareRead`). */
+export interface PointReadSql {
+  readonly sqlite: string;
+  readonly postgres: string;
+  /**
+   * PostgreSQL: the same read for a list of values of its last parameter, with `$keys` where
+   * the parenthesised list goes (`... and id in $keys`, exactly once), and the column of its
+   * rows that holds that value: a text column, since a row answers the read whose key equals
+   * it as a JS string. Concurrent reads of one tenant then share one SELECT.
+   */
+  readonly postgresMany?: { readonly sql: string; readonly column: string };
 }
 
 export type PointRead<R> = (tenantId: string, params: readonly (string | number)[]) => Promise<R | undefined>;
@@ -157,7 +170,7 @@ function openSqlite(file: string, options: StoreConfig['sqlite'], retry: RetryPo
       assertTenantId(tenantId);
       return (await retrying(retry, () => readKysely.executeQuery(query))).rows[0];
     },
-    prepareRead: <R>(sqlBy: Readonly<Record<DialectName, string>>): PointRead<R> => {
+    prepareRead: <R>(sqlBy: PointReadSql): PointRead<R> => {
       if (!reader) return async (tenantId, params) => {
         assertTenantId(tenantId);
         return (await retrying(retry, () => kysely.executeQuery(CompiledQuery.raw(sqlBy.sqlite, [...params])))).rows[0] as R | undefined;
@@ -311,11 +324,20 @@ function openPostgres(url: string, options: StoreConfig['postgres'], retry: Retr
       if (text === undefined) return tracked(() => runTransaction(kysely, begin(tenantId, true), async (trx) => (await trx.executeQuery(query)).rows[0]));
       return readInlined<R>(tenantId, text);
     },
-    prepareRead: <R>(sqlBy: Readonly<Record<DialectName, string>>): PointRead<R> => (tenantId, params) => {
-      assertTenantId(tenantId);
-      const query = CompiledQuery.raw(sqlBy.postgres, [...params]) as CompiledQuery<R>;
-      const text = inlineParameters(query);
-      return text === undefined ? database.readOne(tenantId, query) : batcher.read<R>(tenantId, text);
+    prepareRead: <R>(sqlBy: PointReadSql): PointRead<R> => {
+      const many = sqlBy.postgresMany;
+      if (many && many.sql.split(KEYS).length !== 2) throw new Error(`postgresMany.sql must hold ${KEYS} exactly once: ${many.sql}`);
+      return (tenantId, params) => {
+        assertTenantId(tenantId);
+        const query = CompiledQuery.raw(sqlBy.postgres, [...params]) as CompiledQuery<R>;
+        const text = inlineParameters(query);
+        if (text === undefined) return database.readOne(tenantId, query);
+        const key = params[params.length - 1];
+        // The other values as literals, the list left to the batcher; `$keys` cannot occur in
+        // a literal (no `$` is literal-safe).
+        const listSql = many && typeof key === 'string' ? inlineParameters(CompiledQuery.raw(many.sql, params.slice(0, -1))) : undefined;
+        return batcher.read<R>(tenantId, text, many && listSql !== undefined ? { sql: listSql, column: many.column, key: key as string } : undefined);
+      };
     },
     ping: () => tracked(async () => void (await sql`select 1`.execute(kysely))),
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: options.poolMax }),

@@ -5,17 +5,18 @@ import { inlineParameters } from '../../src/db/database.js';
 import { forEachBackend, useTestStore } from '../helpers/backends.js';
 import { newTenant } from '../helpers/fixtures.js';
 
-/** `fn`'s result and how many queries pg clients sent while it ran. */
-async function countingQueries<T>(fn: () => Promise<T>): Promise<{ value: T; queries: number }> {
-  let queries = 0;
+/** `fn`'s result and how many queries pg clients sent while it ran, and their texts. */
+async function countingQueries<T>(fn: () => Promise<T>): Promise<{ value: T; queries: number; texts: string[] }> {
+  const texts: string[] = [];
   const original = pg.Client.prototype.query;
   pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    queries += 1;
+    const first = args[0];
+    texts.push(typeof first === 'string' ? first : String((first as { text?: unknown } | undefined)?.text ?? ''));
     return (original as (...a: unknown[]) => unknown).apply(this, args);
   } as unknown as typeof original;
   try {
     const value = await fn();
-    return { value, queries };
+    return { value, queries: texts.length, texts };
   } finally {
     pg.Client.prototype.query = original;
   }
@@ -108,6 +109,72 @@ forEachBackend('prepareRead', (backend) => {
       const divide = db.prepareRead<{ q: number }>({ sqlite: 'select 1 as q', postgres: 'select 10 / $2::int as q where $1::uuid is not null' });
       const results = await Promise.allSettled([5, 0, 2].map((n) => divide(a.ctx.tenantId, [a.ctx.tenantId, n])));
       expect(results.map((r) => (r.status === 'fulfilled' ? r.value?.q : 'failed'))).toEqual([2, 'failed', 5]);
+    });
+
+    it('keyed reads of one tick share one SELECT per tenant, and each gets its own row or none', async () => {
+      const tenants = await Promise.all([newTenant(t.store), newTenant(t.store)]);
+      await Promise.all(tenants.map((x, i) => t.store.collections.create(x.ctx, 'keyed', { id: 'same', owner: i })));
+      await Promise.all(tenants.map((x, i) => t.store.collections.create(x.ctx, 'keyed', { id: `own-${i}`, owner: i })));
+      const db = t.store.internals.db;
+      // No tenant filter and no tenant value at all: the list SQL of both tenants is the same
+      // text, and only the batch's grouping by tenant and row-level security keep each list
+      // to its own tenant's rows.
+      const read = db.prepareRead<{ id: string; data: string }>({
+        ...unfilteredById,
+        postgresMany: { sql: 'select collection, id, data::text as data from records where collection = $2 and id in $keys', column: 'id' },
+      });
+      const asks = tenants.flatMap((x, i) =>
+        ['same', 'same', `own-${i}`, `own-${1 - i}`, 'missing'].map((id) => ({ i, id, want: id === 'same' || id === `own-${i}` ? i : undefined })),
+      );
+      const tenantOf = (i: number) => (tenants[i] as (typeof tenants)[number]).ctx.tenantId;
+      const { value: rows, queries, texts } = await countingQueries(() => Promise.all(asks.map((a) => read(tenantOf(a.i), [tenantOf(a.i), 'keyed', a.id]))));
+      asks.forEach((a, k) => {
+        const row = rows[k];
+        if (a.want === undefined) expect(row, `${a.i} ${a.id}`).toBeUndefined();
+        else expect({ id: row?.id, owner: (JSON.parse(row?.data ?? 'null') as { owner?: number } | null)?.owner }, `${a.i} ${a.id}`).toEqual({ id: a.id, owner: a.want });
+      });
+      expect(queries).toBe(1);
+      // One list SELECT per tenant, each key once.
+      expect(texts[0]?.match(/select collection, id/g)).toHaveLength(2);
+      expect(texts[0]).toContain("id in ('same', 'own-0', 'own-1', 'missing')");
+    });
+
+    it('a failing list statement fails only the read it failed for; unkeyed reads share the batch', async () => {
+      const a = await newTenant(t.store);
+      for (const id of ['one', 'zero', 'two']) await t.store.collections.create(a.ctx, 'fails', { id });
+      const db = t.store.internals.db;
+      // 1/0 for the row 'zero' only, so the list statement fails and each read runs alone.
+      const q = "10 / (case when id = 'zero' then 0 else 1 end) as q";
+      const read = db.prepareRead<{ id: string; q: number }>({
+        sqlite: 'select 1',
+        postgres: `select id, ${q} from records where collection = $2 and id = $3 and $1::uuid is not null`,
+        postgresMany: { sql: `select id, ${q} from records where collection = $2 and id in $keys`, column: 'id' },
+      });
+      const plain = db.prepareRead<{ id: string }>(unfilteredById);
+      const ids = ['one', 'zero', 'two'];
+      const results = await Promise.allSettled([...ids.map((id) => read(a.ctx.tenantId, [a.ctx.tenantId, 'fails', id])), plain(a.ctx.tenantId, [a.ctx.tenantId, 'fails', 'two'])]);
+      expect(results.map((r) => (r.status === 'fulfilled' ? `${r.value?.id}` : 'failed'))).toEqual(['one', 'failed', 'two', 'two']);
+      // Without 'zero' the list succeeds, beside an unkeyed read, in one round trip.
+      const { value: rows, queries } = await countingQueries(() => Promise.all([read(a.ctx.tenantId, [a.ctx.tenantId, 'fails', 'one']), plain(a.ctx.tenantId, [a.ctx.tenantId, 'fails', 'zero']), read(a.ctx.tenantId, [a.ctx.tenantId, 'fails', 'two'])]));
+      expect(rows.map((row) => row?.id)).toEqual(['one', 'zero', 'two']);
+      expect(queries).toBe(1);
+      expect(() => db.prepareRead({ sqlite: 'select 1', postgres: 'select 1', postgresMany: { sql: 'select 1 where 1 in $keys or 2 in $keys', column: 'id' } })).toThrow(/exactly once/);
+    });
+
+    it('collections.get of many tenants at once: each its own record, in one round trip', async () => {
+      const tenants = await Promise.all([newTenant(t.store), newTenant(t.store), newTenant(t.store)]);
+      await Promise.all(tenants.map((x, i) => t.store.collections.create(x.ctx, 'gets', { id: 'shared', owner: i })));
+      await Promise.all(tenants.map((x, i) => t.store.collections.create(x.ctx, 'gets', { id: `mine-${i}`, owner: i })));
+      const asks = tenants.flatMap((x, i) => [0, 1, 2].flatMap((j) => [{ x, i, id: `mine-${j}` }, { x, i, id: 'shared' }]));
+      const { value: got, queries } = await countingQueries(() =>
+        Promise.allSettled(asks.map(({ x, id }) => t.store.collections.get(x.ctx, 'gets', id))),
+      );
+      asks.forEach(({ i, id }, k) => {
+        const r = got[k];
+        if (id === 'shared' || id === `mine-${i}`) expect(r?.status === 'fulfilled' ? r.value.data.owner : r?.reason, `${i} ${id}`).toBe(i);
+        else expect(r?.status === 'rejected' ? (r.reason as { status?: number }).status : 'found', `${i} ${id}`).toBe(404);
+      });
+      expect(queries).toBe(1);
     });
   }
 });

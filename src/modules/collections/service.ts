@@ -4,7 +4,7 @@ import { AgentstoreError } from '../../core/errors.js';
 import { requireRole, type TenantContext } from '../../core/context.js';
 import { afterKey, decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../../core/cursor.js';
 import { uuidv7 } from '../../core/ids.js';
-import type { Database, Executor } from '../../db/database.js';
+import type { Database, Executor, PointReadSql } from '../../db/database.js';
 import { fromJsonColumn, fromNullableJsonColumn, toIso, toJsonColumn } from '../../db/dialect.js';
 import { isIndexRowTooLarge, isUniqueViolation } from '../../db/errors.js';
 import type { CollectionsTable, RecordsTable } from '../../db/schema.js';
@@ -104,10 +104,12 @@ interface RecordText {
 // Both dialects give back text for the timestamps (ISO-8601 with milliseconds, as stored)
 // and the data (JSON), so a read can be answered without parsing the data.
 const isoText = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-const RECORD_BY_ID = {
+const RECORD_COLUMNS_PG = `id, version, ${isoText('created_at')} as created_at, ${isoText('updated_at')} as updated_at, data::text as data`;
+const RECORD_BY_ID: PointReadSql = {
   sqlite: 'select id, version, created_at, updated_at, data from records where tenant_id = ? and collection = ? and id = ?',
-  postgres: `select id, version, ${isoText('created_at')} as created_at, ${isoText('updated_at')} as updated_at, data::text as data from records where tenant_id = $1 and collection = $2 and id = $3`,
-} as const;
+  postgres: `select ${RECORD_COLUMNS_PG} from records where tenant_id = $1 and collection = $2 and id = $3`,
+  postgresMany: { sql: `select ${RECORD_COLUMNS_PG} from records where tenant_id = $1 and collection = $2 and id in $keys`, column: 'id' },
+};
 
 function recordJson(row: RecordText): string {
   return `{"id":${JSON.stringify(row.id)},"version":${Number(row.version)},"createdAt":${JSON.stringify(row.created_at)},"updatedAt":${JSON.stringify(row.updated_at)},"data":${row.data}}`;
