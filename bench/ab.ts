@@ -7,6 +7,7 @@
  *   AB_TREE_A=/tmp/wt-a node --import tsx bench/ab.ts     (AB_ROUNDS, AB_SECONDS, AB_CONNS)
  * or this tree under two settings: AB_ENV_A='AGENTSTORE_LOOP_BUDGET_MS=0' node --import tsx bench/ab.ts
  * Two identical trees differ by up to ~6-10% on this shared machine: smaller effects are noise.
+ * Use an even AB_ROUNDS: the order of the servers alternates per round.
  * The servers run with Node's defaults, not with `npm start`'s V8 flags, so that V8 flags can be
  * A/B'd too: AB_ENV_A='NODE_OPTIONS=--max-semi-space-size=64'.
  */
@@ -14,7 +15,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createFixture, recordId } from './lib/fixture.js';
-import { measureHttp } from './lib/http.js';
+import { measureHttp, untilIdle } from './lib/http.js';
 import { median } from './lib/stats.js';
 
 // AB_ENV_A='NAME=value,...': environment for server A only; with it alone, A and B are this
@@ -44,10 +45,15 @@ let n = 0;
 const request = (name: string) =>
   name === 'bare' ? { method: 'GET', path: '/bare' } : name === 'raw' ? { method: 'GET', setupRequest: (r: object) => ({ ...r, path: `/raw-sqlite/${recordId(n++ % 10000)}` }) } : { method: 'GET', setupRequest: (r: object) => ({ ...r, path: `/v1/collections/items/records/${recordId(n++ % 10000)}` }) };
 const out: Record<string, { rps: number[]; cpu: number[] }> = {};
+// The slot order alternates per round: with a fixed order, whichever server ran second came
+// out 2-13% ahead in 10-round A/Bs of one tree against itself with A and B swapped.
+const ORDERS = [NAMES, ['B', 'A', 'bare', 'raw']] as const;
 for (let r = -1; r < rounds; r++) {
-  for (const name of NAMES) {
+  for (const name of ORDERS[Math.max(0, r) % 2] as readonly (typeof NAMES)[number][]) {
     const s = serverOf(name);
     const sample = await measureHttp({ port: s.port, serverPid: s.child.pid!, connections: conns, durationS: r < 0 ? 1 : seconds, request: request(name), headers: { authorization: `Bearer ${fx.apiKey}` } });
+    // What the server had queued when autocannon stopped must not run into the next measurement.
+    await untilIdle(s.child.pid!);
     if (r < 0) continue;
     if (sample.errors + sample.non2xx > 0) console.log(name, 'errors', sample.errors, sample.non2xx);
     (out[name] ??= { rps: [], cpu: [] }).rps.push(sample.opsPerSec);

@@ -1,12 +1,19 @@
 /**
  * The benchmark: `npm run bench` (BENCH_QUICK=1 for a smoke run of a few tens of seconds).
  *
- * 1. Seeds a throw-away SQLite file and PostgreSQL database (as agentstore_app, RLS on).
+ * One phase per backend (BENCH_BACKENDS, SQLite first), each with baselines of its own, so a
+ * backend is judged against baselines measured beside it and nothing of the other backend
+ * runs meanwhile (a SQLite user's server shares its machine with no PostgreSQL; PostgreSQL's
+ * autovacuum and checkpoints after the create workloads took CPU from the SQLite runs that
+ * followed them). In each phase:
+ * 1. Seeds a throw-away SQLite file or PostgreSQL database (as agentstore_app, RLS on).
  * 2. In-process: library calls and raw-driver loops, in a child process (bench/inproc.ts).
- * 3. HTTP: server children (bench/server.ts: the app per backend, and the bare-Fastify
- *    baselines) under autocannon in this process. Runs are interleaved (run 1 of every
- *    scenario, then run 2 ...) so that drift on this noisy 2-core machine spreads evenly.
- * 4. Open loop at half the bare route's throughput, 1000 connections.
+ * 3. HTTP: server children (bench/server.ts: the app, and the bare-Fastify baselines with
+ *    this backend's raw driver route) under autocannon in this process. Runs are interleaved
+ *    (run 1 of every scenario, then run 2 ...) so that drift on this noisy 2-core machine
+ *    spreads evenly.
+ * 4. Open loop at half the phase's bare route throughput, 1000 connections.
+ * 5. Stops the servers and drops the fixture.
  * Writes .bench-results/<stamp>.json and latest.json, and prints the markdown tables.
  */
 import { execSync } from 'node:child_process';
@@ -18,7 +25,7 @@ import type { InprocResult } from './inproc.js';
 import { BENCH_DIR, runScript, SERVER_NODE_FLAGS, startServer, type ServerChild } from './lib/child.js';
 import { BENCH, queryFilter } from './lib/config.js';
 import { createFixture, type BackendName, type Fixture } from './lib/fixture.js';
-import { measureHttp } from './lib/http.js';
+import { measureHttp, untilIdle } from './lib/http.js';
 import { summarize, type Sample } from './lib/stats.js';
 import { evaluate, renderMarkdown, type BenchResults, type HttpResult } from './report.js';
 
@@ -60,21 +67,19 @@ function appScenarios(fx: Fixture): Scenario[] {
   ];
 }
 
-function baselineScenarios(fixtures: Fixture[]): Scenario[] {
+function baselineScenarios(fx: Fixture): Scenario[] {
   const out: Scenario[] = BENCH.connections.map((c) => ({
     id: `baseline:bare:${c}`, target: 'baseline' as const, label: 'bare Fastify (constant)', connections: c, request: () => ({ method: 'GET', path: '/bare' }),
   }));
   out.push({ id: 'baseline:spin:1000', target: 'baseline', label: 'bare Fastify + 100 µs CPU (constant)', connections: 1000, request: () => ({ method: 'GET', path: '/spin' }) });
-  const sqlite = fixtures.find((f) => f.backend === 'sqlite');
-  if (sqlite) {
-    const id = randomOf(sqlite.ids);
+  if (fx.backend === 'sqlite') {
+    const id = randomOf(fx.ids);
     for (const c of BENCH.connections) {
       out.push({ id: `baseline:raw-sqlite:${c}`, target: 'baseline', label: 'bare Fastify + raw better-sqlite3 pk select', connections: c, request: () => ({ method: 'GET', setupRequest: (r) => ({ ...r, path: `/raw-sqlite/${id()}` }) }) });
     }
   }
-  const postgres = fixtures.find((f) => f.backend === 'postgres');
-  if (postgres) {
-    const id = randomOf(postgres.ids);
+  if (fx.backend === 'postgres') {
+    const id = randomOf(fx.ids);
     for (const c of BENCH.connections) {
       out.push({ id: `baseline:raw-pg:${c}`, target: 'baseline', label: 'bare Fastify + raw pg pk select', connections: c, request: () => ({ method: 'GET', setupRequest: (r) => ({ ...r, path: `/raw-pg/${id()}` }) }) });
     }
@@ -90,82 +95,100 @@ function gitCommit(): string {
   }
 }
 
-const fixtures: Fixture[] = [];
-const servers = new Map<string, ServerChild>();
-try {
-  for (const backend of BENCH.backends) {
-    log(`seeding ${backend} with ${BENCH.records} records x 2 collections ...`);
-    fixtures.push(await createFixture(backend, BENCH.records));
-  }
-  const fixtureEnv = (fx: Fixture) => JSON.stringify({ ...fx, drop: undefined });
+/** The HTTP measurements of one backend against the baselines of its phase. */
+async function httpPhase(fx: Fixture): Promise<{ http: HttpResult[]; memory: Record<string, { rss: number; peakRss: number }> }> {
+  const servers = new Map<string, ServerChild>();
+  try {
+    if (fx.backend === 'sqlite' && !fx.sqliteFile) throw new Error('the SQLite fixture has no file for the raw better-sqlite3 route');
+    servers.set('baseline', await startServer('baseline', fx.backend === 'sqlite'
+      ? { BENCH_SQLITE_FILE: fx.sqliteFile as string, BENCH_SQLITE_TENANT: fx.tenantId }
+      : { BENCH_PG_URL: fx.url, BENCH_PG_TENANT: fx.tenantId }));
+    servers.set(fx.backend, await startServer('app', { BENCH_DATABASE_URL: fx.url }));
+    const auth = { authorization: `Bearer ${fx.apiKey}` };
 
-  const inproc: Partial<Record<BackendName, InprocResult[]>> = {};
-  for (const fx of BENCH.inproc ? fixtures : []) {
-    log(`in-process ${fx.backend} ...`);
-    inproc[fx.backend] = await runScript<InprocResult[]>('inproc.ts', { BENCH_FIXTURE: fixtureEnv(fx) });
-  }
-
-  const sqliteFx = fixtures.find((f) => f.backend === 'sqlite');
-  const pgFx = fixtures.find((f) => f.backend === 'postgres');
-  servers.set('baseline', await startServer('baseline', {
-    ...(sqliteFx?.sqliteFile ? { BENCH_SQLITE_FILE: sqliteFx.sqliteFile, BENCH_SQLITE_TENANT: sqliteFx.tenantId } : {}),
-    ...(pgFx ? { BENCH_PG_URL: pgFx.url, BENCH_PG_TENANT: pgFx.tenantId } : {}),
-  }));
-  for (const fx of fixtures) servers.set(fx.backend, await startServer('app', { BENCH_DATABASE_URL: fx.url }));
-  const authOf = (target: Scenario['target']) => {
-    const fx = fixtures.find((f) => f.backend === target);
-    return fx ? { authorization: `Bearer ${fx.apiKey}` } : undefined;
-  };
-
-  const measure = async (s: Scenario, durationS: number): Promise<Sample> => {
-    const server = servers.get(s.target);
-    if (!server) throw new Error(`no server for ${s.target}`);
-    const headers = authOf(s.target);
-    return measureHttp({ port: server.port, ...(server.child.pid !== undefined ? { serverPid: server.child.pid } : {}), connections: s.connections, durationS, request: s.request(), ...(headers ? { headers } : {}), ...(s.overallRate ? { overallRate: s.overallRate, settleS: BENCH.openSettleS } : {}) });
-  };
-
-  const runInterleaved = async (all: Scenario[]): Promise<HttpResult[]> => {
-    const scenarios = all.filter((s) => !BENCH.scenarios || BENCH.scenarios.test(s.id));
-    const samples = new Map<string, Sample[]>(scenarios.map((s) => [s.id, []]));
-    for (const s of scenarios) await measure(s, BENCH.warmupS);
-    for (let r = 0; r < BENCH.runs; r++) {
-      for (const s of scenarios) {
-        const sample = await measure(s, BENCH.durationS);
-        samples.get(s.id)?.push(sample);
-        log(`  run ${r + 1}/${BENCH.runs} ${s.id}${s.overallRate ? ` @${s.overallRate}/s` : ''}: ${sample.opsPerSec.toFixed(0)} req/s p50 ${sample.p50} ms p99 ${sample.p99} ms${sample.p99Measured !== undefined ? ` (uncorrected ${sample.p99Measured.toFixed(1)}, with set-up ${sample.p99WithSetup?.toFixed(1)}, autocannon's ${sample.p99Autocannon})` : ''} errors ${sample.errors} non2xx ${sample.non2xx}`);
+    const measure = async (s: Scenario, durationS: number): Promise<Sample> => {
+      const server = servers.get(s.target);
+      if (!server) throw new Error(`no server for ${s.target}`);
+      try {
+        return await measureHttp({ port: server.port, ...(server.child.pid !== undefined ? { serverPid: server.child.pid } : {}), connections: s.connections, durationS, request: s.request(), ...(s.target === 'baseline' ? {} : { headers: auth }), ...(s.overallRate ? { overallRate: s.overallRate, settleS: BENCH.openSettleS } : {}) });
+      } finally {
+        // Requests the server had queued when autocannon stopped (up to one per connection)
+        // are still being answered: let that finish before the next scenario is measured.
+        if (server.child.pid !== undefined && !(await untilIdle(server.child.pid))) log(`  (${s.target} server still busy 5 s after ${s.id})`);
       }
-    }
-    return scenarios.map((s) => ({
-      id: s.id, target: s.target, label: s.label, connections: s.connections,
-      ...(s.overallRate ? { overallRate: s.overallRate } : {}),
-      summary: summarize(samples.get(s.id) ?? []),
-    }));
-  };
+    };
 
-  log('HTTP closed loop ...');
-  const closed = await runInterleaved([...baselineScenarios(fixtures), ...fixtures.flatMap(appScenarios)]);
-  const bare1000 = closed.find((h) => h.id === 'baseline:bare:1000');
-  const rate = Math.max(1, Math.round((bare1000?.summary.opsPerSec ?? 0) / 2));
-  if (!bare1000) log('(bare Fastify at 1000 connections was not measured: the open loop runs at 1 req/s)');
-  log(`HTTP open loop at ${rate} req/s (half of bare Fastify at 1000 connections) ...`);
-  // The same offered load against the baselines: the bare route (the target's reference)
-  // and the raw driver routes, which show whether a server doing the query at all can meet
-  // the target on this machine.
-  const openBaselines = closed
-    .filter((h) => ['baseline:bare:1000', 'baseline:raw-sqlite:1000', 'baseline:raw-pg:1000'].includes(h.id))
-    .map((h) => baselineScenarios(fixtures).find((s) => s.id === h.id) as Scenario)
-    .map((s) => ({ ...s, id: s.id.replace(/:1000$/, '-open:1000'), label: `${s.label}, open loop`, overallRate: rate }));
-  const open = await runInterleaved([
-    ...openBaselines,
-    ...fixtures.map((fx) => {
-      const get = appScenarios(fx).find((s) => s.id === `${fx.backend}:get:1000`) as Scenario;
-      return { ...get, id: `${fx.backend}:get-open:1000`, label: 'get by id, open loop', overallRate: rate };
-    }),
-  ]);
+    const runInterleaved = async (all: Scenario[]): Promise<HttpResult[]> => {
+      const scenarios = all.filter((s) => !BENCH.scenarios || BENCH.scenarios.test(s.id));
+      const samples = new Map<string, Sample[]>(scenarios.map((s) => [s.id, []]));
+      for (const s of scenarios) await measure(s, BENCH.warmupS);
+      for (let r = 0; r < BENCH.runs; r++) {
+        for (const s of scenarios) {
+          const sample = await measure(s, BENCH.durationS);
+          samples.get(s.id)?.push(sample);
+          log(`  run ${r + 1}/${BENCH.runs} ${s.id}${s.overallRate ? ` @${s.overallRate}/s` : ''}: ${sample.opsPerSec.toFixed(0)} req/s p50 ${sample.p50} ms p99 ${sample.p99} ms${sample.p99Measured !== undefined ? ` (uncorrected ${sample.p99Measured.toFixed(1)}, with set-up ${sample.p99WithSetup?.toFixed(1)}, autocannon's ${sample.p99Autocannon})` : ''} errors ${sample.errors} non2xx ${sample.non2xx}`);
+        }
+      }
+      return scenarios.map((s) => ({
+        id: s.id, target: s.target, phase: fx.backend, label: s.label, connections: s.connections,
+        ...(s.overallRate ? { overallRate: s.overallRate } : {}),
+        summary: summarize(samples.get(s.id) ?? []),
+      }));
+    };
 
+    log(`HTTP closed loop, ${fx.backend} phase ...`);
+    const baselines = baselineScenarios(fx);
+    // Each get-by-id scenario right after the baselines it is compared with, at the same
+    // connections: the machine's speed drifts within a round, and a ratio is taken per run
+    // (bench/report.ts, `paired`).
+    const app = appScenarios(fx);
+    const paired = BENCH.connections.flatMap((c) => [
+      ...baselines.filter((s) => s.connections === c && s.id !== 'baseline:spin:1000'),
+      ...app.filter((s) => s.id === `${fx.backend}:get:${c}`),
+    ]);
+    const closed = await runInterleaved([...paired, ...[...baselines, ...app].filter((s) => !paired.includes(s))]);
+    const bare1000 = closed.find((h) => h.id === 'baseline:bare:1000');
+    const rate = Math.max(1, Math.round((bare1000?.summary.opsPerSec ?? 0) / 2));
+    if (!bare1000) log('(bare Fastify at 1000 connections was not measured: the open loop runs at 1 req/s)');
+    log(`HTTP open loop at ${rate} req/s (half of bare Fastify at 1000 connections in this phase) ...`);
+    // The same offered load against the baselines: the bare route (the target's reference)
+    // and the raw driver route, which shows whether a server doing the query at all can meet
+    // the target on this machine.
+    const openBaselines = baselines
+      .filter((s) => ['baseline:bare:1000', 'baseline:raw-sqlite:1000', 'baseline:raw-pg:1000'].includes(s.id) && closed.some((h) => h.id === s.id))
+      .map((s) => ({ ...s, id: s.id.replace(/:1000$/, '-open:1000'), label: `${s.label}, open loop`, overallRate: rate }));
+    const get = appScenarios(fx).find((s) => s.id === `${fx.backend}:get:1000`) as Scenario;
+    const open = await runInterleaved([...openBaselines, { ...get, id: `${fx.backend}:get-open:1000`, label: 'get by id, open loop', overallRate: rate }]);
+
+    const memory: Record<string, { rss: number; peakRss: number }> = {};
+    for (const [name, server] of servers) memory[name === 'baseline' ? `baseline:${fx.backend}` : name] = await server.stop();
+    servers.clear();
+    return { http: [...closed, ...open], memory };
+  } finally {
+    for (const server of servers.values()) await server.stop().catch(() => undefined);
+  }
+}
+
+const fixtures: Fixture[] = [];
+try {
+  const inproc: Partial<Record<BackendName, InprocResult[]>> = {};
+  const http: HttpResult[] = [];
   const memory: Record<string, { rss: number; peakRss: number }> = {};
-  for (const [name, server] of servers) memory[name] = await server.stop();
-  servers.clear();
+  for (const backend of BENCH.backends) {
+    log(`${backend} phase: seeding ${BENCH.records} records x 2 collections ...`);
+    const fx = await createFixture(backend, BENCH.records);
+    fixtures.push(fx);
+    if (BENCH.inproc) {
+      log(`in-process ${backend} ...`);
+      inproc[backend] = await runScript<InprocResult[]>('inproc.ts', { BENCH_FIXTURE: JSON.stringify({ ...fx, drop: undefined }) });
+    }
+    const phase = await httpPhase(fx);
+    http.push(...phase.http);
+    Object.assign(memory, phase.memory);
+    // A fixture that cannot be dropped must not cost the phases already measured.
+    await fx.drop().catch((error: unknown) => log(`could not drop the ${backend} fixture: ${String(error)}`));
+    fixtures.pop();
+  }
 
   const results: BenchResults = {
     meta: {
@@ -186,7 +209,7 @@ try {
       wallClockS: 0,
     },
     inproc,
-    http: [...closed, ...open],
+    http,
     memory,
     verdicts: [],
   };
@@ -200,6 +223,5 @@ try {
   process.stdout.write(renderMarkdown(results));
   log(`\nwrote ${path.relative(process.cwd(), file)} (and latest.json) in ${results.meta.wallClockS} s`);
 } finally {
-  for (const server of servers.values()) await server.stop().catch(() => undefined);
   for (const fx of fixtures) await fx.drop().catch((error: unknown) => log(`could not drop ${fx.backend} fixture: ${String(error)}`));
 }

@@ -39,6 +39,23 @@ export function processCpuUs(pid: number): number | undefined {
 const CLOCK_TICKS_PER_S = 100;
 
 /**
+ * Resolves true once `pid` spends at most 5% of a core over 200 ms (one 10 ms clock tick of
+ * /proc's accounting), false after `limitMs`.
+ */
+export async function untilIdle(pid: number, limitMs = 5000): Promise<boolean> {
+  const deadline = Date.now() + limitMs;
+  let before = processCpuUs(pid);
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const now = processCpuUs(pid);
+    if (before === undefined || now === undefined) return true;
+    if (now - before <= 10_000) return true;
+    before = now;
+  }
+  return false;
+}
+
+/**
  * The accept queue of the socket listening on `port` (Linux /proc/net/tcp: for a LISTEN
  * socket, rx_queue is the number of established connections not yet accepted). libuv
  * (>= 1.45, Node >= 20) accepts one connection per event-loop iteration, so a saturated
