@@ -241,21 +241,58 @@ function withStatementCache(native: BetterSqlite3.Database): SqliteDatabase {
 // literals exactly; anything else (quotes, backslashes, JSON) keeps the bound-parameter path.
 const LITERAL_SAFE = /^[A-Za-z0-9_.:@-]{0,256}$/;
 
-/** The query with its $n parameters written as literals, or undefined when one is not safe to. */
-export function inlineParameters(query: CompiledQuery): string | undefined {
+/** Each value as a SQL literal, or undefined when one is not safe to write as one. */
+function literalsOf(values: readonly unknown[]): string[] | undefined {
   const literals: string[] = [];
-  for (const value of query.parameters) {
+  for (const value of values) {
     if (typeof value === 'string' && LITERAL_SAFE.test(value)) literals.push(`'${value}'`);
     else if (typeof value === 'number' && Number.isFinite(value)) literals.push(String(value));
     else return undefined;
   }
-  let unsafe = false;
-  const text = query.sql.replace(/\$(\d+)/g, (_match, n: string) => {
-    const literal = literals[Number(n) - 1];
-    if (literal === undefined) unsafe = true;
-    return literal ?? '';
-  });
-  return unsafe || text.includes(';') ? undefined : text;
+  return literals;
+}
+
+/**
+ * SQL split at its `$n` placeholders once, so that writing literals into it is a
+ * concatenation: prepared reads render their SQL per call, and scanning it with a regular
+ * expression each time showed in the server's profile under PostgreSQL get-by-id load.
+ */
+interface SqlTemplate {
+  readonly parts: readonly string[];
+  /** Zero-based parameter index of each placeholder; `parts` has one more element. */
+  readonly refs: readonly number[];
+  /** The highest parameter index referenced, -1 for none. */
+  readonly maxRef: number;
+}
+
+function compileTemplate(sql: string): SqlTemplate {
+  const parts: string[] = [];
+  const refs: number[] = [];
+  let last = 0;
+  for (const match of sql.matchAll(/\$(\d+)/g)) {
+    parts.push(sql.slice(last, match.index));
+    refs.push(Number(match[1]) - 1);
+    last = match.index + match[0].length;
+  }
+  parts.push(sql.slice(last));
+  return { parts, refs, maxRef: Math.max(-1, ...refs) };
+}
+
+/** `template` with `literals` in its placeholders; the caller checked `maxRef < literals.length`. */
+function render(template: SqlTemplate, literals: readonly string[]): string {
+  let text = template.parts[0] as string;
+  for (let i = 0; i < template.refs.length; i++) text += (literals[template.refs[i] as number] as string) + (template.parts[i + 1] as string);
+  return text;
+}
+
+/** The query with its $n parameters written as literals, or undefined when one is not safe to. */
+export function inlineParameters(query: CompiledQuery): string | undefined {
+  const literals = literalsOf(query.parameters);
+  if (!literals) return undefined;
+  const template = compileTemplate(query.sql);
+  if (template.maxRef >= literals.length || template.refs.some((ref) => ref < 0)) return undefined;
+  const text = render(template, literals);
+  return text.includes(';') ? undefined : text;
 }
 
 function assertTenantId(tenantId: string): void {
@@ -310,6 +347,7 @@ function openPostgres(url: string, options: StoreConfig['postgres'], retry: Retr
   const readInlined = async <R>(tenantId: string, text: string): Promise<R | undefined> =>
     (await runBatch(`${begin(tenantId, true)}; ${text}; commit`))[2]?.rows[0] as R | undefined;
   const batcher = createReadBatcher({ pool, statementTimeoutMs: timeout, run: runBatch, single: readInlined });
+  let nextShape = 0;
   const database: Database = {
     dialect: 'postgres',
     kysely,
@@ -327,16 +365,25 @@ function openPostgres(url: string, options: StoreConfig['postgres'], retry: Retr
     prepareRead: <R>(sqlBy: PointReadSql): PointRead<R> => {
       const many = sqlBy.postgresMany;
       if (many && many.sql.split(KEYS).length !== 2) throw new Error(`postgresMany.sql must hold ${KEYS} exactly once: ${many.sql}`);
+      // Checked once here, where inlineParameters checks each text: literals hold no ';'.
+      for (const text of [sqlBy.postgres, many?.sql ?? '']) if (text.includes(';')) throw new Error(`a point read is one statement: ${text}`);
+      const single = compileTemplate(sqlBy.postgres);
+      const list = many && compileTemplate(many.sql);
+      if ([single, list].some((template) => template?.refs.some((ref) => ref < 0))) throw new Error(`placeholders count from $1: ${sqlBy.postgres}`);
+      const shape = String(nextShape++);
       return (tenantId, params) => {
         assertTenantId(tenantId);
-        const query = CompiledQuery.raw(sqlBy.postgres, [...params]) as CompiledQuery<R>;
-        const text = inlineParameters(query);
-        if (text === undefined) return database.readOne(tenantId, query);
+        const literals = literalsOf(params);
+        if (literals === undefined || single.maxRef >= literals.length) return database.readOne(tenantId, CompiledQuery.raw(sqlBy.postgres, [...params]) as CompiledQuery<R>);
+        // The texts are written only when the batch needs them: the single SELECT for a read
+        // that shares no statement, the list SELECT once per group.
+        const text = () => render(single, literals);
         const key = params[params.length - 1];
         // The other values as literals, the list left to the batcher; `$keys` cannot occur in
         // a literal (no `$` is literal-safe).
-        const listSql = many && typeof key === 'string' ? inlineParameters(CompiledQuery.raw(many.sql, params.slice(0, -1))) : undefined;
-        return batcher.read<R>(tenantId, text, many && listSql !== undefined ? { sql: listSql, column: many.column, key: key as string } : undefined);
+        if (!many || !list || typeof key !== 'string' || list.maxRef >= literals.length - 1) return batcher.read<R>(tenantId, text);
+        const others = literals.slice(0, -1);
+        return batcher.read<R>(tenantId, text, { shape: `${shape}\u0000${others.join('\u0000')}`, column: many.column, key, sql: () => render(list, others) });
       };
     },
     ping: () => tracked(async () => void (await sql`select 1`.execute(kysely))),

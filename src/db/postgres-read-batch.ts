@@ -12,14 +12,16 @@ export interface ReadBatcherOptions {
 }
 
 /**
- * A read that can share one statement with others of the same shape: `sql` is the read for
- * a list of keys, with `$keys` where the list goes (`... and id in $keys`), all its other
+ * A read that can share one statement with others of the same shape: `sql()` is the read
+ * for a list of keys, with `$keys` where the list goes (`... and id in $keys`), all its other
  * values already literals; its rows carry the key in the column `column`. Reads with the same
- * `sql` and tenant in one batch go as one SELECT, each getting the row whose key is its own.
+ * `shape` and tenant in one batch go as one SELECT, each getting the row whose key is its own.
  */
 export interface KeyedRead {
-  /** Holds `$keys` exactly once. */
-  readonly sql: string;
+  /** Equal for reads whose `sql()` is the same text. */
+  readonly shape: string;
+  /** Holds `$keys` exactly once; called for one read of each shared statement. */
+  sql(): string;
   /**
    * A text column: a row answers the read whose key equals its value as a JS string, which
    * is PostgreSQL's equality only for text under a deterministic collation (not for uuid,
@@ -31,13 +33,16 @@ export interface KeyedRead {
 }
 
 export interface ReadBatcher {
-  /** `text`: one SELECT whose values are literals (see `inlineParameters`); its first row. */
-  read<R>(tenantId: string, text: string, keyed?: KeyedRead): Promise<R | undefined>;
+  /**
+   * `text()`: one SELECT whose values are literals (see `inlineParameters`), written only if
+   * the read shares no statement; resolves to its first row.
+   */
+  read<R>(tenantId: string, text: () => string, keyed?: KeyedRead): Promise<R | undefined>;
 }
 
 interface Pending {
   readonly tenantId: string;
-  readonly text: string;
+  readonly text: () => string;
   readonly keyed: KeyedRead | undefined;
   readonly resolve: (row: unknown) => void;
   readonly reject: (error: unknown) => void;
@@ -64,24 +69,23 @@ function statementsOf(items: readonly Pending[]): Statement[] {
   const byShape = new Map<string, Pending[]>();
   for (const item of items) {
     if (!item.keyed) {
-      out.push({ text: item.text, items: [item] });
+      out.push({ text: item.text(), items: [item] });
       continue;
     }
-    const shape = `${item.keyed.column}\u0000${item.keyed.sql}`;
-    const group = byShape.get(shape);
+    const group = byShape.get(item.keyed.shape);
     if (group) group.push(item);
-    else byShape.set(shape, [item]);
+    else byShape.set(item.keyed.shape, [item]);
   }
   for (const group of byShape.values()) {
     const first = group[0] as Pending & { keyed: KeyedRead };
     if (group.length === 1) {
-      out.push({ text: first.text, items: group });
+      out.push({ text: first.text(), items: group });
       continue;
     }
     const keys = [...new Set(group.map((item) => (item.keyed as KeyedRead).key))];
     const list = `(${keys.map((key) => `'${key}'`).join(', ')})`;
     // A function replacer: a string one would read `$` patterns in the list.
-    out.push({ text: first.keyed.sql.replace(KEYS, () => list), items: group, column: first.keyed.column });
+    out.push({ text: first.keyed.sql().replace(KEYS, () => list), items: group, column: first.keyed.column });
   }
   return out;
 }
@@ -132,7 +136,7 @@ export function createReadBatcher(options: ReadBatcherOptions): ReadBatcher {
     const worker = (): void => {
       const item = items[next++];
       if (!item) return;
-      options.single(item.tenantId, item.text).then(item.resolve, item.reject).finally(worker);
+      options.single(item.tenantId, item.text()).then(item.resolve, item.reject).finally(worker);
     };
     for (let i = 0; i < Math.min(FALLBACK_CONCURRENCY, items.length); i++) worker();
   };
@@ -140,7 +144,7 @@ export function createReadBatcher(options: ReadBatcherOptions): ReadBatcher {
   const runBatch = async (batch: Pending[]): Promise<void> => {
     if (batch.length === 1) {
       const only = batch[0] as Pending;
-      options.single(only.tenantId, only.text).then(only.resolve, only.reject);
+      options.single(only.tenantId, only.text()).then(only.resolve, only.reject);
       return;
     }
     // Grouped by tenant, so one set_config serves each tenant's reads.
@@ -185,7 +189,7 @@ export function createReadBatcher(options: ReadBatcherOptions): ReadBatcher {
   };
 
   return {
-    read<R>(tenantId: string, text: string, keyed?: KeyedRead): Promise<R | undefined> {
+    read<R>(tenantId: string, text: () => string, keyed?: KeyedRead): Promise<R | undefined> {
       return new Promise<R | undefined>((resolve, reject) => {
         pending.push({ tenantId, text, keyed, resolve: resolve as (row: unknown) => void, reject });
         if (!scheduled) {

@@ -34,6 +34,8 @@ describe('inlineParameters', () => {
       expect(inlineParameters(CompiledQuery.raw('select $1', [value])), String(value)).toBeUndefined();
     }
     expect(inlineParameters(CompiledQuery.raw('select $2', ['a']))).toBeUndefined();
+    expect(inlineParameters(CompiledQuery.raw('select $0', ['a']))).toBeUndefined();
+    expect(inlineParameters(CompiledQuery.raw('select $1; select 1', ['a']))).toBeUndefined();
   });
 });
 
@@ -159,6 +161,8 @@ forEachBackend('prepareRead', (backend) => {
       expect(rows.map((row) => row?.id)).toEqual(['one', 'zero', 'two']);
       expect(queries).toBe(1);
       expect(() => db.prepareRead({ sqlite: 'select 1', postgres: 'select 1', postgresMany: { sql: 'select 1 where 1 in $keys or 2 in $keys', column: 'id' } })).toThrow(/exactly once/);
+      expect(() => db.prepareRead({ sqlite: 'select 1', postgres: 'select $1; select 2' })).toThrow(/one statement/);
+      expect(() => db.prepareRead({ sqlite: 'select 1', postgres: 'select $0' })).toThrow(/from \$1/);
     });
 
     it('collections.get of many tenants at once: each its own record, in one round trip', async () => {
