@@ -1,5 +1,6 @@
 /**
- * A/B of the app server from two source trees, GET by id on SQLite: tree A (AB_TREE_A, e.g. a
+ * A/B of the app server from two source trees, GET by id on SQLite (AB_BACKEND=postgres: on
+ * PostgreSQL, with the raw pg route as the raw baseline): tree A (AB_TREE_A, e.g. a
  * `git worktree` of the previous commit with node_modules linked) and this tree (B), plus the
  * bare-Fastify and raw better-sqlite3 baselines, alternated in short autocannon runs; medians of
  * req/s and of server CPU per request, and of their per-round ratios.
@@ -28,7 +29,8 @@ const trees = { A: treeA, B: path.resolve(import.meta.dirname, '..') };
 const rounds = Number(process.env.AB_ROUNDS ?? 8);
 const seconds = Number(process.env.AB_SECONDS ?? 3);
 const conns = Number(process.env.AB_CONNS ?? 100);
-const fx = await createFixture('sqlite', 10000);
+const backend = process.env.AB_BACKEND === 'postgres' ? 'postgres' : 'sqlite';
+const fx = await createFixture(backend, 10000);
 const start = (tree: string, mode: string, env: Record<string, string>) =>
   new Promise<{ child: ChildProcess; port: number }>((resolve) => {
     const child = fork(path.join(tree, 'bench/server.ts'), [mode], { execArgv: ['--import', 'tsx'], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -37,13 +39,13 @@ const start = (tree: string, mode: string, env: Record<string, string>) =>
 const servers = {
   A: await start(trees.A, 'app', { BENCH_DATABASE_URL: fx.url, ...envA }),
   B: await start(trees.B, 'app', { BENCH_DATABASE_URL: fx.url }),
-  bare: await start(trees.B, 'baseline', { BENCH_SQLITE_FILE: fx.sqliteFile!, BENCH_SQLITE_TENANT: fx.tenantId }),
+  bare: await start(trees.B, 'baseline', backend === 'sqlite' ? { BENCH_SQLITE_FILE: fx.sqliteFile!, BENCH_SQLITE_TENANT: fx.tenantId } : { BENCH_PG_URL: fx.url, BENCH_PG_TENANT: fx.tenantId }),
 };
 const NAMES = ['A', 'B', 'raw', 'bare'] as const;
 const serverOf = (name: (typeof NAMES)[number]) => (name === 'raw' ? servers.bare : servers[name]);
 let n = 0;
 const request = (name: string) =>
-  name === 'bare' ? { method: 'GET', path: '/bare' } : name === 'raw' ? { method: 'GET', setupRequest: (r: object) => ({ ...r, path: `/raw-sqlite/${recordId(n++ % 10000)}` }) } : { method: 'GET', setupRequest: (r: object) => ({ ...r, path: `/v1/collections/items/records/${recordId(n++ % 10000)}` }) };
+  name === 'bare' ? { method: 'GET', path: '/bare' } : name === 'raw' ? { method: 'GET', setupRequest: (r: object) => ({ ...r, path: `/raw-${backend === 'sqlite' ? 'sqlite' : 'pg'}/${recordId(n++ % 10000)}` }) } : { method: 'GET', setupRequest: (r: object) => ({ ...r, path: `/v1/collections/items/records/${recordId(n++ % 10000)}` }) };
 const out: Record<string, { rps: number[]; cpu: number[] }> = {};
 // The slot order alternates per round: with a fixed order, whichever server ran second came
 // out 2-13% ahead in 10-round A/Bs of one tree against itself with A and B swapped.
