@@ -76,6 +76,9 @@ export interface PointReadSql {
    * the parenthesised list goes (`... and id in $keys`, exactly once), and the column of its
    * rows that holds that value: a text column, since a row answers the read whose key equals
    * it as a JS string. Concurrent reads of one tenant then share one SELECT.
+   *
+   * Both PostgreSQL texts are one statement with no `;` (not even in a literal or comment):
+   * `prepareRead` throws otherwise.
    */
   readonly postgresMany?: { readonly sql: string; readonly column: string };
 }
@@ -369,7 +372,9 @@ function openPostgres(url: string, options: StoreConfig['postgres'], retry: Retr
       for (const text of [sqlBy.postgres, many?.sql ?? '']) if (text.includes(';')) throw new Error(`a point read is one statement: ${text}`);
       const single = compileTemplate(sqlBy.postgres);
       const list = many && compileTemplate(many.sql);
-      if ([single, list].some((template) => template?.refs.some((ref) => ref < 0))) throw new Error(`placeholders count from $1: ${sqlBy.postgres}`);
+      for (const [template, text] of [[single, sqlBy.postgres], [list, many?.sql]] as const) {
+        if (template?.refs.some((ref) => ref < 0)) throw new Error(`placeholders count from $1: ${text}`);
+      }
       const shape = String(nextShape++);
       return (tenantId, params) => {
         assertTenantId(tenantId);

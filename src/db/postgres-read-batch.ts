@@ -185,7 +185,14 @@ export function createReadBatcher(options: ReadBatcherOptions): ReadBatcher {
     scheduled = false;
     const all = pending;
     pending = [];
-    for (let i = 0; i < all.length; i += MAX_BATCH) void runBatch(all.slice(i, i + MAX_BATCH));
+    for (let i = 0; i < all.length; i += MAX_BATCH) {
+      const batch = all.slice(i, i + MAX_BATCH);
+      // A throw while building the batch's text must fail its reads, not leave them pending;
+      // a read already settled ignores the second settlement.
+      runBatch(batch).catch((error: unknown) => {
+        for (const item of batch) item.reject(error);
+      });
+    }
   };
 
   return {

@@ -141,6 +141,21 @@ forEachBackend('prepareRead', (backend) => {
       expect(texts[0]).toContain("id in ('same', 'own-0', 'own-1', 'missing')");
     });
 
+    it('keyed reads of one tenant with other values apart (another collection) get separate lists', async () => {
+      const a = await newTenant(t.store);
+      for (const collection of ['left', 'right']) await t.store.collections.create(a.ctx, collection, { id: 'same', side: collection });
+      const db = t.store.internals.db;
+      const read = db.prepareRead<{ collection: string; id: string; data: string }>({
+        ...unfilteredById,
+        postgresMany: { sql: 'select collection, id, data::text as data from records where collection = $2 and id in $keys', column: 'id' },
+      });
+      const asks = ['left', 'right', 'left', 'right'];
+      const { value: rows, queries, texts } = await countingQueries(() => Promise.all(asks.map((c) => read(a.ctx.tenantId, [a.ctx.tenantId, c, 'same']))));
+      expect(rows.map((row) => [row?.collection, (JSON.parse(row?.data ?? 'null') as { side?: string } | null)?.side])).toEqual(asks.map((c) => [c, c]));
+      expect(queries).toBe(1);
+      expect(texts[0]?.match(/id in \('same'\)/g)).toHaveLength(2);
+    });
+
     it('a failing list statement fails only the read it failed for; unkeyed reads share the batch', async () => {
       const a = await newTenant(t.store);
       for (const id of ['one', 'zero', 'two']) await t.store.collections.create(a.ctx, 'fails', { id });
