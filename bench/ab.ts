@@ -46,7 +46,7 @@ const serverOf = (name: (typeof NAMES)[number]) => (name === 'raw' ? servers.bar
 let n = 0;
 const request = (name: string) =>
   name === 'bare' ? { method: 'GET', path: '/bare' } : name === 'raw' ? { method: 'GET', setupRequest: (r: object) => ({ ...r, path: `/raw-${backend === 'sqlite' ? 'sqlite' : 'pg'}/${recordId(n++ % 10000)}` }) } : { method: 'GET', setupRequest: (r: object) => ({ ...r, path: `/v1/collections/items/records/${recordId(n++ % 10000)}` }) };
-const out: Record<string, { rps: number[]; cpu: number[] }> = {};
+const out: Record<string, { rps: number[]; cpu: number[]; p99: number[] }> = {};
 // The slot order alternates per round: with a fixed order, whichever server ran second came
 // out 2-13% ahead in 10-round A/Bs of one tree against itself with A and B swapped.
 const ORDERS = [NAMES, ['B', 'A', 'bare', 'raw']] as const;
@@ -58,13 +58,15 @@ for (let r = -1; r < rounds; r++) {
     await untilIdle(s.child.pid!);
     if (r < 0) continue;
     if (sample.errors + sample.non2xx > 0) console.log(name, 'errors', sample.errors, sample.non2xx);
-    (out[name] ??= { rps: [], cpu: [] }).rps.push(sample.opsPerSec);
+    (out[name] ??= { rps: [], cpu: [], p99: [] }).rps.push(sample.opsPerSec);
+    out[name].p99.push(sample.p99);
     out[name].cpu.push(sample.serverCpuUsPerReq ?? NaN);
   }
 }
 const ratio = (a: number[], b: number[]) => median(a.map((x, i) => x / (b[i] as number)));
-for (const name of NAMES) console.log(`${name.padEnd(5)} ${median(out[name]!.rps).toFixed(0).padStart(6)} req/s  ${median(out[name]!.cpu).toFixed(1)} µs CPU/req`);
+for (const name of NAMES) console.log(`${name.padEnd(5)} ${median(out[name]!.rps).toFixed(0).padStart(6)} req/s  ${median(out[name]!.cpu).toFixed(1)} µs CPU/req  p99 ${median(out[name]!.p99).toFixed(0)} ms`);
 console.log(`A/bare req/s ${(ratio(out.A!.rps, out.bare!.rps) * 100).toFixed(1)}%   B/bare ${(ratio(out.B!.rps, out.bare!.rps) * 100).toFixed(1)}%   B/A cpu ${ratio(out.B!.cpu, out.A!.cpu).toFixed(3)}   B/raw cpu ${ratio(out.B!.cpu, out.raw!.cpu).toFixed(3)}   raw/bare req/s ${(ratio(out.raw!.rps, out.bare!.rps) * 100).toFixed(1)}%`);
+console.log(`p99 / bare p99: A ${ratio(out.A!.p99, out.bare!.p99).toFixed(2)}x   B ${ratio(out.B!.p99, out.bare!.p99).toFixed(2)}x   raw ${ratio(out.raw!.p99, out.bare!.p99).toFixed(2)}x`);
 const peakRss = (pid: number) => /VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
 console.log(`peak RSS: A ${Math.round(Number(peakRss(servers.A.child.pid!)) / 1024)} MiB, B ${Math.round(Number(peakRss(servers.B.child.pid!)) / 1024)} MiB`);
 for (const s of Object.values(servers)) s.child.kill();
