@@ -1,5 +1,6 @@
 /**
- * CPU profile of the HTTP get-by-id path (BENCH_PROFILE=query: the filtered query instead):
+ * CPU profile of the HTTP get-by-id path (BENCH_PROFILE=query: the filtered query instead;
+ * BENCH_PROFILE=create: record creates):
  *   node --import tsx bench/profile.ts            (BENCH_BACKENDS, BENCH_DURATION apply)
  * Starts the app server child with --cpu-prof, drives GET /v1/collections/items/records/:id
  * at 100 connections, and prints where the server's CPU went: self time by area
@@ -92,8 +93,8 @@ export function summarizeProfile(profile: CpuProfile, top = 25): string {
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.join(BENCH_DIR, 'profile.ts')) {
   const dir = path.resolve(root, '.bench-results', 'profiles');
-  // BENCH_PROFILE=query profiles the filtered query of the records workload instead.
-  const workload = process.env.BENCH_PROFILE === 'query' ? 'query' : 'get';
+  // BENCH_PROFILE=query or =create profiles that workload of the records benchmark instead.
+  const workload = process.env.BENCH_PROFILE === 'query' || process.env.BENCH_PROFILE === 'create' ? process.env.BENCH_PROFILE : 'get';
   fs.mkdirSync(dir, { recursive: true });
   for (const backend of BENCH.backends) {
     const fx = await createFixture(backend, Math.min(BENCH.records, 10_000));
@@ -101,11 +102,17 @@ if (process.argv[1] && path.resolve(process.argv[1]) === path.join(BENCH_DIR, 'p
       const before = new Set(fs.readdirSync(dir));
       const server = await startServer('app', { BENCH_DATABASE_URL: fx.url }, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
       const ids = fx.ids;
+      let created = 0;
       const load = {
         port: server.port,
         connections: 100,
         headers: { authorization: `Bearer ${fx.apiKey}` },
-        request: {
+        request: workload === 'create' ? {
+          method: 'POST',
+          path: '/v1/collections/bench_new/records',
+          headers: { 'content-type': 'application/json' },
+          setupRequest: (r: object) => ({ ...r, body: JSON.stringify({ status: 'open', n: created, title: `http ${created++}` }) }),
+        } : {
           method: 'GET',
           setupRequest: (r: object) => ({
             ...r,
@@ -126,7 +133,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === path.join(BENCH_DIR, 'p
         .filter((f) => !before.has(f))
         .sort((a, b) => fs.statSync(path.join(dir, b)).size - fs.statSync(path.join(dir, a)).size)[0];
       if (!file) throw new Error('no profile written');
-      process.stdout.write(`\n## ${backend}: ${workload === 'query' ? 'filtered query' : 'GET by id'}, 100 connections, ${sample.opsPerSec.toFixed(0)} req/s (profiling on), p99 ${sample.p99} ms\n`);
+      process.stdout.write(`\n## ${backend}: ${workload === 'query' ? 'filtered query' : workload === 'create' ? 'create' : 'GET by id'}, 100 connections, ${sample.opsPerSec.toFixed(0)} req/s (profiling on), p99 ${sample.p99} ms\n`);
       process.stdout.write(`profile: ${path.relative(root, path.join(dir, file))}\n`);
       process.stdout.write(summarizeProfile(JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as CpuProfile));
     } finally {
