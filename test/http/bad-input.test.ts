@@ -326,8 +326,19 @@ forEachBackend('http bad input', (backend) => {
     });
 
     it('unknown query parameters are refused', async () => {
-      for (const listing of [records(), '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/changes']) {
+      for (const listing of [records(), '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/changes', '/v1/events']) {
         bad(await send('GET', `${listing}?zzUnknown=1`, 'tenant'), /zzUnknown/);
+      }
+      bad(await send('GET', '/v1/tenants?zzUnknown=1', 'service'), /zzUnknown/);
+    });
+
+    it('the tenant listing refuses invalid limits too', async () => {
+      for (const limit of ['0', '-1', '501000', 'abc', "1' OR '1'='1"]) bad(await send('GET', `/v1/tenants?limit=${encodeURIComponent(limit)}`, 'service'), /limit/);
+    });
+
+    it('the change feed and the event stream refuse an invalid collection filter', async () => {
+      for (const collection of [INJECTIONS[0] as string, 'has space', 'x'.repeat(200)]) {
+        for (const feed of ['/v1/changes', '/v1/events']) bad(await send('GET', `${feed}?collection=${encodeURIComponent(collection)}`, 'tenant'), /collection/);
       }
     });
 

@@ -331,6 +331,8 @@ const TABLE: Record<string, Row> = {
       const res = await c.b('POST', `/v1/counters/${c.w.acount}/reset`, { value: -5 });
       expect(res.statusCode, res.body).toBe(200);
       expect(res.json<{ value: number }>().value).toBe(-5);
+      // A reset answers -5 whichever counter it hit: only A's own value tells.
+      expect((await c.a('GET', `/v1/counters/${c.w.acount}`)).json<{ value: number }>().value).toBe(7);
     },
   },
 };

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from '@fastify/type-provider-typebox';
 import { AgentstoreError } from '../../core/errors.js';
 import { tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
+import { COLLECTION_NAME } from '../collections/validation.js';
 import type { ChangeEvent } from './service.js';
 import { write } from './sse-write.js';
 
@@ -23,7 +24,8 @@ const ChangeSchema = Type.Object(
 
 const FeedQuery = {
   types: Type.Optional(Type.String({ maxLength: 512, description: 'comma-separated resource types, e.g. record,counter' })),
-  collection: Type.Optional(Type.String({ maxLength: 64 })),
+  // A name no collection can have is a mistake to report, not a filter that matches nothing.
+  collection: Type.Optional(Type.String({ maxLength: 64, pattern: COLLECTION_NAME.source })),
 };
 
 const HEARTBEAT_MS = 15_000;
