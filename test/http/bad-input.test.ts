@@ -132,6 +132,12 @@ forEachBackend('http bad input', (backend) => {
     expect(put.statusCode, put.body).toBe(200);
     const rec = await h.app.inject({ method: 'POST', url: `/v1/collections/${coll}/records`, headers: bearer(T.key), payload: { id: 'r1', status: 'open', n: 1 } });
     expect(rec.statusCode, rec.body).toBe(201);
+    // A collection with a JSON Schema, and a record that satisfies it.
+    const typedSchema = { type: 'object', required: ['status'], properties: { status: { enum: ['open', 'closed'] }, n: { type: 'integer' } } };
+    const typed = await h.app.inject({ method: 'PUT', url: '/v1/collections/typed', headers: bearer(T.key), payload: { schema: typedSchema } });
+    expect(typed.statusCode, typed.body).toBe(200);
+    const typedRec = await h.app.inject({ method: 'POST', url: '/v1/collections/typed/records', headers: bearer(T.key), payload: { id: 't1', status: 'open', n: 1 } });
+    expect(typedRec.statusCode, typedRec.body).toBe(201);
     await h.app.inject({ method: 'POST', url: '/v1/counters/hits/increment', headers: bearer(T.key) });
     const user = await h.app.inject({ method: 'POST', url: '/v1/users', headers: bearer(T.key), payload: { email: 'u@example.com', password: 'long enough password', role: 'member' } });
     expect(user.statusCode, user.body).toBe(201);
@@ -234,6 +240,18 @@ forEachBackend('http bad input', (backend) => {
       }
       // A record id that is taken: 409, not a raw unique violation.
       expectProblem(await send('POST', url, 'tenant', JSON.stringify({ id: w.rec })), 409, { code: 'agentstore.conflict' });
+    });
+
+    it("records that break their collection's JSON Schema are refused on create, replace and patch, naming the field", async () => {
+      for (const data of [{ status: 'maybe' }, { status: 'open', n: 'one' }, { n: 1 }]) {
+        const field = 'status' in data && data.status === 'open' ? '/data/n' : /\/data/;
+        bad(await send('POST', '/v1/collections/typed/records', 'tenant', JSON.stringify(data)), field);
+        bad(await send('PUT', '/v1/collections/typed/records/t1', 'tenant', JSON.stringify(data)), field);
+      }
+      bad(await send('PATCH', '/v1/collections/typed/records/t1', 'tenant', JSON.stringify({ status: 'maybe' })), '/data/status');
+      bad(await send('PATCH', '/v1/collections/typed/records/t1', 'tenant', JSON.stringify({ status: null })), /\/data/);
+      const after = await send('GET', '/v1/collections/typed/records/t1', 'tenant');
+      expect(after.json<{ version: number; data: unknown }>()).toMatchObject({ version: 1, data: { status: 'open', n: 1 } });
     });
 
     it('collections: an invalid JSON Schema and invalid index paths are refused with the field named', async () => {
