@@ -53,6 +53,14 @@ export const Timestamps = {
 };
 
 /** A route's own hooks of one kind, as an array (Fastify takes a function or an array). */
+/**
+ * A preValidation hook for POST routes whose body is optional: no body at all (or `null`) is
+ * validated as `{}`, so the body schema can refuse unknown fields without refusing a bare POST.
+ */
+export async function emptyBodyAsObject(req: FastifyRequest): Promise<void> {
+  if (req.body === undefined || req.body === null) req.body = {};
+}
+
 export function routeHooks<T>(hooks: T | T[] | undefined): T[] {
   return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks];
 }

@@ -80,7 +80,10 @@ forEachBackend('http auth', (backend) => {
       expect(hashes).toContain(createHash('sha256').update(session.token).digest('hex'));
       expect(JSON.stringify(stored)).not.toContain(session.token);
 
-      expect((await h.app.inject({ method: 'POST', url: '/v1/auth/logout', headers: bearer(session.token) })).statusCode).toBe(204);
+      // Logout takes no options: an unknown one is refused, and the session stays.
+      expectProblem(await h.app.inject({ method: 'POST', url: '/v1/auth/logout', headers: bearer(session.token), payload: { all: true } }), 400, { field: /all/ });
+      expect((await h.app.inject({ method: 'GET', url: '/v1/auth/me', headers: bearer(session.token) })).statusCode).toBe(200);
+      expect((await h.app.inject({ method: 'POST', url: '/v1/auth/logout', headers: bearer(session.token), payload: {} })).statusCode).toBe(204);
       expectProblem(await h.app.inject({ method: 'GET', url: '/v1/auth/me', headers: bearer(session.token) }), 401, { code: 'agentstore.unauthenticated' });
       expectProblem(await h.app.inject({ method: 'POST', url: '/v1/auth/logout', headers: bearer(session.token) }), 401);
       // Logout needs a session, not an API key.

@@ -1,15 +1,9 @@
-import type { FastifyRequest } from 'fastify';
 import { Type } from '@fastify/type-provider-typebox';
-import { PageQuery, Timestamps, pageOf, tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
+import { PageQuery, Timestamps, emptyBodyAsObject, pageOf, tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
 
 const CounterSchema = Type.Object({ name: Type.String(), value: Type.Integer(), ...Timestamps }, { $id: 'Counter' });
 const Params = Type.Object({ name: Type.String({ maxLength: 128 }) });
 const tags = ['counters'];
-
-// `POST /increment` with no body at all means "by 1": treat a missing body as {}.
-async function emptyBodyAsObject(req: FastifyRequest): Promise<void> {
-  if (req.body === undefined || req.body === null) req.body = {};
-}
 
 export async function counterRoutes(app: Api, { store }: RouteDeps): Promise<void> {
   const svc = store.counters;
@@ -25,6 +19,7 @@ export async function counterRoutes(app: Api, { store }: RouteDeps): Promise<voi
   app.post(
     '/v1/counters/:name/increment',
     {
+      // No body at all means "by 1".
       preValidation: emptyBodyAsObject,
       schema: {
         tags,

@@ -1,7 +1,7 @@
 import { Type } from '@fastify/type-provider-typebox';
 import type { Role, TenantContext } from '../../core/context.js';
 import { AgentstoreError } from '../../core/errors.js';
-import { PageQuery, Timestamps, pageOf, tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
+import { PageQuery, Timestamps, emptyBodyAsObject, pageOf, tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
 
 const RoleSchema = Type.Union([Type.Literal('owner'), Type.Literal('admin'), Type.Literal('member'), Type.Literal('viewer')]);
 const TenantSchema = Type.Object({ id: Type.String(), name: Type.String(), version: Type.Integer(), ...Timestamps }, { $id: 'Tenant' });
@@ -87,7 +87,10 @@ export async function tenancyRoutes(app: Api, { store }: RouteDeps): Promise<voi
     },
     (req) => store.auth.me(tenantOf(req)),
   );
-  app.post('/v1/auth/logout', { schema: { tags: ['auth'], summary: 'End the current session', response: withProblems({ 204: Type.Null() }) } }, async (req, reply) => {
+  // No options: a body, if any, is an empty object, so that `{"all": true}` is told it does
+  // nothing instead of being ignored.
+  const LogoutBody = Type.Object({}, { additionalProperties: false });
+  app.post('/v1/auth/logout', { preValidation: emptyBodyAsObject, schema: { tags: ['auth'], summary: 'End the current session', body: LogoutBody, response: withProblems({ 204: Type.Null() }) } }, async (req, reply) => {
     const principal = req.principal;
     await store.auth.logout(tenantOf(req), principal?.kind === 'tenant' ? principal.sessionId : undefined);
     return reply.status(204).send(null);
