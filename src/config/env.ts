@@ -3,6 +3,7 @@ import { AgentstoreError } from '../core/errors.js';
 import { ROLES, type Role } from '../core/context.js';
 import { defaultSqliteFile, sqliteDatabase, type Config, type DatabaseConfig, type JwtConfig } from './config.js';
 import { sqliteDriverVersion } from '../db/sqlite-driver.js';
+import { sslFromUrl } from '../db/postgres-connection.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -18,7 +19,8 @@ function pick(env: Env, ...names: string[]): { name: string; value: string } | u
 function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = pick(env, name);
   if (!raw) return fallback;
-  const value = Number(raw.value);
+  // Decimal digits only: Number() would also take "0x1F90", "1e3" and "0b11".
+  const value = /^-?\d+$/.test(raw.value) ? Number(raw.value) : Number.NaN;
   if (!Number.isInteger(value) || value < min || value > max) {
     throw AgentstoreError.config(name, `must be an integer from ${min} to ${max}, got "${raw.value}"`);
   }
@@ -46,11 +48,19 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
 
 export function parseDatabaseUrl(url: string, dataDir: string, variable = 'DATABASE_URL'): DatabaseConfig {
   if (/^postgres(ql)?:\/\//i.test(url)) {
+    let parsed: URL;
     try {
-      const parsed = new URL(url);
+      parsed = new URL(url);
       if (!parsed.hostname && !parsed.searchParams.get('host')) throw new Error('no host');
     } catch {
       throw AgentstoreError.config(variable, 'is not a valid postgres:// URL');
+    }
+    // The TLS settings are read here (sslmode's value, the sslrootcert file) so that a wrong
+    // one stops the start naming the variable, not later as a bare error from the pool.
+    try {
+      sslFromUrl(parsed);
+    } catch (error) {
+      throw AgentstoreError.config(variable, error instanceof Error ? error.message : String(error));
     }
     return { kind: 'postgres', url };
   }
@@ -156,6 +166,16 @@ export function redactUrl(url: string): string {
   }
 }
 
+/** A URL without its query string and credentials (a JWKS URL may carry an API key in either). */
+function redactQuery(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}${u.search ? '?***' : ''}`;
+  } catch {
+    return '***';
+  }
+}
+
 /** One line per chosen backend, secrets redacted: what an operator checks first. */
 export function describeBackends(store: Config['store']): string[] {
   const db = store.database;
@@ -167,6 +187,6 @@ export function describeBackends(store: Config['store']): string[] {
     'event bus: in-process (single instance)',
   ];
   const jwt = store.auth.jwt;
-  if (jwt) lines.push(`jwt: ${jwt.secret ? 'HS256 secret ***' : `JWKS ${jwt.jwksUrl ?? ''}`}, tenant claim ${jwt.tenantClaim}`);
+  if (jwt) lines.push(`jwt: ${jwt.secret ? 'HS256 secret ***' : `JWKS ${redactQuery(jwt.jwksUrl ?? '')}`}, tenant claim ${jwt.tenantClaim}`);
   return lines;
 }

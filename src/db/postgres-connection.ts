@@ -13,7 +13,12 @@ const SSL_PARAMS = ['sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'ssl', 'useli
 export function sslFromUrl(url: URL): false | ConnectionOptions {
   const mode = url.searchParams.get('sslmode') ?? (url.searchParams.get('ssl') === 'true' ? 'require' : 'disable');
   const rootCert = url.searchParams.get('sslrootcert');
-  const ca = rootCert ? fs.readFileSync(rootCert, 'utf8') : undefined;
+  let ca: string | undefined;
+  try {
+    ca = rootCert ? fs.readFileSync(rootCert, 'utf8') : undefined;
+  } catch (error) {
+    throw new Error(`sslrootcert "${rootCert}" cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+  }
   switch (mode) {
     case 'disable':
     case 'allow':
@@ -27,7 +32,7 @@ export function sslFromUrl(url: URL): false | ConnectionOptions {
     case 'verify-full':
       return { ...(ca ? { ca } : {}), rejectUnauthorized: true };
     default:
-      throw new Error(`unsupported sslmode "${mode}"`);
+      throw new Error(`sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full, got "${mode}"`);
   }
 }
 
