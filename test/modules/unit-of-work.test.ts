@@ -84,6 +84,25 @@ forEachBackend('unit of work: audit and change log', (backend) => {
   });
 
   describe('changes.read', () => {
+    it('below admin, only the changes of data: users, keys and sessions are an admin\'s to see', async () => {
+      const { ctx } = await newTenant(t.store);
+      const start = await t.store.changes.head(ctx);
+      await t.store.collections.create(ctx, 'notes', { id: 'n1' });
+      await t.store.users.create(ctx, { email: `viewer-feed-${start}@example.com`, password: 'long enough password', role: 'member' });
+      await t.store.apiKeys.create(ctx, { name: 'feed', role: 'viewer' });
+      await t.store.counters.increment(ctx, 'hits');
+      const types = async (role: 'viewer' | 'member' | 'admin' | 'owner', resourceTypes?: string[]) =>
+        (await t.store.changes.read(asRole(ctx, role), { after: start, ...(resourceTypes ? { resourceTypes } : {}) })).map((e) => e.resourceType);
+      expect(await types('admin')).toEqual(['collection', 'record', 'user', 'api_key', 'counter']);
+      expect(await types('owner')).toEqual(await types('admin'));
+      for (const role of ['viewer', 'member'] as const) {
+        expect(await types(role), role).toEqual(['collection', 'record', 'counter']);
+        // Asking for them by name gives nothing either.
+        expect(await types(role, ['user', 'api_key', 'session']), role).toEqual([]);
+        expect(await types(role, ['user', 'counter']), role).toEqual(['counter']);
+      }
+    });
+
     it('returns events in seq order, resumable and filterable', async () => {
       const { ctx } = await newTenant(t.store);
       const woken: number[] = [];

@@ -1,5 +1,5 @@
 import { AgentstoreError } from '../../core/errors.js';
-import { requireRole, type TenantContext } from '../../core/context.js';
+import { hasRole, requireRole, type TenantContext } from '../../core/context.js';
 import { fromNullableJsonColumn, toIso } from '../../db/dialect.js';
 import type { Selectable } from 'kysely';
 import type { ChangesTable } from '../../db/schema.js';
@@ -36,6 +36,14 @@ export interface ChangesService {
   onWake(tenantId: string, listener: (wakeup: ChangeWakeup) => void): () => void;
 }
 
+/**
+ * The change types below the admin role. Users, API keys, sessions and the tenant are what
+ * admins manage (their lists and the audit log need admin), so their changes are an admin's
+ * to see too. An allowlist, so that a resource type added later stays hidden from viewers
+ * and members until it is put here.
+ */
+export const MEMBER_VISIBLE_TYPES: readonly string[] = ['record', 'collection', 'counter'];
+
 function toEvent(row: Selectable<ChangesTable>): ChangeEvent {
   return {
     seq: Number(row.seq),
@@ -57,9 +65,13 @@ export function createChangesService(deps: { uow: UnitOfWorkRunner; bus: EventBu
       requireRole(ctx, 'viewer');
       if (!Number.isSafeInteger(query.after) || query.after < 0) throw AgentstoreError.invalidField('after', 'must be a non-negative integer');
       const limit = Math.min(Math.max(query.limit ?? 500, 1), 1000);
+      let types = query.resourceTypes && query.resourceTypes.length > 0 ? [...query.resourceTypes] : undefined;
+      if (!hasRole(ctx, 'admin')) types = (types ?? MEMBER_VISIBLE_TYPES).filter((type) => MEMBER_VISIBLE_TYPES.includes(type));
+      // None of the types asked for is visible to this role.
+      if (types !== undefined && types.length === 0) return [];
       const rows = await uow.read(ctx, (trx) => {
         let q = trx.selectFrom('changes').selectAll().where('tenant_id', '=', ctx.tenantId).where('seq', '>', query.after);
-        if (query.resourceTypes && query.resourceTypes.length > 0) q = q.where('resource_type', 'in', [...query.resourceTypes]);
+        if (types !== undefined) q = q.where('resource_type', 'in', types);
         if (query.collection !== undefined) q = q.where('collection', '=', query.collection);
         return q.orderBy('seq').limit(limit).execute();
       });
