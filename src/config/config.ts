@@ -54,6 +54,8 @@ export interface ServerConfig {
    * connections being accepted under load (src/server/admission.ts).
    */
   readonly loopBudgetMs: number;
+  /** A comment line on an event stream that wrote nothing for this long, in ms (proxies close idle streams). */
+  readonly eventsHeartbeatMs: number;
 }
 
 export interface Config {

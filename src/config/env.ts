@@ -150,6 +150,7 @@ export function loadConfig(env: Env = process.env): Config {
       logLevel: oneOf(env, 'AGENTSTORE_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
       trustProxy: boolean(env, 'AGENTSTORE_TRUST_PROXY', false),
       loopBudgetMs: integer(env, 'AGENTSTORE_LOOP_BUDGET_MS', 2, 0, 1000),
+      eventsHeartbeatMs: integer(env, 'AGENTSTORE_EVENTS_HEARTBEAT_MS', 15_000, 100, 600_000),
     },
   };
 }

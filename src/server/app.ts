@@ -28,7 +28,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Builds the HTTP API over a store. The caller owns the store and closes it after the app. */
 export async function buildApp(store: Store, options: AppOptions = {}): Promise<FastifyInstance> {
-  const server = { bodyLimitBytes: 1024 * 1024, logLevel: 'info', trustProxy: false, loopBudgetMs: 2, ...options.server };
+  const server = { bodyLimitBytes: 1024 * 1024, logLevel: 'info', trustProxy: false, loopBudgetMs: 2, eventsHeartbeatMs: 15_000, ...options.server };
   // Assigned right after the instance exists; the router's error callback below needs it.
   let metrics: AppMetrics | undefined;
   const app = Fastify({
@@ -141,7 +141,7 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
     await collectionRoutes(api, { store });
     await counterRoutes(api, { store });
     await auditRoutes(api, { store });
-    await changeRoutes(api, { store });
+    await changeRoutes(api, { store }, { heartbeatMs: server.eventsHeartbeatMs });
   });
   return app;
 }

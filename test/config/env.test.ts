@@ -39,6 +39,7 @@ describe('loadConfig', () => {
     ['AGENTSTORE_TRUST_PROXY', 'maybe'],
     ['AGENTSTORE_MIGRATE_ON_START', 'sometimes'],
     ['AGENTSTORE_LOOP_BUDGET_MS', '5000'],
+    ['AGENTSTORE_EVENTS_HEARTBEAT_MS', '10'],
     ['AGENTSTORE_SERVICE_KEY', 'short'],
     ['AGENTSTORE_JWT_SECRET', 'too short'],
     ['SUPABASE_JWT_SECRET', 'too short'],

@@ -118,6 +118,32 @@ forEachBackend('http events (SSE)', (backend) => {
     expect(seen.map((e) => parse(e).resourceId)).toEqual(expected.map((c) => c.resourceId));
   });
 
+  it("a filtered stream's Last-Event-ID moves past the changes it skips; resuming from it repeats none", async () => {
+    const t = await tenant();
+    const first = await openSse(`${base}/v1/events?types=counter`, bearer(t.key));
+    let resumeFrom: string;
+    try {
+      for (let i = 0; i < 5; i++) await write(t, 'POST', '/v1/collections/skipped/records', { id: `s${i}` });
+      const newest = String(await head(t));
+      // No event, but the id line: what EventSource would send as Last-Event-ID.
+      const deadline = Date.now() + 5000;
+      while (first.lastEventId() !== newest && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(first.lastEventId()).toBe(newest);
+      await expect(first.take(1, 200)).rejects.toThrow(/timed out/);
+      resumeFrom = newest;
+    } finally {
+      first.close();
+    }
+    await write(t, 'POST', '/v1/counters/after-skip/increment');
+    const second = await openSse(`${base}/v1/events?types=counter`, { ...bearer(t.key), 'last-event-id': resumeFrom });
+    try {
+      expect((await second.take(1)).map((e) => parse(e).resourceId)).toEqual(['after-skip']);
+      await expect(second.take(1, 300)).rejects.toThrow(/timed out/);
+    } finally {
+      second.close();
+    }
+  });
+
   it("a tenant never receives another tenant's events", async () => {
     const a = await tenant();
     const b = await tenant();
@@ -202,6 +228,41 @@ forEachBackend('http events (SSE)', (backend) => {
       await writer;
       await Promise.all(streams.map((s) => s.ended(2000)));
       expect(took).toBeLessThan(2000);
+    }
+  });
+});
+
+forEachBackend('http events (SSE) keep-alive', (backend) => {
+  const h = useHttp(backend, { app: { server: { eventsHeartbeatMs: 300 } } });
+  let base: string;
+  beforeAll(async () => {
+    await h.app.listen({ port: 0, host: '127.0.0.1' });
+    const address = h.app.server.address();
+    if (!address || typeof address === 'string') throw new Error('no address');
+    base = `http://127.0.0.1:${address.port}`;
+  });
+
+  it('an idle stream, and a filtered one in a busy tenant, send bytes at least every heartbeat', async () => {
+    const t = await createTenant(h.app, `sse-keepalive-${randomBytes(4).toString('hex')}`);
+    const idle = await openSse(`${base}/v1/events`, bearer(t.key));
+    const filtered = await openSse(`${base}/v1/events?types=counter`, bearer(t.key));
+    try {
+      const opened = performance.now();
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      expect(idle.lastBytesAt() - opened).toBeGreaterThan(200);
+      // Writes the filtered stream does not carry, every 50 ms: each wakes it, none is its event.
+      let longest = 0;
+      for (let i = 0; i < 24; i++) {
+        const res = await h.app.inject({ method: 'POST', url: '/v1/collections/busy/records', headers: bearer(t.key), payload: { i } });
+        expect(res.statusCode, res.body).toBe(201);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        longest = Math.max(longest, performance.now() - filtered.lastBytesAt());
+      }
+      expect(longest).toBeLessThan(300 + 400);
+      await expect(filtered.take(1, 200)).rejects.toThrow(/timed out/);
+    } finally {
+      idle.close();
+      filtered.close();
     }
   });
 });

@@ -219,6 +219,10 @@ export interface SseClient {
   take(count: number, timeoutMs?: number): Promise<SseEvent[]>;
   /** Resolves when the server ends the stream (or rejects after timeoutMs). */
   ended(timeoutMs?: number): Promise<void>;
+  /** The last id the stream set, as EventSource keeps it for Last-Event-ID (id-only blocks too). */
+  lastEventId(): string | undefined;
+  /** When the stream last sent any bytes (comments included), from performance.now(). */
+  lastBytesAt(): number;
   close(): void;
 }
 
@@ -242,8 +246,11 @@ export async function openSse(url: string, headers: Record<string, string>): Pro
   let failure: unknown;
   res.setEncoding('utf8');
   let buffer = '';
+  let lastId: string | undefined;
+  let lastBytes = performance.now();
   res.on('data', (chunk: string) => {
     buffer += chunk;
+    lastBytes = performance.now();
     let cut: number;
     while ((cut = buffer.indexOf('\n\n')) >= 0) {
       const block = buffer.slice(0, cut);
@@ -261,7 +268,9 @@ export async function openSse(url: string, headers: Record<string, string>): Pro
         else continue;
         any = true;
       }
-      if (any) queue.push({ ...(event.id !== undefined ? { id: event.id } : {}), ...(event.event !== undefined ? { event: event.event } : {}), data: event.data.join('\n') });
+      if (event.id !== undefined) lastId = event.id;
+      // As EventSource dispatches: the id is kept, but a block without data is no event.
+      if (any && event.data.length > 0) queue.push({ ...(event.id !== undefined ? { id: event.id } : {}), ...(event.event !== undefined ? { event: event.event } : {}), data: event.data.join('\n') });
     }
     waiter?.();
   });
@@ -298,6 +307,8 @@ export async function openSse(url: string, headers: Record<string, string>): Pro
   return {
     status: res.statusCode ?? 0,
     headers: responseHeaders,
+    lastEventId: () => lastId,
+    lastBytesAt: () => lastBytes,
     async take(count, timeoutMs = 5000) {
       await wait(timeoutMs, () => queue.length >= count, `${count} event(s), have ${queue.length}`);
       return queue.splice(0, count);

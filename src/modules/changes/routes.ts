@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from '@fastify/type-provider-typebox';
+import { hasRole } from '../../core/context.js';
 import { AgentstoreError } from '../../core/errors.js';
 import { tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
 import { COLLECTION_NAME } from '../collections/validation.js';
@@ -28,7 +29,6 @@ const FeedQuery = {
   collection: Type.Optional(Type.String({ maxLength: 64, pattern: COLLECTION_NAME.source })),
 };
 
-const HEARTBEAT_MS = 15_000;
 const SHUTDOWN_GRACE_MS = 2_000;
 const BATCH = 500;
 
@@ -45,7 +45,7 @@ function parseSeq(value: string | undefined, field: string): number | undefined 
   return Number(value);
 }
 
-export async function changeRoutes(app: Api, { store }: RouteDeps): Promise<void> {
+export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs }: { heartbeatMs: number }): Promise<void> {
   interface Stream {
     readonly end: () => void;
     readonly ended: Promise<void>;
@@ -112,6 +112,9 @@ export async function changeRoutes(app: Api, { store }: RouteDeps): Promise<void
       const collection = req.query.collection;
       let cursor = parseSeq(req.headers['last-event-id'], 'last-event-id') ?? parseSeq(req.query.after, 'after') ?? (await store.changes.head(ctx));
       const filter = { ...(types ? { resourceTypes: types } : {}), ...(collection !== undefined ? { collection } : {}) };
+      // Some changes are not for this stream (its filter, or the role's: changes.read). Its
+      // cursor then moves past them too, or every wake-up would read them again.
+      const skips = types !== undefined || collection !== undefined || !hasRole(ctx, 'admin');
 
       let closed = false;
       let wake: (() => void) | undefined;
@@ -139,23 +142,40 @@ export async function changeRoutes(app: Api, { store }: RouteDeps): Promise<void
       });
       // The client reconnects after this many ms; it then sends Last-Event-ID.
       raw.write('retry: 2000\n\n');
+      let lastWrite = Date.now();
       try {
         unsubscribe = store.changes.onWake(ctx.tenantId, () => wake?.());
         while (!closed) {
           // Subscribe before reading, so a commit landing between read and wait still wakes us.
           const woken = new Promise<void>((resolve) => (wake = resolve));
+          // Read before the events: every change up to it has committed (seq order is commit
+          // order within a tenant), so a read that returns less than a batch has seen them all.
+          const head = skips ? await store.changes.head(ctx) : 0;
           const events: ChangeEvent[] = await store.changes.read(ctx, { after: cursor, limit: BATCH, ...filter });
           for (const event of events) {
             if (closed) break;
             const pending = write(raw, `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
             if (pending) await pending;
             cursor = event.seq;
+            lastWrite = Date.now();
           }
           if (events.length === BATCH || closed) continue;
+          if (head > cursor) {
+            // An id with no data moves the client's Last-Event-ID without an event (the SSE
+            // spec sets the id before it drops an empty event).
+            cursor = head;
+            const pending = write(raw, `id: ${cursor}\n\n`);
+            if (pending) await pending;
+            lastWrite = Date.now();
+          }
           const ac = new AbortController();
-          const timedOut = await Promise.race([woken.then(() => false), sleep(HEARTBEAT_MS, true, { signal: ac.signal }).catch(() => false)]);
+          // Wake-ups that bring nothing for this stream must not hold back its keep-alive.
+          await Promise.race([woken, sleep(Math.max(0, heartbeatMs - (Date.now() - lastWrite)), undefined, { signal: ac.signal }).catch(() => undefined)]);
           ac.abort();
-          if (timedOut && !closed) await write(raw, ': keep-alive\n\n');
+          if (!closed && Date.now() - lastWrite >= heartbeatMs) {
+            await write(raw, ': keep-alive\n\n');
+            lastWrite = Date.now();
+          }
         }
       } catch (error) {
         req.log.warn({ err: error }, 'event stream ended by an error');
