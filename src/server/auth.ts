@@ -4,7 +4,8 @@ import type { Principal } from '../modules/tenancy/auth-service.js';
 import type { Store } from '../store.js';
 import { routeHooks, type AuthMode } from './route-kit.js';
 
-function bearer(request: FastifyRequest): string | undefined {
+/** The request's credential (Authorization: Bearer, or X-API-Key), undefined when it sends none. */
+export function bearer(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   if (header) {
     const match = /^Bearer\s+(\S{1,4096})\s*$/i.exec(header);

@@ -242,6 +242,31 @@ forEachBackend('http events (SSE) keep-alive', (backend) => {
     base = `http://127.0.0.1:${address.port}`;
   });
 
+  it('a stream ends within a heartbeat when its key is revoked; the reconnect gets 401', async () => {
+    const t = await createTenant(h.app, `sse-revoke-${randomBytes(4).toString('hex')}`);
+    const created = await h.app.inject({ method: 'POST', url: '/v1/api-keys', headers: bearer(t.key), payload: { name: 'streamer', role: 'viewer' } });
+    expect(created.statusCode, created.body).toBe(201);
+    const key = created.json<{ id: string; key: string }>();
+    const sse = await openSse(`${base}/v1/events`, bearer(key.key));
+    const other = await openSse(`${base}/v1/events?types=counter`, bearer(t.key));
+    try {
+      expect(sse.status).toBe(200);
+      const revoked = await h.app.inject({ method: 'DELETE', url: `/v1/api-keys/${key.id}`, headers: bearer(t.key) });
+      expect(revoked.statusCode, revoked.body).toBeLessThan(300);
+      await sse.ended(3000);
+      const again = await openSse(`${base}/v1/events`, bearer(key.key));
+      expect(again.status).toBe(401);
+      again.close();
+      // The admin's stream goes on.
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      await h.app.inject({ method: 'POST', url: '/v1/counters/still/increment', headers: bearer(t.key) });
+      expect((await other.take(1)).map((e) => (JSON.parse(e.data) as { resourceId: string }).resourceId)).toEqual(['still']);
+    } finally {
+      sse.close();
+      other.close();
+    }
+  });
+
   it('an idle stream, and a filtered one in a busy tenant, send bytes at least every heartbeat', async () => {
     const t = await createTenant(h.app, `sse-keepalive-${randomBytes(4).toString('hex')}`);
     const idle = await openSse(`${base}/v1/events`, bearer(t.key));

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from '@fastify/type-provider-typebox';
 import { hasRole } from '../../core/context.js';
 import { AgentstoreError } from '../../core/errors.js';
+import { bearer } from '../../server/auth.js';
 import { tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
 import { COLLECTION_NAME } from '../collections/validation.js';
 import type { ChangeEvent } from './service.js';
@@ -108,6 +109,15 @@ export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs
     },
     async (req, reply) => {
       const ctx = tenantOf(req);
+      // The credential is checked again while the stream lasts (below): a key revoked, a
+      // session ended or a role lowered must not keep receiving changes.
+      const token = bearer(req);
+      const stillValid = async (): Promise<boolean> => {
+        if (token === undefined) return false;
+        const now = store.auth.cached(token) ?? (await store.auth.authenticate(token));
+        return now?.kind === 'tenant' && now.ctx.tenantId === ctx.tenantId && now.ctx.role === ctx.role;
+      };
+      let checkedAt = Date.now();
       const types = parseTypes(req.query.types);
       const collection = req.query.collection;
       let cursor = parseSeq(req.headers['last-event-id'], 'last-event-id') ?? parseSeq(req.query.after, 'after') ?? (await store.changes.head(ctx));
@@ -146,6 +156,12 @@ export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs
       try {
         unsubscribe = store.changes.onWake(ctx.tenantId, () => wake?.());
         while (!closed) {
+          if (Date.now() - checkedAt >= heartbeatMs) {
+            checkedAt = Date.now();
+            // Ended, not answered 401: the stream's status is sent. EventSource reconnects
+            // with Last-Event-ID, and that request gets the 401 (or the new role).
+            if (!(await stillValid())) break;
+          }
           // Subscribe before reading, so a commit landing between read and wait still wakes us.
           const woken = new Promise<void>((resolve) => (wake = resolve));
           // Read before the events: every change up to it has committed (seq order is commit
