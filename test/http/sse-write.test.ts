@@ -45,3 +45,30 @@ it('waits while the client does not read, stops waiting when it leaves, and neve
   expect(response.destroyed).toBe(true);
   expect(write(response, 'data: after\n\n')).toBeUndefined();
 });
+
+it('cuts off a client that reads nothing for stallMs: the response is destroyed and the wait ends', async () => {
+  let response!: http.ServerResponse;
+  const opened = new Promise<void>((resolve) => {
+    server = http.createServer((_req, res) => {
+      response = res;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(': open\n\n');
+      resolve();
+    });
+  });
+  await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+  const request = http.get(`http://127.0.0.1:${(server?.address() as AddressInfo).port}/`);
+  request.on('error', () => undefined);
+  const res = await new Promise<http.IncomingMessage>((resolve) => request.once('response', resolve));
+  res.on('error', () => undefined);
+  res.pause();
+  await opened;
+
+  const started = performance.now();
+  const pending = write(response, `data: ${'x'.repeat(8 * 1024 * 1024)}\n\n`, 200);
+  expect(pending).toBeInstanceOf(Promise);
+  await pending;
+  expect(performance.now() - started).toBeGreaterThanOrEqual(150);
+  expect(response.destroyed).toBe(true);
+  request.destroy();
+});

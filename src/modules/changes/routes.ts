@@ -47,6 +47,8 @@ function parseSeq(value: string | undefined, field: string): number | undefined 
 }
 
 export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs }: { heartbeatMs: number }): Promise<void> {
+  // A client that read nothing for this long is gone (or stuck): its stream is cut off.
+  const stallMs = Math.max(30_000, 2 * heartbeatMs);
   interface Stream {
     readonly end: () => void;
     readonly ended: Promise<void>;
@@ -170,7 +172,7 @@ export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs
           const events: ChangeEvent[] = await store.changes.read(ctx, { after: cursor, limit: BATCH, ...filter });
           for (const event of events) {
             if (closed) break;
-            const pending = write(raw, `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+            const pending = write(raw, `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`, stallMs);
             if (pending) await pending;
             cursor = event.seq;
             lastWrite = Date.now();
@@ -180,7 +182,7 @@ export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs
             // An id with no data moves the client's Last-Event-ID without an event (the SSE
             // spec sets the id before it drops an empty event).
             cursor = head;
-            const pending = write(raw, `id: ${cursor}\n\n`);
+            const pending = write(raw, `id: ${cursor}\n\n`, stallMs);
             if (pending) await pending;
             lastWrite = Date.now();
           }
@@ -189,7 +191,7 @@ export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs
           await Promise.race([woken, sleep(Math.max(0, heartbeatMs - (Date.now() - lastWrite)), undefined, { signal: ac.signal }).catch(() => undefined)]);
           ac.abort();
           if (!closed && Date.now() - lastWrite >= heartbeatMs) {
-            await write(raw, ': keep-alive\n\n');
+            await write(raw, ': keep-alive\n\n', stallMs);
             lastWrite = Date.now();
           }
         }
