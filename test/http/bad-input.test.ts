@@ -423,6 +423,9 @@ forEachBackend('http bad input', (backend) => {
         bad(await send('GET', '/v1/events', 'tenant', undefined, 'application/json', { 'last-event-id': id }), /last-event-id/);
       }
       bad(await send('GET', '/v1/events?after=x1', 'tenant'), /after/);
+      // A position past the end of the log is not one it gave out (a restored database).
+      bad(await send('GET', '/v1/events', 'tenant', undefined, 'application/json', { 'last-event-id': '999999999999' }), /last-event-id/);
+      bad(await send('GET', '/v1/events?after=999999999999', 'tenant'), /after/);
       // SQL in a filter value of the audit log is only compared.
       const res = await send('GET', `/v1/audit?resourceId=${encodeURIComponent(INJECTIONS[0] as string)}&action=${encodeURIComponent(INJECTIONS[1] as string)}`, 'tenant');
       expect(res.statusCode, res.body).toBe(200);

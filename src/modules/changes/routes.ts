@@ -31,7 +31,9 @@ const FeedQuery = {
 };
 
 const SHUTDOWN_GRACE_MS = 2_000;
-const BATCH = 500;
+// Events per read: a bound on what one read holds in memory (records may be up to the body
+// limit each), and the size of a catch-up step.
+const BATCH = 100;
 
 function parseTypes(types: string | undefined): string[] | undefined {
   if (types === undefined) return undefined;
@@ -122,7 +124,15 @@ export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs
       let checkedAt = Date.now();
       const types = parseTypes(req.query.types);
       const collection = req.query.collection;
-      let cursor = parseSeq(req.headers['last-event-id'], 'last-event-id') ?? parseSeq(req.query.after, 'after') ?? (await store.changes.head(ctx));
+      const fromId = parseSeq(req.headers['last-event-id'], 'last-event-id');
+      const fromAfter = fromId === undefined ? parseSeq(req.query.after, 'after') : undefined;
+      const headAtStart = await store.changes.head(ctx);
+      // A position past the log's end is not one this log gave out (a restored or another
+      // database): waiting would silently skip the changes below it once the log caught up.
+      if ((fromId ?? fromAfter ?? 0) > headAtStart) {
+        throw AgentstoreError.invalidField(fromId !== undefined ? 'last-event-id' : 'after', `is past the end of the change log (${headAtStart}): reconnect without it`);
+      }
+      let cursor = fromId ?? fromAfter ?? headAtStart;
       const filter = { ...(types ? { resourceTypes: types } : {}), ...(collection !== undefined ? { collection } : {}) };
       // Some changes are not for this stream (its filter, or the role's: changes.read). Its
       // cursor then moves past them too, or every wake-up would read them again.
@@ -156,7 +166,10 @@ export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs
       raw.write('retry: 2000\n\n');
       let lastWrite = Date.now();
       try {
-        unsubscribe = store.changes.onWake(ctx.tenantId, () => wake?.());
+        // A commit at or below the cursor was read already: no read for it.
+        unsubscribe = store.changes.onWake(ctx.tenantId, (wakeup) => {
+          if (wakeup.seq > cursor) wake?.();
+        });
         while (!closed) {
           if (Date.now() - checkedAt >= heartbeatMs) {
             checkedAt = Date.now();
