@@ -118,6 +118,23 @@ forEachBackend('http events (SSE)', (backend) => {
     expect(seen.map((e) => parse(e).resourceId)).toEqual(expected.map((c) => c.resourceId));
   });
 
+  it('catches up on a backlog longer than one read, in order, then goes live', async () => {
+    const t = await tenant();
+    const start = await head(t);
+    for (let i = 0; i < 130; i++) await write(t, 'POST', '/v1/counters/backlog/increment');
+    const sse = await openSse(`${base}/v1/events?after=${start}`, bearer(t.key));
+    try {
+      const backlog = await sse.take(130);
+      await write(t, 'POST', '/v1/counters/live/increment');
+      const live = await sse.take(1);
+      const expected = await changesAfter(t, start);
+      expect([...backlog, ...live].map((e) => Number(e.id))).toEqual(expected.map((c) => c.seq));
+      expect(parse(live[0] as SseEvent).resourceId).toBe('live');
+    } finally {
+      sse.close();
+    }
+  });
+
   it("a filtered stream's Last-Event-ID moves past the changes it skips; resuming from it repeats none", async () => {
     const t = await tenant();
     const first = await openSse(`${base}/v1/events?types=counter`, bearer(t.key));
