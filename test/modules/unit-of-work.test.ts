@@ -101,6 +101,11 @@ forEachBackend('unit of work: audit and change log', (backend) => {
         expect(await types(role, ['user', 'api_key', 'session']), role).toEqual([]);
         expect(await types(role, ['user', 'counter']), role).toEqual(['counter']);
       }
+      // The head too: a viewer's is the newest change it may see, not a hidden one after it.
+      const counterSeq = (await t.store.changes.read(ctx, { after: start, resourceTypes: ['counter'] })).at(-1)?.seq;
+      await t.store.apiKeys.create(ctx, { name: 'after', role: 'viewer' });
+      expect(await t.store.changes.head(asRole(ctx, 'viewer'))).toBe(counterSeq);
+      expect(await t.store.changes.head(asRole(ctx, 'admin'))).toBeGreaterThan(counterSeq ?? 0);
     });
 
     it('returns events in seq order, resumable and filterable', async () => {

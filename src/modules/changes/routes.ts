@@ -118,7 +118,13 @@ export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs
       const token = bearer(req);
       const stillValid = async (): Promise<boolean> => {
         if (token === undefined) return false;
-        const now = store.auth.cached(token) ?? (await store.auth.authenticate(token));
+        let now;
+        try {
+          now = store.auth.cached(token) ?? (await store.auth.authenticate(token));
+        } catch {
+          // The check could not be made (the database unreachable): the next period tries again.
+          return true;
+        }
         return now?.kind === 'tenant' && now.ctx.tenantId === ctx.tenantId && now.ctx.role === ctx.role;
       };
       let checkedAt = Date.now();

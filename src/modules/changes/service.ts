@@ -30,7 +30,10 @@ export interface ChangeQuery {
 
 export interface ChangesService {
   read(ctx: TenantContext, query: ChangeQuery): Promise<ChangeEvent[]>;
-  /** The newest seq of the tenant (0 when it has none): where a fresh subscriber starts. */
+  /**
+   * The newest seq of the tenant that the context's role may see (0 when there is none):
+   * where a fresh subscriber starts.
+   */
   head(ctx: TenantContext): Promise<number>;
   /** Calls `listener` after each commit of the tenant's changes. */
   onWake(tenantId: string, listener: (wakeup: ChangeWakeup) => void): () => void;
@@ -80,9 +83,14 @@ export function createChangesService(deps: { uow: UnitOfWorkRunner; bus: EventBu
 
     async head(ctx) {
       requireRole(ctx, 'viewer');
-      const row = await uow.read(ctx, (trx) =>
-        trx.selectFrom('changes').select((eb) => eb.fn.max('seq').as('seq')).where('tenant_id', '=', ctx.tenantId).executeTakeFirst(),
-      );
+      // Below admin, the newest change the role sees: the seq of a hidden one would tell when
+      // admin activity (a login, a new key) happened.
+      const visible = hasRole(ctx, 'admin') ? undefined : MEMBER_VISIBLE_TYPES;
+      const row = await uow.read(ctx, (trx) => {
+        let q = trx.selectFrom('changes').select((eb) => eb.fn.max('seq').as('seq')).where('tenant_id', '=', ctx.tenantId);
+        if (visible) q = q.where('resource_type', 'in', [...visible]);
+        return q.executeTakeFirst();
+      });
       return row?.seq === null || row?.seq === undefined ? 0 : Number(row.seq);
     },
 
