@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import type { LightMyRequestResponse } from 'fastify';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { beforeAll, expect, it } from 'vitest';
 import { buildApp } from '../../src/server/app.js';
 import { forEachBackend } from '../helpers/index.js';
@@ -21,14 +21,19 @@ interface Change {
 
 const parse = (e: SseEvent): Change => JSON.parse(e.data) as Change;
 
+/** Starts `app` on an ephemeral local port; its base URL. */
+async function listen(app: FastifyInstance): Promise<string> {
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('no address');
+  return `http://127.0.0.1:${address.port}`;
+}
+
 forEachBackend('http events (SSE)', (backend) => {
   const h = useHttp(backend);
   let base: string;
   beforeAll(async () => {
-    await h.app.listen({ port: 0, host: '127.0.0.1' });
-    const address = h.app.server.address();
-    if (!address || typeof address === 'string') throw new Error('no address');
-    base = `http://127.0.0.1:${address.port}`;
+    base = await listen(h.app);
   });
 
   const tenant = () => createTenant(h.app, `sse-${randomBytes(4).toString('hex')}`);
@@ -253,10 +258,7 @@ forEachBackend('http events (SSE) keep-alive', (backend) => {
   const h = useHttp(backend, { app: { server: { eventsHeartbeatMs: 500 } } });
   let base: string;
   beforeAll(async () => {
-    await h.app.listen({ port: 0, host: '127.0.0.1' });
-    const address = h.app.server.address();
-    if (!address || typeof address === 'string') throw new Error('no address');
-    base = `http://127.0.0.1:${address.port}`;
+    base = await listen(h.app);
   });
 
   it('a stream ends within a heartbeat when its key is revoked; the reconnect gets 401', async () => {

@@ -15,38 +15,8 @@ afterEach(async () => {
   server = undefined;
 });
 
-it('waits while the client does not read, stops waiting when it leaves, and never waits on a destroyed response', async () => {
-  let response!: http.ServerResponse;
-  const opened = new Promise<void>((resolve) => {
-    server = http.createServer((_req, res) => {
-      response = res;
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.write(': open\n\n');
-      resolve();
-    });
-  });
-  await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
-  const request = http.get(`http://127.0.0.1:${(server?.address() as AddressInfo).port}/`);
-  request.on('error', () => undefined);
-  const res = await new Promise<http.IncomingMessage>((resolve) => request.once('response', resolve));
-  res.pause();
-  await opened;
-
-  // More than the kernel takes at once: the rest stays buffered in the process.
-  const pending = write(response, `data: ${'x'.repeat(8 * 1024 * 1024)}\n\n`);
-  expect(pending).toBeInstanceOf(Promise);
-  let settled = false;
-  void pending?.then(() => (settled = true));
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  expect(settled).toBe(false);
-
-  request.destroy();
-  await pending;
-  expect(response.destroyed).toBe(true);
-  expect(write(response, 'data: after\n\n')).toBeUndefined();
-});
-
-it('cuts off a client that reads nothing for stallMs: the response is destroyed and the wait ends', async () => {
+/** An open event stream on a real socket, its client paused (reading nothing). */
+async function pausedStream(): Promise<{ response: http.ServerResponse; request: http.ClientRequest }> {
   let response!: http.ServerResponse;
   const opened = new Promise<void>((resolve) => {
     server = http.createServer((_req, res) => {
@@ -63,6 +33,28 @@ it('cuts off a client that reads nothing for stallMs: the response is destroyed 
   res.on('error', () => undefined);
   res.pause();
   await opened;
+  return { response, request };
+}
+
+it('waits while the client does not read, stops waiting when it leaves, and never waits on a destroyed response', async () => {
+  const { response, request } = await pausedStream();
+
+  // More than the kernel takes at once: the rest stays buffered in the process.
+  const pending = write(response, `data: ${'x'.repeat(8 * 1024 * 1024)}\n\n`);
+  expect(pending).toBeInstanceOf(Promise);
+  let settled = false;
+  void pending?.then(() => (settled = true));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  expect(settled).toBe(false);
+
+  request.destroy();
+  await pending;
+  expect(response.destroyed).toBe(true);
+  expect(write(response, 'data: after\n\n')).toBeUndefined();
+});
+
+it('cuts off a client that reads nothing for stallMs: the response is destroyed and the wait ends', async () => {
+  const { response, request } = await pausedStream();
 
   const started = performance.now();
   const pending = write(response, `data: ${'x'.repeat(8 * 1024 * 1024)}\n\n`, 200);
