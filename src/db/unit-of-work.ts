@@ -8,11 +8,19 @@ import type { AuditLogTable, ChangesTable } from './schema.js';
 import { isForeignKeyViolation } from './errors.js';
 import { nowIso, toJsonColumn } from './dialect.js';
 
+/**
+ * Every resource type a mutation may name: the registry the change feed checks `types`
+ * against (an unknown name is the client's mistake, not an empty filter). A module with a
+ * new kind of resource adds it here, or its `uow.record` does not compile.
+ */
+export const RESOURCE_TYPES = ['tenant', 'user', 'session', 'api_key', 'collection', 'record', 'counter'] as const;
+export type ResourceType = (typeof RESOURCE_TYPES)[number];
+
 /** What one mutation did, written as one audit entry and one change-log entry. */
 export interface Mutation {
   /** Verb: `create`, `update`, `delete`, `increment`, `revoke` ... */
   readonly action: string;
-  readonly resourceType: string;
+  readonly resourceType: ResourceType;
   readonly resourceId: string;
   readonly collection?: string | null;
   readonly version?: number | null;

@@ -1,12 +1,11 @@
 import type { ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from '@fastify/type-provider-typebox';
-import { hasRole } from '../../core/context.js';
 import { AgentstoreError } from '../../core/errors.js';
 import { bearer } from '../../server/auth.js';
 import { tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
 import { COLLECTION_NAME } from '../collections/validation.js';
-import type { ChangeEvent } from './service.js';
+import { checkResourceTypes } from './service.js';
 import { write } from './sse-write.js';
 
 const ChangeSchema = Type.Object(
@@ -39,6 +38,8 @@ function parseTypes(types: string | undefined): string[] | undefined {
   if (types === undefined) return undefined;
   const list = types.split(',').map((t) => t.trim()).filter(Boolean);
   if (list.some((t) => !/^[a-z_]{1,32}$/.test(t))) throw AgentstoreError.invalidField('types', 'comma-separated resource types such as record,counter');
+  // Here too, not only in the service: the event stream answers 200 before its first read.
+  checkResourceTypes(list);
   return list;
 }
 
@@ -88,13 +89,12 @@ export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs
     async (req) => {
       const after = req.query.after ?? 0;
       const types = parseTypes(req.query.types);
-      const items = await store.changes.read(tenantOf(req), {
+      return store.changes.poll(tenantOf(req), {
         after,
         ...(types ? { resourceTypes: types } : {}),
         ...(req.query.collection !== undefined ? { collection: req.query.collection } : {}),
         ...(req.query.limit !== undefined ? { limit: req.query.limit } : {}),
       });
-      return { items, lastSeq: items.at(-1)?.seq ?? after };
     },
   );
 
@@ -140,9 +140,6 @@ export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs
       }
       let cursor = fromId ?? fromAfter ?? headAtStart;
       const filter = { ...(types ? { resourceTypes: types } : {}), ...(collection !== undefined ? { collection } : {}) };
-      // Some changes are not for this stream (its filter, or the role's: changes.read). Its
-      // cursor then moves past them too, or every wake-up would read them again.
-      const skips = types !== undefined || collection !== undefined || !hasRole(ctx, 'admin');
 
       let closed = false;
       let wake: (() => void) | undefined;
@@ -185,10 +182,9 @@ export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs
           }
           // Subscribe before reading, so a commit landing between read and wait still wakes us.
           const woken = new Promise<void>((resolve) => (wake = resolve));
-          // Read before the events: every change up to it has committed (seq order is commit
-          // order within a tenant), so a read that returns less than a batch has seen them all.
-          const head = skips ? await store.changes.head(ctx) : 0;
-          const events: ChangeEvent[] = await store.changes.read(ctx, { after: cursor, limit: BATCH, ...filter });
+          // Some changes are not for this stream (its filter, or the role's): the page's lastSeq
+          // moves past them too (changes.poll), or every wake-up would read them again.
+          const { items: events, lastSeq } = await store.changes.poll(ctx, { after: cursor, limit: BATCH, ...filter });
           for (const event of events) {
             if (closed) break;
             const pending = write(raw, `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`, stallMs);
@@ -197,10 +193,10 @@ export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs
             lastWrite = Date.now();
           }
           if (events.length === BATCH || closed) continue;
-          if (head > cursor) {
+          if (lastSeq > cursor) {
             // An id with no data moves the client's Last-Event-ID without an event (the SSE
             // spec sets the id before it drops an empty event).
-            cursor = head;
+            cursor = lastSeq;
             const pending = write(raw, `id: ${cursor}\n\n`, stallMs);
             if (pending) await pending;
             lastWrite = Date.now();

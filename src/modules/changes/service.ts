@@ -3,7 +3,8 @@ import { hasRole, requireRole, type TenantContext } from '../../core/context.js'
 import { fromNullableJsonColumn, toIso } from '../../db/dialect.js';
 import type { Selectable } from 'kysely';
 import type { ChangesTable } from '../../db/schema.js';
-import type { UnitOfWorkRunner } from '../../db/unit-of-work.js';
+import { RESOURCE_TYPES, type UnitOfWorkRunner } from '../../db/unit-of-work.js';
+import type { Executor } from '../../db/database.js';
 import type { ChangeWakeup, EventBus } from '../../ports/event-bus.js';
 
 export interface ChangeEvent {
@@ -28,8 +29,20 @@ export interface ChangeQuery {
   readonly limit?: number;
 }
 
+export interface ChangePage {
+  readonly items: ChangeEvent[];
+  /**
+   * Where the next read resumes (`after`): the last item's seq, or, when the read skipped
+   * changes (its filter or the role's) and returned less than `limit`, the head read before
+   * it, so a filtered poller moves past what is not for it instead of rescanning it.
+   */
+  readonly lastSeq: number;
+}
+
 export interface ChangesService {
   read(ctx: TenantContext, query: ChangeQuery): Promise<ChangeEvent[]>;
+  /** `read` and the position to resume from, as one consistent read. */
+  poll(ctx: TenantContext, query: ChangeQuery): Promise<ChangePage>;
   /**
    * The newest seq of the tenant that the context's role may see (0 when there is none):
    * where a fresh subscriber starts.
@@ -47,6 +60,14 @@ export interface ChangesService {
  */
 export const MEMBER_VISIBLE_TYPES: readonly string[] = ['record', 'collection', 'counter'];
 
+/** A type no change can have is the caller's mistake, not a filter that matches nothing. */
+export function checkResourceTypes(types: readonly string[]): void {
+  const unknown = types.filter((type) => !(RESOURCE_TYPES as readonly string[]).includes(type));
+  if (unknown.length > 0) {
+    throw AgentstoreError.invalidField('types', `unknown type${unknown.length > 1 ? 's' : ''} ${unknown.map((t) => `"${t}"`).join(', ')}; the types are ${RESOURCE_TYPES.join(', ')}`);
+  }
+}
+
 function toEvent(row: Selectable<ChangesTable>): ChangeEvent {
   return {
     seq: Number(row.seq),
@@ -63,35 +84,59 @@ function toEvent(row: Selectable<ChangesTable>): ChangeEvent {
 
 export function createChangesService(deps: { uow: UnitOfWorkRunner; bus: EventBus }): ChangesService {
   const { uow, bus } = deps;
+  /** The query checked, and the types it reads (undefined: all), or null when none is visible. */
+  const plan = (ctx: TenantContext, query: ChangeQuery) => {
+    requireRole(ctx, 'viewer');
+    if (!Number.isSafeInteger(query.after) || query.after < 0) throw AgentstoreError.invalidField('after', 'must be a non-negative integer');
+    const limit = Math.min(Math.max(query.limit ?? 500, 1), 1000);
+    checkResourceTypes(query.resourceTypes ?? []);
+    let types = query.resourceTypes && query.resourceTypes.length > 0 ? [...query.resourceTypes] : undefined;
+    if (!hasRole(ctx, 'admin')) types = (types ?? MEMBER_VISIBLE_TYPES).filter((type) => MEMBER_VISIBLE_TYPES.includes(type));
+    // Some changes are not for this reader: its filter's, or its role's.
+    const skips = types !== undefined || query.collection !== undefined;
+    // None of the types asked for is visible to this role.
+    return { limit, types: types !== undefined && types.length === 0 ? null : types, skips };
+  };
+  const select = (trx: Executor, ctx: TenantContext, query: ChangeQuery, limit: number, types: string[] | undefined) => {
+    let q = trx.selectFrom('changes').selectAll().where('tenant_id', '=', ctx.tenantId).where('seq', '>', query.after);
+    if (types !== undefined) q = q.where('resource_type', 'in', types);
+    if (query.collection !== undefined) q = q.where('collection', '=', query.collection);
+    return q.orderBy('seq').limit(limit).execute();
+  };
+  const headOf = async (trx: Executor, ctx: TenantContext): Promise<number> => {
+    // Below admin, the newest change the role sees: the seq of a hidden one would tell when
+    // admin activity (a login, a new key) happened.
+    const visible = hasRole(ctx, 'admin') ? undefined : MEMBER_VISIBLE_TYPES;
+    let q = trx.selectFrom('changes').select((eb) => eb.fn.max('seq').as('seq')).where('tenant_id', '=', ctx.tenantId);
+    if (visible) q = q.where('resource_type', 'in', [...visible]);
+    const row = await q.executeTakeFirst();
+    return row?.seq === null || row?.seq === undefined ? 0 : Number(row.seq);
+  };
+
   return {
     async read(ctx, query) {
-      requireRole(ctx, 'viewer');
-      if (!Number.isSafeInteger(query.after) || query.after < 0) throw AgentstoreError.invalidField('after', 'must be a non-negative integer');
-      const limit = Math.min(Math.max(query.limit ?? 500, 1), 1000);
-      let types = query.resourceTypes && query.resourceTypes.length > 0 ? [...query.resourceTypes] : undefined;
-      if (!hasRole(ctx, 'admin')) types = (types ?? MEMBER_VISIBLE_TYPES).filter((type) => MEMBER_VISIBLE_TYPES.includes(type));
-      // None of the types asked for is visible to this role.
-      if (types !== undefined && types.length === 0) return [];
-      const rows = await uow.read(ctx, (trx) => {
-        let q = trx.selectFrom('changes').selectAll().where('tenant_id', '=', ctx.tenantId).where('seq', '>', query.after);
-        if (types !== undefined) q = q.where('resource_type', 'in', types);
-        if (query.collection !== undefined) q = q.where('collection', '=', query.collection);
-        return q.orderBy('seq').limit(limit).execute();
-      });
+      const { limit, types } = plan(ctx, query);
+      if (types === null) return [];
+      const rows = await uow.read(ctx, (trx) => select(trx, ctx, query, limit, types));
       return rows.map(toEvent);
+    },
+
+    async poll(ctx, query) {
+      const { limit, types, skips } = plan(ctx, query);
+      return uow.read(ctx, async (trx) => {
+        // The head is read before the page: seq order is commit order within a tenant, so
+        // every change up to it has committed and the page's read sees it. A page shorter
+        // than the limit has then seen every change up to the head that is for this reader.
+        const head = skips || types === null ? await headOf(trx, ctx) : 0;
+        const items = types === null ? [] : (await select(trx, ctx, query, limit, types)).map(toEvent);
+        const last = items.at(-1)?.seq ?? query.after;
+        return { items, lastSeq: items.length < limit ? Math.max(last, head) : last };
+      });
     },
 
     async head(ctx) {
       requireRole(ctx, 'viewer');
-      // Below admin, the newest change the role sees: the seq of a hidden one would tell when
-      // admin activity (a login, a new key) happened.
-      const visible = hasRole(ctx, 'admin') ? undefined : MEMBER_VISIBLE_TYPES;
-      const row = await uow.read(ctx, (trx) => {
-        let q = trx.selectFrom('changes').select((eb) => eb.fn.max('seq').as('seq')).where('tenant_id', '=', ctx.tenantId);
-        if (visible) q = q.where('resource_type', 'in', [...visible]);
-        return q.executeTakeFirst();
-      });
-      return row?.seq === null || row?.seq === undefined ? 0 : Number(row.seq);
+      return uow.read(ctx, (trx) => headOf(trx, ctx));
     },
 
     onWake(tenantId, listener) {
