@@ -29,6 +29,8 @@ export interface ErrorContext {
   readonly errors?: readonly FieldError[];
   /** Seconds a client should wait before retrying (rate limits, unavailable backends). */
   readonly retryAfter?: number;
+  /** A failed precondition's resource version now: the HTTP layer sends it as the ETag. */
+  readonly currentVersion?: number;
   readonly [key: string]: unknown;
 }
 
@@ -78,8 +80,12 @@ export class AgentstoreError extends Error {
     return new AgentstoreError('agentstore.conflict', message);
   }
 
-  static preconditionFailed(message: string): AgentstoreError {
-    return new AgentstoreError('agentstore.precondition_failed', message);
+  /**
+   * `currentVersion`: the version the resource is at, when known, so that the client can
+   * retry against it without another read (the 412 carries it as ETag).
+   */
+  static preconditionFailed(message: string, currentVersion?: number): AgentstoreError {
+    return new AgentstoreError('agentstore.precondition_failed', message, currentVersion === undefined ? {} : { currentVersion });
   }
 
   static unauthenticated(message = 'authentication required'): AgentstoreError {

@@ -105,6 +105,9 @@ export function sendProblem(reply: FastifyReply, problem: Problem, retryAfter?: 
 export function errorHandler(error: FastifyError | AgentstoreError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (isAgentstoreError(error)) {
     if (error.status >= 500) request.log.warn({ err: error, cause: error.cause }, error.message);
+    // A 412 tells the version it failed against, as ETag (the format of every other ETag).
+    const current = error.context.currentVersion;
+    if (typeof current === 'number' && Number.isSafeInteger(current)) void reply.header('etag', `"${current}"`);
     return sendProblem(reply, renderProblem(request, error.status, error.code, error.message, error.context.errors), error.context.retryAfter ?? (error.status === 503 ? 1 : undefined));
   }
   const fastifyError = error as FastifyError;

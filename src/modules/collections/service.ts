@@ -168,7 +168,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       throw AgentstoreError.notFound('record');
     }
     if (ifMatch !== undefined && ifMatch !== '*' && Number(row.version) !== ifMatch) {
-      throw AgentstoreError.preconditionFailed(`the record is at version ${row.version}, not ${ifMatch}`);
+      throw AgentstoreError.preconditionFailed(`the record is at version ${row.version}, not ${ifMatch}`, Number(row.version));
     }
     return row;
   };
