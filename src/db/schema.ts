@@ -76,8 +76,11 @@ export interface AuditLogTable {
 }
 
 export interface ChangesTable {
+  /** Database-wide order (the key); never shown to a tenant. */
   seq: Generated<number>;
   tenant_id: string;
+  /** The tenant's own position, 1, 2, 3 … without gaps: the API's `seq`. */
+  tenant_seq: number;
   at: Timestamp;
   resource_type: string;
   resource_id: string;
@@ -85,6 +88,12 @@ export interface ChangesTable {
   action: string;
   version: number | null;
   data: Json | null;
+}
+
+/** The last `changes.tenant_seq` of each tenant; its row lock orders the tenant's writers. */
+export interface ChangeHeadsTable {
+  tenant_id: string;
+  seq: number;
 }
 
 export interface IdempotencyKeysTable {
@@ -134,6 +143,7 @@ export interface DB {
   api_keys: ApiKeysTable;
   audit_log: AuditLogTable;
   changes: ChangesTable;
+  change_heads: ChangeHeadsTable;
   idempotency_keys: IdempotencyKeysTable;
   collections: CollectionsTable;
   records: RecordsTable;
@@ -147,6 +157,7 @@ export const TENANT_TABLES = [
   'api_keys',
   'audit_log',
   'changes',
+  'change_heads',
   'idempotency_keys',
   'collections',
   'records',

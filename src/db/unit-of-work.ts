@@ -49,38 +49,40 @@ export interface UnitOfWorkRunner {
 }
 
 type AuditRow = Insertable<AuditLogTable>;
-type ChangeRow = Omit<Insertable<ChangesTable>, 'seq'>;
+type ChangeRow = Omit<Insertable<ChangesTable>, 'seq' | 'tenant_seq'>;
 
 // The audit rows and the change rows of a unit are written together at its end, in one
 // statement on PostgreSQL:
 //
-// A per-tenant transaction lock, taken before the change rows get their seq, makes sequence
-// order and commit order agree within a tenant, so a reader that has seen seq N can never
-// later find a smaller seq committing (the classic gap in serial-based feeds). It is held
-// until COMMIT, so every round trip between taking it and committing is a wait for the
-// tenant's other writers, and each includes a turn of this process's event loop, which
-// under load is the longest part. Taking the lock in the statement that inserts the
-// changes leaves one such round trip (the COMMIT). The materialised CTE is read before any
-// joined row exists, and the seq default is evaluated when a joined row is projected: no
-// seq is drawn before the lock is held (a test watches the sequence while the lock is taken
-// elsewhere).
+// The change rows get the tenant's next positions from its `change_heads` row, bumped by an
+// upsert in the same statement. The row lock the upsert takes is held until COMMIT, so the
+// tenant's next writer waits for this one to commit and then reads its bumped value
+// (ON CONFLICT DO UPDATE sees the latest committed row, not the statement's snapshot, as a
+// max(tenant_seq) subquery would): positions are gap-free per tenant, and position order is
+// commit order within a tenant, so a reader that has seen position N can never later find a
+// smaller one committing (the classic gap in serial-based feeds). Every round trip between
+// taking the lock and committing is a wait for the tenant's other writers, and each includes
+// a turn of this process's event loop, which under load is the longest part: taking the
+// lock in the statement that inserts the changes leaves one such round trip (the COMMIT).
 function finalStatementPostgres(tenantId: string, audit: readonly AuditRow[], changes: readonly ChangeRow[]) {
   const auditValues = sql.join(
     audit.map((a) => sql`(${a.tenant_id}, ${a.id}, ${a.at}, ${a.actor_type}, ${a.actor_id}, ${a.action}, ${a.resource_type}, ${a.resource_id}, ${a.collection}, ${a.request_id}, ${a.details})`),
   );
   const changeValues = sql.join(
-    changes.map((c) => sql`(${c.tenant_id}, ${c.at}, ${c.resource_type}, ${c.resource_id}, ${c.collection}, ${c.action}, ${c.version}, ${c.data})`),
+    changes.map((c, i) => sql`(${i + 1}, ${c.tenant_id}, ${c.at}, ${c.resource_type}, ${c.resource_id}, ${c.collection}, ${c.action}, ${c.version}, ${c.data})`),
   );
-  return sql<{ seq: number | string }>`with audit as (
+  return sql<{ tenant_seq: number | string }>`with audit as (
       insert into audit_log (tenant_id, id, at, actor_type, actor_id, action, resource_type, resource_id, collection, request_id, details)
       values ${auditValues}
-    ), change_lock as materialized (
-      select pg_advisory_xact_lock(hashtext(${`agentstore.changes:${tenantId}`}))
+    ), head as (
+      insert into change_heads (tenant_id, seq) values (${tenantId}, ${changes.length})
+      on conflict (tenant_id) do update set seq = change_heads.seq + excluded.seq
+      returning seq
     )
-    insert into changes (tenant_id, at, resource_type, resource_id, collection, action, version, data)
-    select v.tenant_id, v.at::timestamptz, v.resource_type, v.resource_id, v.collection, v.action, v.version::integer, v.data::jsonb
-    from change_lock, (values ${changeValues}) as v (tenant_id, at, resource_type, resource_id, collection, action, version, data)
-    returning seq`;
+    insert into changes (tenant_id, tenant_seq, at, resource_type, resource_id, collection, action, version, data)
+    select v.tenant_id, head.seq - ${changes.length}::bigint + v.ord::bigint, v.at::timestamptz, v.resource_type, v.resource_id, v.collection, v.action, v.version::integer, v.data::jsonb
+    from head, (values ${changeValues}) as v (ord, tenant_id, at, resource_type, resource_id, collection, action, version, data)
+    returning tenant_seq`;
 }
 
 export function createUnitOfWorkRunner(db: Database, bus: EventBus): UnitOfWorkRunner {
@@ -134,15 +136,23 @@ export function createUnitOfWorkRunner(db: Database, bus: EventBus): UnitOfWorkR
           version: m.version ?? null,
           data: m.data === undefined || m.data === null ? null : toJsonColumn(m.data),
         }));
-        let rows: { seq: number | string }[];
         if (db.dialect === 'postgres') {
-          rows = (await finalStatementPostgres(ctx.tenantId, audit, changes).execute(trx)).rows;
+          const { rows } = await finalStatementPostgres(ctx.tenantId, audit, changes).execute(trx);
+          lastSeq = rows.reduce((max, row) => Math.max(max, Number(row.tenant_seq)), 0);
         } else {
-          // SQLite serialises writers (BEGIN IMMEDIATE): no lock, and no round trips.
+          // SQLite serialises writers (BEGIN IMMEDIATE), and these statements cost no round
+          // trips: the same head row, for the same numbering, in plain steps.
           await trx.insertInto('audit_log').values(audit).execute();
-          rows = await trx.insertInto('changes').values(changes).returning('seq').execute();
+          // Raw SQL: the builder's compile was most of this statement's cost (one text, so the
+          // writer's statement cache prepares it once).
+          const { rows } = await sql<{ seq: number }>`insert into change_heads (tenant_id, seq) values (${ctx.tenantId}, ${changes.length})
+            on conflict (tenant_id) do update set seq = change_heads.seq + excluded.seq returning seq`.execute(trx);
+          const head = rows[0];
+          if (!head) throw new Error('the change head upsert returned no row');
+          lastSeq = Number(head.seq);
+          const first = lastSeq - changes.length + 1;
+          await trx.insertInto('changes').values(changes.map((c, i) => ({ ...c, tenant_seq: first + i }))).execute();
         }
-        lastSeq = rows.reduce((max, row) => Math.max(max, Number(row.seq)), 0);
         return value;
       }).catch(async (error: unknown) => {
         throw isForeignKeyViolation(error) ? await foreignKeyError(ctx.tenantId, error) : error;

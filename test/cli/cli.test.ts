@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, forEachBackend, type TestDatabase } from '../helpers/index.js';
+import { MIGRATIONS } from '../../src/db/migrations/index.js';
 import { api, eventually } from '../e2e/api.js';
 import { killChildren, runCli, startServer, waitForExit, type CliResult, type Env } from '../e2e/process.js';
 
@@ -59,8 +60,9 @@ forEachBackend(
       latest = Number(head![1]);
       expect(latest).toBeGreaterThanOrEqual(2);
       const rows = out.split('\n').slice(1).filter(Boolean);
-      expect(rows).toHaveLength(latest);
-      rows.forEach((row, i) => expect(row).toMatch(new RegExp(`^\\s+${String(i + 1).padStart(4, '0')} \\S+\\s+pending$`)));
+      // Versions may have gaps (a migration of another branch not merged yet): the code's list.
+      expect(rows).toHaveLength(MIGRATIONS.length);
+      rows.forEach((row, i) => expect(row).toMatch(new RegExp(`^\\s+${String(MIGRATIONS[i]?.version).padStart(4, '0')} \\S+\\s+pending$`)));
     });
 
     it('migrate plan prints the CREATE TABLE SQL and changes nothing', async () => {
@@ -80,7 +82,7 @@ forEachBackend(
     });
 
     it('migrate up applies the rest, and the second time has nothing to apply', async () => {
-      const rest = Array.from({ length: latest - 1 }, (_, i) => i + 2).join(', ');
+      const rest = MIGRATIONS.slice(1).map((m) => m.version).join(', ');
       expect(ok(await cli('migrate', 'up'))).toBe(`applied ${rest}\n`);
       expect(ok(await cli('migrate', 'up'))).toBe('nothing to apply\n');
       expect(ok(await cli('migrate', 'plan'))).toBe('-- nothing to apply\n');

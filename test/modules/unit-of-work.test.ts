@@ -197,37 +197,39 @@ forEachBackend('unit of work: audit and change log', (backend) => {
     });
 
     if (backend.dialect === 'postgres') {
-      it('a write waits while an earlier change of the tenant is uncommitted (no seq gaps across instances)', async () => {
+      it('a write waits while an earlier change of the tenant is uncommitted (no position gaps across instances)', async () => {
         const { ctx } = await newTenant(t.store);
         const head = await t.store.changes.head(ctx);
         const other = new pg.Client({ connectionString: t.database.directUrl });
         await other.connect();
         try {
-          // What another agentstore instance's unit of work does last: lock, insert its change, commit.
+          // What another agentstore instance's unit of work does last: bump the tenant's head
+          // (which locks its row until COMMIT), insert its change at that position, commit.
           await other.query('begin');
           await other.query("select set_config('app.tenant_id', $1, true)", [ctx.tenantId]);
-          await other.query('select pg_advisory_xact_lock(hashtext($1))', [`agentstore.changes:${ctx.tenantId}`]);
-          await other.query("insert into changes (tenant_id, at, resource_type, resource_id, action) values ($1, now(), 'probe', 'p1', 'create')", [ctx.tenantId]);
-          // The sequence is not transactional: reading it shows whether a seq was drawn.
-          const drawn = async () => (await other.query<{ last_value: string }>(`select last_value from ${'changes_seq_seq'}`)).rows[0]?.last_value;
-          const before = await drawn();
+          const { rows } = await other.query<{ seq: string }>('update change_heads set seq = seq + 1 where tenant_id = $1 returning seq', [ctx.tenantId]);
+          const probe = Number(rows[0]?.seq);
+          expect(probe).toBe(head + 1);
+          await other.query("insert into changes (tenant_id, tenant_seq, at, resource_type, resource_id, action) values ($1, $2, now(), 'probe', 'p1', 'create')", [ctx.tenantId, probe]);
           const write = t.store.counters.increment(ctx, 'after-probe');
-          // Until the write is queued on the advisory lock: only then does "no seq drawn" mean
-          // the lock comes first, rather than that the write has not got that far yet.
+          // Until the write is queued on the row lock: only then does "nothing visible" mean the
+          // lock orders it, rather than that the write has not got that far yet.
           for (let waited = 0; ; waited += 20) {
-            const { rows } = await other.query<{ n: string }>("select count(*) as n from pg_locks where locktype = 'advisory' and not granted");
-            if (Number(rows[0]?.n) > 0) break;
-            if (waited > 10_000) throw new Error('the write never waited on the tenant lock');
+            const { rows: waiting } = await other.query<{ n: string }>("select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()");
+            if (Number(waiting[0]?.n) > 0) break;
+            if (waited > 10_000) throw new Error('the write never waited on the tenant head');
             await new Promise((r) => setTimeout(r, 20));
           }
-          // The later seq must not become visible before the earlier one, and must not even
-          // be drawn while the lock is held elsewhere (else it could commit out of order).
+          // The later position must not become visible before the earlier one commits.
           expect(await t.store.changes.read(ctx, { after: head })).toEqual([]);
-          expect(await drawn(), 'no seq drawn while another writer of the tenant holds the lock').toBe(before);
           await other.query('commit');
           await write;
           const events = await t.store.changes.read(ctx, { after: head });
-          expect(events.map((e) => e.type)).toEqual(['probe.create', 'counter.increment']);
+          // Numbered after the committed probe: no duplicate, no gap.
+          expect(events.map((e) => [e.type, e.seq])).toEqual([
+            ['probe.create', head + 1],
+            ['counter.increment', head + 2],
+          ]);
         } finally {
           await other.end();
         }

@@ -39,7 +39,10 @@ function insertFor(table: (typeof TENANT_TABLES)[number], tenant: string, userId
     case 'audit_log':
       return ["insert into audit_log (tenant_id, id, at, actor_type, actor_id, action, resource_type, resource_id) values ($1, $2, $3, 'x', 'x', 'x', 'x', 'x')", [tenant, id, now]];
     case 'changes':
-      return ["insert into changes (tenant_id, at, resource_type, resource_id, action) values ($1, $2, 'x', 'x', 'x')", [tenant, now]];
+      return ["insert into changes (tenant_id, tenant_seq, at, resource_type, resource_id, action) values ($1, 1000000 + floor(random() * 1000000)::bigint, $2, 'x', 'x', 'x')", [tenant, now]];
+    case 'change_heads':
+      // The seeded tenants have their row already: another tenant's is the one to try.
+      return ['insert into change_heads (tenant_id, seq) values ($1, 1) on conflict (tenant_id) do update set seq = change_heads.seq', [tenant]];
     case 'idempotency_keys':
       return ["insert into idempotency_keys (tenant_id, key, scope, request_hash, status, body, created_at) values ($1, $2, 'x', 'x', 201, '{}', $3)", [tenant, id, now]];
     case 'collections':

@@ -70,7 +70,7 @@ export function checkResourceTypes(types: readonly string[]): void {
 
 function toEvent(row: Selectable<ChangesTable>): ChangeEvent {
   return {
-    seq: Number(row.seq),
+    seq: Number(row.tenant_seq),
     at: toIso(row.at),
     type: `${row.resource_type}.${row.action}`,
     resourceType: row.resource_type,
@@ -98,16 +98,16 @@ export function createChangesService(deps: { uow: UnitOfWorkRunner; bus: EventBu
     return { limit, types: types !== undefined && types.length === 0 ? null : types, skips };
   };
   const select = (trx: Executor, ctx: TenantContext, query: ChangeQuery, limit: number, types: string[] | undefined) => {
-    let q = trx.selectFrom('changes').selectAll().where('tenant_id', '=', ctx.tenantId).where('seq', '>', query.after);
+    let q = trx.selectFrom('changes').selectAll().where('tenant_id', '=', ctx.tenantId).where('tenant_seq', '>', query.after);
     if (types !== undefined) q = q.where('resource_type', 'in', types);
     if (query.collection !== undefined) q = q.where('collection', '=', query.collection);
-    return q.orderBy('seq').limit(limit).execute();
+    return q.orderBy('tenant_seq').limit(limit).execute();
   };
   const headOf = async (trx: Executor, ctx: TenantContext): Promise<number> => {
     // Below admin, the newest change the role sees: the seq of a hidden one would tell when
     // admin activity (a login, a new key) happened.
     const visible = hasRole(ctx, 'admin') ? undefined : MEMBER_VISIBLE_TYPES;
-    let q = trx.selectFrom('changes').select((eb) => eb.fn.max('seq').as('seq')).where('tenant_id', '=', ctx.tenantId);
+    let q = trx.selectFrom('changes').select((eb) => eb.fn.max('tenant_seq').as('seq')).where('tenant_id', '=', ctx.tenantId);
     if (visible) q = q.where('resource_type', 'in', [...visible]);
     const row = await q.executeTakeFirst();
     return row?.seq === null || row?.seq === undefined ? 0 : Number(row.seq);
