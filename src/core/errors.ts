@@ -19,8 +19,14 @@ export type ErrorCode =
   | 'agentstore.config'
   | 'agentstore.internal';
 
-/** One wrong field of a request: a JSON pointer into the input and what is wrong with it. */
+/** One wrong field of a request, and what is wrong with it. */
 export interface FieldError {
+  /**
+   * A path, query or header parameter by the name the client sent (`id`, `limit`,
+   * `if-match`); a member of the JSON body (or of a library call's input object) by a JSON
+   * pointer (`/name`, `/indexes/2`, a record's data as `/data/priority`); `body` for the body
+   * as a whole. docs/api.md "Errors"; src/server/problem.ts renders schema errors the same way.
+   */
   readonly field: string;
   readonly message: string;
 }

@@ -52,18 +52,36 @@ interface AjvIssue {
   params?: { additionalProperty?: string; missingProperty?: string };
 }
 
-/** Fastify's schema errors -> one field error each, named as a JSON pointer into the request part. */
+/** One reference token of a JSON pointer (RFC 6901: `~` and `/` escaped). */
+const pointerToken = (name: string): string => name.replaceAll('~', '~0').replaceAll('/', '~1');
+
+/**
+ * The one convention of `errors[].field` (docs/api.md "Errors"): a path, query or header
+ * parameter by the name the client sent (`id`, `limit`, `if-match`), a member of the JSON
+ * body by a JSON pointer into the body (`/name`, `/indexes/2`; a record's data fields as
+ * `/data/…`), and the body as a whole as `body`. The services name their fields the same way.
+ */
+export function fieldName(part: 'body' | 'querystring' | 'params' | 'headers', pointer: string): string {
+  if (part === 'body') return pointer === '' ? 'body' : pointer;
+  const first = pointer.split('/')[1];
+  // The part as a whole (not an object, say): named by the part.
+  if (first === undefined) return part === 'querystring' ? 'query' : part;
+  return first.replaceAll('~1', '/').replaceAll('~0', '~');
+}
+
+/** Fastify's schema errors -> one field error each, named by the convention above. */
 function validationErrors(error: FastifyError): FieldError[] {
-  const context = (error as { validationContext?: string }).validationContext ?? 'body';
+  const context = (error as { validationContext?: string }).validationContext;
+  const part = context === 'querystring' || context === 'params' || context === 'headers' ? context : 'body';
   return ((error.validation ?? []) as AjvIssue[]).map((issue) => {
-    const base = `/${context}${issue.instancePath ?? ''}`;
+    const pointer = issue.instancePath ?? '';
     if (issue.keyword === 'additionalProperties' && issue.params?.additionalProperty) {
-      return { field: `${base}/${issue.params.additionalProperty}`, message: 'is not a known field' };
+      return { field: fieldName(part, `${pointer}/${pointerToken(issue.params.additionalProperty)}`), message: 'is not a known field' };
     }
     if (issue.keyword === 'required' && issue.params?.missingProperty) {
-      return { field: `${base}/${issue.params.missingProperty}`, message: 'is required' };
+      return { field: fieldName(part, `${pointer}/${pointerToken(issue.params.missingProperty)}`), message: 'is required' };
     }
-    return { field: base, message: issue.message ?? 'is invalid' };
+    return { field: fieldName(part, pointer), message: issue.message ?? 'is invalid' };
   });
 }
 

@@ -177,7 +177,7 @@ forEachBackend('http bad input', (backend) => {
       if (route.strict) {
         it(`${name}: an unknown field is named in errors[].field`, async () => {
           const res = await send(route.method, route.url(w), route.auth, JSON.stringify({ ...route.base(w), zzUnknown: 1 }));
-          const body = bad(res, '/body/zzUnknown');
+          const body = bad(res, '/zzUnknown');
           expect(body.code).toBe('agentstore.validation');
         });
       }
@@ -256,16 +256,16 @@ forEachBackend('http bad input', (backend) => {
 
     it('collections: an invalid JSON Schema and invalid index paths are refused with the field named', async () => {
       const url = `/v1/collections/${w.coll}`;
-      bad(await send('PUT', url, 'tenant', JSON.stringify({ schema: { type: 'no-such-type' } })), 'schema');
-      bad(await send('PUT', url, 'tenant', JSON.stringify({ schema: { $ref: 'http://example.com/s.json' } })), 'schema');
+      bad(await send('PUT', url, 'tenant', JSON.stringify({ schema: { type: 'no-such-type' } })), '/schema');
+      bad(await send('PUT', url, 'tenant', JSON.stringify({ schema: { $ref: 'http://example.com/s.json' } })), '/schema');
       for (const index of [...INJECTIONS, 'a..b', '', 'id', tooLong(600)]) {
-        bad(await send('PUT', url, 'tenant', JSON.stringify({ indexes: [index] })), /indexes/);
+        bad(await send('PUT', url, 'tenant', JSON.stringify({ indexes: [index] })), /^\/indexes\/0$/);
       }
       bad(await send('PUT', url, 'tenant', JSON.stringify({ indexes: Array.from({ length: 17 }, (_, i) => `f${i}`) })), /indexes/);
     });
 
     it('users: PATCH with neither role nor password names the body', async () => {
-      bad(await send('PATCH', `/v1/users/${w.userId}`, 'tenant', '{}'), '/body');
+      bad(await send('PATCH', `/v1/users/${w.userId}`, 'tenant', '{}'), 'body');
     });
   });
 

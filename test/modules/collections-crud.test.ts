@@ -72,7 +72,7 @@ forEachBackend('collections: records', (backend) => {
       const { ctx } = await newTenant(t.store);
       await expectError(t.store.collections.create(ctx, 'notes', [] as never), 'agentstore.validation', { field: 'body' });
       await expectError(t.store.collections.create(ctx, 'notes', null as never), 'agentstore.validation', { field: 'body' });
-      await expectError(t.store.collections.create(ctx, 'notes', { id: '-bad' }), 'agentstore.validation', { field: '/id' });
+      await expectError(t.store.collections.create(ctx, 'notes', { id: '-bad' }), 'agentstore.validation', { field: '/data/id' });
       await expectError(t.store.collections.create(ctx, 'notes', {}, { id: 'a b' }), 'agentstore.validation', { field: 'id' });
       await expectError(t.store.collections.create(ctx, 'notes', {}, { id: 'x'.repeat(129) }), 'agentstore.validation', { field: 'id' });
       await expectError(t.store.collections.create(ctx, '.hidden', {}), 'agentstore.validation', { field: 'collection' });

@@ -42,11 +42,11 @@ forEachBackend('collections: schemas, indexes and names', (backend) => {
 
     it('rejects an invalid schema on the schema field', async () => {
       const { ctx } = await newTenant(t.store);
-      await expectError(t.store.collections.define(ctx, 'bad', { schema: { type: 'nonsense' } }), 'agentstore.validation', { field: 'schema' });
+      await expectError(t.store.collections.define(ctx, 'bad', { schema: { type: 'nonsense' } }), 'agentstore.validation', { field: '/schema' });
       await expectError(t.store.collections.define(ctx, 'bad', { schema: { properties: { a: { minimum: 'x' } } } }), 'agentstore.validation', {
-        field: 'schema',
+        field: '/schema',
       });
-      await expectError(t.store.collections.define(ctx, 'bad', { schema: [] as never }), 'agentstore.validation', { field: 'schema' });
+      await expectError(t.store.collections.define(ctx, 'bad', { schema: [] as never }), 'agentstore.validation', { field: '/schema' });
       await expectError(t.store.collections.getCollection(ctx, 'bad'), 'agentstore.not_found');
     });
 
@@ -81,12 +81,12 @@ forEachBackend('collections: schemas, indexes and names', (backend) => {
       const { ctx } = await newTenant(t.store);
       const c = await t.store.collections.define(ctx, 'indexed', { indexes: ['status', 'owner.id', 'status'] });
       expect(c.indexes).toEqual(['status', 'owner.id']);
-      await expectError(t.store.collections.define(ctx, 'indexed', { indexes: ['createdAt'] }), 'agentstore.validation', { field: 'indexes' });
+      await expectError(t.store.collections.define(ctx, 'indexed', { indexes: ['createdAt'] }), 'agentstore.validation', { field: '/indexes/0' });
       await expectError(t.store.collections.define(ctx, 'indexed', { indexes: ["x); drop table records; --"] }), 'agentstore.validation', {
-        field: 'indexes',
+        field: '/indexes/0',
       });
       await expectError(t.store.collections.define(ctx, 'indexed', { indexes: Array.from({ length: 17 }, (_, i) => `f${i}`) }), 'agentstore.validation', {
-        field: 'indexes',
+        field: '/indexes',
       });
     });
 

@@ -26,7 +26,7 @@ forEachBackend('counters', (backend) => {
   it('refuses to leave the safe integer range and keeps the old value', async () => {
     const { ctx } = await newTenant(t.store);
     await t.store.counters.increment(ctx, 'edge', Number.MAX_SAFE_INTEGER);
-    await expectError(t.store.counters.increment(ctx, 'edge', 1), 'agentstore.validation', { field: 'by' });
+    await expectError(t.store.counters.increment(ctx, 'edge', 1), 'agentstore.validation', { field: '/by' });
     expect((await t.store.counters.get(ctx, 'edge')).value).toBe(Number.MAX_SAFE_INTEGER);
   });
 
@@ -52,9 +52,9 @@ forEachBackend('counters', (backend) => {
       await expectError(t.store.counters.reset(ctx, name), 'agentstore.validation', { field: 'name' });
     }
     for (const by of [1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53, '1', null]) {
-      await expectError(t.store.counters.increment(ctx, 'ok', by as number), 'agentstore.validation', { field: 'by' });
+      await expectError(t.store.counters.increment(ctx, 'ok', by as number), 'agentstore.validation', { field: '/by' });
     }
-    await expectError(t.store.counters.reset(ctx, 'ok', 0.5), 'agentstore.validation', { field: 'value' });
+    await expectError(t.store.counters.reset(ctx, 'ok', 0.5), 'agentstore.validation', { field: '/value' });
     expect((await t.store.counters.list(ctx)).items).toEqual([]);
   });
 

@@ -101,7 +101,7 @@ forEachBackend('tenancy: isolation between tenants', (backend) => {
     expect(await t.store.tenants.get(created.id)).toEqual(created);
     await expectError(t.store.tenants.get('00000000-0000-7000-8000-00000000beef'), 'agentstore.not_found');
     await expectError(t.store.tenants.get('not-a-uuid'), 'agentstore.not_found');
-    for (const name of ['', '   ', 'x'.repeat(201)]) await expectError(t.store.tenants.create({ name }), 'agentstore.validation', { field: 'name' });
+    for (const name of ['', '   ', 'x'.repeat(201)]) await expectError(t.store.tenants.create({ name }), 'agentstore.validation', { field: '/name' });
     const ids: string[] = [];
     let cursor: string | undefined;
     do {

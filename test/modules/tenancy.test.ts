@@ -37,9 +37,9 @@ forEachBackend('tenancy: users, auth, api keys', (backend) => {
 
     it('rejects duplicates and invalid input before hashing', async () => {
       await expectError(t.store.users.create(ctx, { email: 'MEMBER@example.com', password: PASSWORD, role: 'member' }), 'agentstore.conflict');
-      await expectError(t.store.users.create(ctx, { email: 'not-an-email', password: PASSWORD, role: 'member' }), 'agentstore.validation', { field: 'email' });
-      await expectError(t.store.users.create(ctx, { email: 'x@y.z', password: 'short', role: 'member' }), 'agentstore.validation', { field: 'password' });
-      await expectError(t.store.users.create(ctx, { email: 'x@y.z', password: PASSWORD, role: 'root' as never }), 'agentstore.validation', { field: 'role' });
+      await expectError(t.store.users.create(ctx, { email: 'not-an-email', password: PASSWORD, role: 'member' }), 'agentstore.validation', { field: '/email' });
+      await expectError(t.store.users.create(ctx, { email: 'x@y.z', password: 'short', role: 'member' }), 'agentstore.validation', { field: '/password' });
+      await expectError(t.store.users.create(ctx, { email: 'x@y.z', password: PASSWORD, role: 'root' as never }), 'agentstore.validation', { field: '/role' });
       await expectError(t.store.users.get(ctx, 'not-a-uuid'), 'agentstore.not_found');
       await expectError(t.store.users.get(ctx, '00000000-0000-7000-8000-000000000000'), 'agentstore.not_found');
     });
@@ -94,7 +94,7 @@ forEachBackend('tenancy: users, auth, api keys', (backend) => {
       expect(unknown.message).toBe(wrong.message);
       const other = await newTenant(t.store);
       await expectError(t.store.auth.login({ tenantId: other.tenant.id, email: admin.email, password: PASSWORD }, '10.0.0.2'), 'agentstore.unauthenticated');
-      await expectError(t.store.auth.login({ tenantId: 'nope', email: admin.email, password: PASSWORD }, '10.0.0.2'), 'agentstore.validation', { field: 'tenantId' });
+      await expectError(t.store.auth.login({ tenantId: 'nope', email: admin.email, password: PASSWORD }, '10.0.0.2'), 'agentstore.validation', { field: '/tenantId' });
     });
 
     it('rate-limits an account after N failures, even with the right password; other accounts are unaffected', async () => {
@@ -176,8 +176,8 @@ forEachBackend('tenancy: users, auth, api keys', (backend) => {
         await expectError(t.store.apiKeys.list(asRole(ctx, role)), 'agentstore.forbidden');
         await expectError(t.store.apiKeys.revoke(asRole(ctx, role), key.id), 'agentstore.forbidden');
       }
-      await expectError(t.store.apiKeys.create(ctx, { name: '', role: 'viewer' }), 'agentstore.validation', { field: 'name' });
-      await expectError(t.store.apiKeys.create(ctx, { name: 'z', role: 'god' as never }), 'agentstore.validation', { field: 'role' });
+      await expectError(t.store.apiKeys.create(ctx, { name: '', role: 'viewer' }), 'agentstore.validation', { field: '/name' });
+      await expectError(t.store.apiKeys.create(ctx, { name: 'z', role: 'god' as never }), 'agentstore.validation', { field: '/role' });
     });
   });
 });

@@ -92,6 +92,18 @@ function mapIndexLimit(error: unknown): never {
   throw error;
 }
 
+/**
+ * A string `id` at the top of a record's data is the record's id (that is how a create names
+ * it), so data may never hold another one: a replace or a patch that would make them differ
+ * is refused rather than storing a record whose data contradicts its id. A non-string `id`
+ * is plain data. Leaving `id` out of the data (or patching it to null) is fine.
+ */
+function checkDataId(data: JsonObject, id: string): void {
+  if (typeof data.id === 'string' && data.id !== id) {
+    throw AgentstoreError.invalidField('/data/id', `must be the record's id ${JSON.stringify(id)} or left out: a record's id never changes`);
+  }
+}
+
 /** A record row as the point read returns it: timestamps and data as text. */
 interface RecordText {
   readonly id: string;
@@ -220,13 +232,15 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
     async define(ctx, name, input) {
       requireRole(ctx, 'admin');
       validateCollectionName(name);
-      const schema = input.schema === undefined ? undefined : input.schema === null ? null : assertObject(input.schema, 'schema');
+      const schema = input.schema === undefined ? undefined : input.schema === null ? null : assertObject(input.schema, '/schema');
       if (schema) compileSchema(schema);
       const indexes = input.indexes === undefined ? undefined : [...new Set(input.indexes)];
-      if (indexes && indexes.length > MAX_INDEXES) throw AgentstoreError.invalidField('indexes', `at most ${MAX_INDEXES} indexed fields`);
+      if (indexes && indexes.length > MAX_INDEXES) throw AgentstoreError.invalidField('/indexes', `at most ${MAX_INDEXES} indexed fields`);
       const paths = (indexes ?? []).map((field) => {
-        const path = parseFieldPath(field, 'indexes');
-        if (path.kind !== 'data') throw AgentstoreError.invalidField('indexes', `"${field}" is a record attribute and indexed already`);
+        // Named by its place in the request (the list was de-duplicated).
+        const at = `/indexes/${input.indexes?.indexOf(field) ?? 0}`;
+        const path = parseFieldPath(field, at);
+        if (path.kind !== 'data') throw AgentstoreError.invalidField(at, `"${field}" is a record attribute and indexed already`);
         return path.segments;
       });
       const run = () => uow.write(ctx, async (w) => {
@@ -309,7 +323,8 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       requireRole(ctx, 'member');
       validateCollectionName(collection);
       assertObject(data);
-      const id = options.id !== undefined ? validateRecordId(options.id) : typeof data.id === 'string' ? validateRecordId(data.id, '/id') : uuidv7();
+      const id = options.id !== undefined ? validateRecordId(options.id) : typeof data.id === 'string' ? validateRecordId(data.id, '/data/id') : uuidv7();
+      checkDataId(data, id);
       const key = options.idempotencyKey;
       const scope = `records.create:${collection}`;
       const hash = key ? createHash('sha256').update(`${options.id ?? ''}\n${JSON.stringify(data)}`).digest('hex') : '';
@@ -360,11 +375,15 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
 
     async replace(ctx, collection, id, data, options = {}) {
       assertObject(data);
+      checkDataId(data, id);
       return write(ctx, collection, id, options.ifMatch, () => data);
     },
 
     async patch(ctx, collection, id, patch, options = {}) {
       assertObject(patch);
+      // What the patch sets, not the merged result: a record stored before this rule with
+      // another id in its data can still be patched (and its data id removed with null).
+      checkDataId(patch, id);
       return write(ctx, collection, id, options.ifMatch, (current) => mergePatch(current, patch) as JsonObject);
     },
 

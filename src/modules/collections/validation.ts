@@ -62,13 +62,13 @@ const compiled = new LRUCache<string, ValidateFunction>({ max: 1000 });
 
 const MAX_SCHEMA_BYTES = 64 * 1024;
 
-/** Compiles a collection's schema, turning a bad schema into a 400 on the `schema` field. */
+/** Compiles a collection's schema, turning a bad schema into a 400 on the `/schema` body member. */
 export function compileSchema(schema: JsonObject): ValidateFunction {
-  if (JSON.stringify(schema).length > MAX_SCHEMA_BYTES) throw AgentstoreError.invalidField('schema', `is larger than ${MAX_SCHEMA_BYTES} bytes`);
+  if (JSON.stringify(schema).length > MAX_SCHEMA_BYTES) throw AgentstoreError.invalidField('/schema', `is larger than ${MAX_SCHEMA_BYTES} bytes`);
   try {
     return ajv.compile(schema);
   } catch (error) {
-    throw AgentstoreError.invalidField('schema', `is not a valid JSON Schema: ${(error as Error).message}`);
+    throw AgentstoreError.invalidField('/schema', `is not a valid JSON Schema: ${(error as Error).message}`);
   }
 }
 

@@ -43,7 +43,7 @@ export function createCountersService(deps: { uow: UnitOfWorkRunner }): Counters
     async increment(ctx, name, by = 1) {
       requireRole(ctx, 'member');
       validateCounterName(name);
-      validateAmount(by, 'by');
+      validateAmount(by, '/by');
       return uow.write(ctx, async (w) => {
         // One upsert statement: the database serialises concurrent increments on the row,
         // so none is lost and each caller sees the value its own increment produced.
@@ -54,7 +54,7 @@ export function createCountersService(deps: { uow: UnitOfWorkRunner }): Counters
           .returningAll()
           .executeTakeFirstOrThrow();
         const counter = toCounter(row);
-        if (!Number.isSafeInteger(counter.value)) throw AgentstoreError.invalidField('by', 'the counter would leave the safe integer range');
+        if (!Number.isSafeInteger(counter.value)) throw AgentstoreError.invalidField('/by', 'the counter would leave the safe integer range');
         await w.record({ action: 'increment', resourceType: 'counter', resourceId: name, data: counter, details: { by } });
         return counter;
       });
@@ -71,7 +71,7 @@ export function createCountersService(deps: { uow: UnitOfWorkRunner }): Counters
     async reset(ctx, name, value = 0) {
       requireRole(ctx, 'member');
       validateCounterName(name);
-      validateAmount(value, 'value');
+      validateAmount(value, '/value');
       return uow.write(ctx, async (w) => {
         const row = await w.trx
           .insertInto('counters')

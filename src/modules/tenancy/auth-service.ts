@@ -152,10 +152,10 @@ export function createAuthService(deps: {
 
     async login(input, clientAddress) {
       const tenantId = input.tenantId;
-      if (typeof tenantId !== 'string' || !isUuid(tenantId)) throw AgentstoreError.invalidField('tenantId', 'must be a UUID');
+      if (typeof tenantId !== 'string' || !isUuid(tenantId)) throw AgentstoreError.invalidField('/tenantId', 'must be a UUID');
       const email = normalizeEmail(input.email);
       if (typeof input.password !== 'string' || input.password.length === 0 || input.password.length > 256) {
-        throw AgentstoreError.invalidField('password', 'must be a non-empty string of at most 256 characters');
+        throw AgentstoreError.invalidField('/password', 'must be a non-empty string of at most 256 characters');
       }
       const accountKey = `login:account:${tenantId}:${email}`;
       const addressKey = `login:address:${clientAddress}`;

@@ -5,7 +5,7 @@ import { AgentstoreError } from '../../core/errors.js';
 // costly for an offline guesser.
 const options = { algorithm: Algorithm.Argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
 
-export function validatePassword(password: unknown, field = 'password'): string {
+export function validatePassword(password: unknown, field = '/password'): string {
   if (typeof password !== 'string' || password.length < 8 || password.length > 256) {
     throw AgentstoreError.invalidField(field, 'must be a string of 8 to 256 characters');
   }

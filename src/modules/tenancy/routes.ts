@@ -119,7 +119,7 @@ export async function tenancyRoutes(app: Api, { store }: RouteDeps): Promise<voi
     },
     (req) => {
       const body = req.body as { role?: Role; password?: string };
-      if (body.role === undefined && body.password === undefined) throw AgentstoreError.invalidField('/body', 'give a role or a password');
+      if (body.role === undefined && body.password === undefined) throw AgentstoreError.invalidField('body', 'give a role or a password');
       return store.users.update(tenantOf(req), req.params.id, body);
     },
   );

@@ -27,7 +27,7 @@ export function toTenant(row: TenantsTable): Tenant {
   return { id: row.id, name: row.name, version: Number(row.version), createdAt: toIso(row.created_at), updatedAt: toIso(row.updated_at) };
 }
 
-export function validateName(name: unknown, field = 'name'): string {
+export function validateName(name: unknown, field = '/name'): string {
   if (typeof name !== 'string' || name.trim().length === 0 || name.length > 200) {
     throw AgentstoreError.invalidField(field, 'must be a non-empty string of at most 200 characters');
   }

@@ -40,14 +40,14 @@ export function toUser(row: UsersTable): User {
   };
 }
 
-export function normalizeEmail(email: unknown, field = 'email'): string {
+export function normalizeEmail(email: unknown, field = '/email'): string {
   if (typeof email !== 'string' || email.length > 320 || !/^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+$/u.test(email.trim())) {
     throw AgentstoreError.invalidField(field, 'must be an email address');
   }
   return email.trim().toLowerCase();
 }
 
-export function validateRole(role: unknown, field = 'role'): Role {
+export function validateRole(role: unknown, field = '/role'): Role {
   if (typeof role !== 'string' || !ROLES.includes(role as Role)) {
     throw AgentstoreError.invalidField(field, `must be one of ${ROLES.join(', ')}`);
   }
