@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { sql } from 'kysely';
 import { loadConfig, describeBackends } from '../config/env.js';
@@ -7,8 +8,7 @@ import { createDatabase, type Database } from '../db/database.js';
 import { MIGRATIONS } from '../db/migrations/index.js';
 import { migrateUp, migrationPlan, migrationStatus } from '../db/migrator.js';
 import { TENANT_TABLES } from '../db/schema.js';
-import { openStore, type Store } from '../store.js';
-import { serve } from './serve.js';
+import type { Store } from '../store.js';
 
 function print(value: unknown): void {
   process.stdout.write(`${typeof value === 'string' ? value : JSON.stringify(value, null, 2)}\n`);
@@ -24,7 +24,11 @@ async function withDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T> {
   }
 }
 
+// The store (every service, argon2, jose) and the HTTP server (Fastify, swagger, TypeBox) are
+// loaded only by the commands that use them: imported at the top, they were most of the
+// start-up time of every command, `status` and `migrate` included.
 async function withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
+  const { openStore } = await import('../store.js');
   const store = await openStore(loadConfig().store);
   try {
     return await fn(store);
@@ -50,7 +54,10 @@ const program = new Command()
   .description('agentstore: storage backend for AI-agent platforms')
   .showHelpAfterError();
 
-program.command('serve').description('start the HTTP server (configured by the environment)').action(serve);
+program
+  .command('serve')
+  .description('start the HTTP server (configured by the environment)')
+  .action(async () => (await import('./serve.js')).serve());
 
 const migrate = program.command('migrate').description('schema migrations');
 migrate
@@ -80,13 +87,27 @@ migrate
 
 program
   .command('status')
-  .description('backends, schema version and row counts')
-  .action(() =>
-    withDatabase(async (db) => {
-      const { store } = loadConfig();
-      for (const line of describeBackends(store)) print(line);
+  .description('backends, schema version and row counts (reads only: creates and migrates nothing)')
+  .action(async () => {
+    const { store } = loadConfig();
+    const sqliteFile = store.database.kind === 'sqlite' && store.database.file !== ':memory:' ? store.database.file : undefined;
+    // Opening a SQLite file that is not there would create it (and its directory): a status
+    // that writes. There is nothing to report on yet.
+    const missing = sqliteFile !== undefined && !fs.existsSync(sqliteFile);
+    for (const line of describeBackends(store)) {
+      if (line.startsWith('database: ') && missing) print(`database: sqlite ${sqliteFile} (does not exist yet)`);
+      // What `serve` does with pending migrations, not what this command did (nothing).
+      else if (line.startsWith('migrations: ')) print(`migrations: ${store.migrateOnStart ? 'pending ones are applied when the server starts' : 'the server refuses to start while any is pending'}`);
+      else print(line);
+    }
+    const next = store.migrateOnStart ? '`agentstore serve` applies them at start, or run `agentstore migrate up`' : 'run `agentstore migrate up`';
+    if (missing) {
+      print(`schema: none yet (${next})`);
+      return;
+    }
+    await withDatabase(async (db) => {
       const status = await migrationStatus(db);
-      print(`schema: version ${status.current} of ${status.latest}${status.upToDate ? '' : ' (NOT up to date)'}`);
+      print(`schema: version ${status.current} of ${status.latest}${status.upToDate ? '' : ` (NOT up to date: ${next})`}`);
       if (status.current === 0) return;
       // On PostgreSQL, FORCE ROW LEVEL SECURITY hides every tenant row from a query without
       // a tenant context, even to the tables' owner: count tenant tables tenant by tenant.
@@ -104,8 +125,8 @@ program
           print(`  ${table.padEnd(18)} (not present)`);
         }
       }
-    }),
-  );
+    });
+  });
 
 const tenants = program.command('tenants').description('tenants');
 tenants
