@@ -2,7 +2,12 @@ import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { LRUCache } from 'lru-cache';
 import { AgentstoreError } from '../../core/errors.js';
+import { unstorableJson } from '../../core/json.js';
 import type { JsonObject } from './types.js';
+
+// Moved to src/core (cursors and every listing's text parameters use them too).
+export { unstorableJson } from '../../core/json.js';
+export { unstorableText } from '../../core/text.js';
 
 export const COLLECTION_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 export const RECORD_ID = /^[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,127}$/;
@@ -26,33 +31,6 @@ export function assertObject(data: unknown, field = 'body'): JsonObject {
   const problem = unstorableJson(data);
   if (problem) throw AgentstoreError.invalidField(field, problem);
   return data as JsonObject;
-}
-
-const MAX_JSON_DEPTH = 100;
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-/** Why a string cannot be stored alike on both backends, or undefined. */
-export function unstorableText(text: string): string | undefined {
-  if (text.includes('\u0000')) return 'must not contain the NUL character (U+0000)';
-  if (LONE_SURROGATE.test(text)) return 'must not contain unpaired UTF-16 surrogates';
-  return undefined;
-}
-
-/**
- * Why a JSON value cannot be stored alike on both backends, or undefined. PostgreSQL's
- * jsonb rejects U+0000 and unpaired surrogates (the driver error would surface as a 500)
- * while SQLite stores them; SQLite's JSON functions stop at 1000 levels of nesting. Refuse
- * all of them on both, so that data stays portable between backends.
- */
-export function unstorableJson(value: unknown, depth = 0): string | undefined {
-  if (typeof value === 'string') return unstorableText(value);
-  if (typeof value !== 'object' || value === null) return undefined;
-  if (depth >= MAX_JSON_DEPTH) return `must not nest deeper than ${MAX_JSON_DEPTH} levels`;
-  for (const [key, item] of Array.isArray(value) ? value.map((v) => ['', v] as const) : Object.entries(value)) {
-    const problem = unstorableText(key) ?? unstorableJson(item, depth + 1);
-    if (problem) return problem;
-  }
-  return undefined;
 }
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
@@ -90,8 +68,9 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
   const result: JsonObject = typeof target === 'object' && target !== null && !Array.isArray(target) ? { ...(target as JsonObject) } : {};
   for (const [key, value] of Object.entries(patch as JsonObject)) {
     // defineProperty, not assignment: a "__proto__" key from JSON must stay a plain key.
+    // Own properties only: result["constructor"] would otherwise be Object, a value the record never held.
     if (value === null) delete result[key];
-    else Object.defineProperty(result, key, { value: mergePatch(result[key], value), enumerable: true, writable: true, configurable: true });
+    else Object.defineProperty(result, key, { value: mergePatch(Object.hasOwn(result, key) ? result[key] : undefined, value), enumerable: true, writable: true, configurable: true });
   }
   return result;
 }
