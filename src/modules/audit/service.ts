@@ -1,6 +1,7 @@
-import { AgentstoreError } from '../../core/errors.js';
 import { requireRole, type TenantContext } from '../../core/context.js';
 import { decodeCursor, encodeCursor, pageSize, type Page } from '../../core/cursor.js';
+import { assertText } from '../../core/text.js';
+import { toTimestamp } from '../../core/time.js';
 import { fromNullableJsonColumn, toIso } from '../../db/dialect.js';
 import type { AuditLogTable } from '../../db/schema.js';
 import type { UnitOfWorkRunner } from '../../db/unit-of-work.js';
@@ -49,11 +50,10 @@ function toEntry(row: AuditLogTable): AuditEntry {
   };
 }
 
-function timestamp(value: string | undefined, field: string): string | undefined {
-  if (value === undefined) return undefined;
-  const ms = Date.parse(value);
-  if (Number.isNaN(ms)) throw AgentstoreError.invalidField(field, 'must be an ISO-8601 timestamp');
-  return new Date(ms).toISOString();
+const TEXT_FILTERS = ['actorId', 'actorType', 'action', 'resourceType', 'resourceId'] as const;
+
+function optionalTimestamp(value: string | undefined, field: string): string | undefined {
+  return value === undefined ? undefined : toTimestamp(value, field);
 }
 
 export function createAuditService(deps: { uow: UnitOfWorkRunner }): AuditService {
@@ -61,13 +61,14 @@ export function createAuditService(deps: { uow: UnitOfWorkRunner }): AuditServic
     async list(ctx, query = {}) {
       requireRole(ctx, 'admin');
       const limit = pageSize(query.limit);
-      const from = timestamp(query.from, 'from');
-      const to = timestamp(query.to, 'to');
-      const scope = `audit:${JSON.stringify([query.actorId, query.actorType, query.action, query.resourceType, query.resourceId, from, to])}`;
-      const after = query.cursor ? decodeCursor(scope, query.cursor) : undefined;
-      if (after && (after.length !== 2 || typeof after[0] !== 'string' || typeof after[1] !== 'string')) {
-        throw AgentstoreError.invalidField('cursor', 'is not a cursor returned by this listing');
+      for (const field of TEXT_FILTERS) {
+        const value = query[field];
+        if (value !== undefined) assertText(value, field);
       }
+      const from = optionalTimestamp(query.from, 'from');
+      const to = optionalTimestamp(query.to, 'to');
+      const scope = `audit:${JSON.stringify([query.actorId, query.actorType, query.action, query.resourceType, query.resourceId, from, to])}`;
+      const after = query.cursor ? decodeCursor(scope, query.cursor, ['timestamp', 'text']) : undefined;
       const rows = await deps.uow.read(ctx, (trx) => {
         // Newest first: an audit trail is read backwards from now.
         let q = trx.selectFrom('audit_log').selectAll().where('tenant_id', '=', ctx.tenantId);

@@ -1,8 +1,10 @@
 import { sql, type RawBuilder } from 'kysely';
+import { INT32_MAX, INT32_MIN, isInt32 } from '../../core/cursor.js';
 import { AgentstoreError } from '../../core/errors.js';
+import { parseTimestamp } from '../../core/time.js';
 import type { DialectName } from '../../db/dialect.js';
 import { parseFieldPath, textExpr, typeExpr, valueExpr, type FieldPath } from './json-path.js';
-import { unstorableJson } from './validation.js';
+import { unstorableJson } from '../../core/json.js';
 
 /**
  * The record filter language, compiled to SQL on both dialects (rows are never loaded to
@@ -86,14 +88,9 @@ function compileNode(node: unknown, state: CompileState, depth: number): RawBuil
   return parts.length === 1 ? (parts[0] as RawBuilder<unknown>) : sql`(${sql.join(parts, sql.raw(' and '))})`;
 }
 
-function metaColumn(path: FieldPath): RawBuilder<unknown> | undefined {
-  return path.kind === 'meta' ? sql.ref(`records.${path.column}`) as unknown as RawBuilder<unknown> : undefined;
-}
-
 function compileCondition(path: FieldPath, key: string, op: string, operand: unknown, dialect: DialectName): RawBuilder<unknown> {
-  const meta = metaColumn(path);
-  if (meta) return compileMetaCondition(dialect, path, meta, key, op, operand);
-  const segments = path.kind === 'data' ? path.segments : [];
+  if (path.kind === 'meta') return compileMetaCondition(dialect, path.column, key, op, operand);
+  const segments = path.segments;
   const value = valueExpr(dialect, segments);
   const type = typeExpr(dialect, segments);
   switch (op) {
@@ -120,7 +117,20 @@ function compileCondition(path: FieldPath, key: string, op: string, operand: unk
   }
 }
 
-const comparators: Readonly<Record<string, string>> = { gt: '>', gte: '>=', lt: '<', lte: '<=' };
+// A Map: operator names come from the request (only known ones get here, but a lookup of a
+// request's name never reaches Object.prototype).
+const comparators: ReadonlyMap<string, string> = new Map([
+  ['gt', '>'],
+  ['gte', '>='],
+  ['lt', '<'],
+  ['lte', '<='],
+]);
+
+function comparator(op: string): RawBuilder<unknown> {
+  const cmp = comparators.get(op);
+  if (cmp === undefined) throw invalid(`unknown operator "${op}"`);
+  return sql.raw(cmp);
+}
 
 function equals(dialect: DialectName, value: RawBuilder<unknown>, type: RawBuilder<unknown>, key: string, operand: unknown): RawBuilder<unknown> {
   if (!isScalar(operand)) throw invalid(`"${key}" compares with a string, number, boolean or null`);
@@ -143,7 +153,7 @@ function ordered(
   op: string,
   operand: unknown,
 ): RawBuilder<unknown> {
-  const cmp = sql.raw(comparators[op] as string);
+  const cmp = comparator(op);
   if (typeof operand === 'number' && Number.isFinite(operand)) {
     return dialect === 'postgres'
       ? sql`(${type} = 'number' and ${value} ${cmp} ${JSON.stringify(operand)}::jsonb)`
@@ -187,36 +197,51 @@ function contains(
   return sql`((${type} = 'text' and instr(${value}, ${operand}) > 0) or ${element})`;
 }
 
-function compileMetaCondition(dialect: DialectName, path: FieldPath, column: RawBuilder<unknown>, key: string, op: string, operand: unknown): RawBuilder<unknown> {
-  const numeric = path.kind === 'meta' && path.column === 'version';
-  const check = (v: unknown): unknown => {
-    if (numeric ? typeof v !== 'number' || !Number.isInteger(v) : typeof v !== 'string') {
-      throw invalid(`"${key}" compares with ${numeric ? 'an integer' : 'a string'}`);
-    }
-    if (!numeric && path.kind === 'meta' && path.column !== 'id' && Number.isNaN(Date.parse(v as string))) {
-      throw invalid(`"${key}" compares with an ISO-8601 timestamp`);
-    }
-    return !numeric && path.kind === 'meta' && path.column !== 'id' ? new Date(v as string).toISOString() : v;
-  };
+/**
+ * A record attribute's operand, checked against its column's real range on both backends, so
+ * that both accept and refuse the same filters: version is an INTEGER (PostgreSQL's int4;
+ * 1e20 was 22003, a 500), timestamps are RFC 3339 in years 0001-9999 (src/core/time.ts;
+ * "+275760-09-13T00:00:00Z" was 22009), id is text.
+ */
+function metaOperand(column: MetaColumn, key: string, value: unknown): unknown {
+  if (column === 'version') {
+    if (!isInt32(value)) throw invalid(`"${key}" compares with an integer from ${INT32_MIN} to ${INT32_MAX}`);
+    return value;
+  }
+  if (typeof value !== 'string') throw invalid(`"${key}" compares with a string`);
+  if (column === 'id') return value;
+  const ms = parseTimestamp(value);
+  if (ms === undefined) throw invalid(`"${key}" compares with an RFC 3339 timestamp (e.g. 2026-03-01T12:00:00Z) in years 0001 to 9999`);
+  return new Date(ms).toISOString();
+}
+
+type MetaColumn = 'id' | 'created_at' | 'updated_at' | 'version';
+
+function compileMetaCondition(dialect: DialectName, column: MetaColumn, key: string, op: string, operand: unknown): RawBuilder<unknown> {
+  const ref = sql.ref(`records.${column}`) as unknown as RawBuilder<unknown>;
+  const check = (v: unknown): unknown => metaOperand(column, key, v);
   switch (op) {
     case 'exists':
       if (typeof operand !== 'boolean') throw invalid(`"${key}.exists" takes true or false`);
       return operand ? sql`(1 = 1)` : sql`(1 = 0)`;
     case 'eq':
-      return sql`(${column} = ${check(operand)})`;
+      return sql`(${ref} = ${check(operand)})`;
     case 'ne':
-      return sql`(${column} <> ${check(operand)})`;
+      return sql`(${ref} <> ${check(operand)})`;
     case 'in':
       if (!Array.isArray(operand) || operand.length === 0 || operand.length > MAX_IN) throw invalid(`"${key}.in" takes an array of 1 to ${MAX_IN} values`);
-      return sql`(${column} in (${sql.join(operand.map(check))}))`;
+      return sql`(${ref} in (${sql.join(operand.map(check))}))`;
     case 'gt':
     case 'gte':
     case 'lt':
     case 'lte':
-      return sql`(${column} ${sql.raw(comparators[op] as string)} ${check(operand)})`;
+      return sql`(${ref} ${comparator(op)} ${check(operand)})`;
     case 'contains':
-      if (typeof operand !== 'string' || numeric) throw invalid(`"${key}.contains" takes a string`);
-      return dialect === 'postgres' ? sql`(strpos(${column}, ${operand}) > 0)` : sql`(instr(${column}, ${operand}) > 0)`;
+      // Substring of the id only: on a timestamp it was a 500 on PostgreSQL (no strpos for
+      // timestamptz, 42883) and a text search in SQLite's stored text.
+      if (column !== 'id') throw invalid(`"${key}.contains" applies to text fields, not to ${column === 'version' ? 'the version' : 'timestamps'}`);
+      if (typeof operand !== 'string') throw invalid(`"${key}.contains" takes a string`);
+      return dialect === 'postgres' ? sql`(strpos(${ref}, ${operand}) > 0)` : sql`(instr(${ref}, ${operand}) > 0)`;
     default:
       throw invalid(`unknown operator "${op}"`);
   }

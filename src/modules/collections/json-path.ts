@@ -11,18 +11,20 @@ import type { DialectName } from '../../db/dialect.js';
  */
 export type FieldPath = { readonly kind: 'meta'; readonly column: 'id' | 'created_at' | 'updated_at' | 'version' } | { readonly kind: 'data'; readonly segments: readonly string[] };
 
-const META: Readonly<Record<string, 'id' | 'created_at' | 'updated_at' | 'version'>> = {
-  id: 'id',
-  createdAt: 'created_at',
-  updatedAt: 'updated_at',
-  version: 'version',
-};
+// A Map, not an object literal: META["constructor"] was Object, and `sort=constructor` or
+// `{"valueOf":{"exists":true}}` were taken for record attributes (a 500, or every record).
+const META: ReadonlyMap<string, 'id' | 'created_at' | 'updated_at' | 'version'> = new Map([
+  ['id', 'id'],
+  ['createdAt', 'created_at'],
+  ['updatedAt', 'updated_at'],
+  ['version', 'version'],
+] as const);
 
 const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$/;
 const MAX_DEPTH = 8;
 
 export function parseFieldPath(raw: string, field: string): FieldPath {
-  const meta = META[raw];
+  const meta = META.get(raw);
   if (meta) return { kind: 'meta', column: meta };
   const path = raw.startsWith('data.') ? raw.slice(5) : raw;
   const segments = path.split('.');
@@ -44,9 +46,23 @@ function sqlitePath(segments: readonly string[]): string {
   return `'$${segments.map((s) => `."${s}"`).join('')}'`;
 }
 
-/** PostgreSQL text[] literal: `'{a,b}'`. Segments never hold commas, quotes or braces. */
+/**
+ * PostgreSQL text[] literal: `'{"a","b"}'`. Quoted, since an unquoted NULL (any case) is an
+ * SQL NULL element and `data #> '{NULL}'` is NULL for every record. Segments never hold
+ * quotes, backslashes, commas or braces. Quoting does not change the array value, so an
+ * index declared before on `'{a,b}'` still matches (PostgreSQL compares the parsed constant).
+ */
 function pgPath(segments: readonly string[]): string {
-  return `'{${segments.join(',')}}'`;
+  return `'{${segments.map((s) => `"${s}"`).join(',')}}'`;
+}
+
+/**
+ * Whether a PostgreSQL index declared on these segments before the quoting above was built
+ * on another expression (an unquoted NULL element): such an index never served and must be
+ * rebuilt, under another name.
+ */
+export function pgPathChangedByQuoting(segments: readonly string[]): boolean {
+  return segments.some((s) => /^null$/i.test(s));
 }
 
 /** The value at the path: SQL scalar on SQLite (json_extract), jsonb on PostgreSQL. */

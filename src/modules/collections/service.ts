@@ -10,9 +10,9 @@ import { isIndexRowTooLarge, isUniqueViolation } from '../../db/errors.js';
 import type { CollectionsTable, RecordsTable } from '../../db/schema.js';
 import type { UnitOfWork, UnitOfWorkRunner } from '../../db/unit-of-work.js';
 import { compileFilter, parseFilter } from './filter.js';
-import { indexExpression, parseFieldPath } from './json-path.js';
+import { indexExpression, parseFieldPath, pgPathChangedByQuoting } from './json-path.js';
 import { indexGivesOrder, selectPage } from './list-query.js';
-import { cursorValue, keysetAfter, parseSort, sortScope } from './sort.js';
+import { cursorTypes, cursorValue, keysetAfter, parseSort, sortScope } from './sort.js';
 import type { Collection, CreateRecordResult, JsonObject, ListRecordsOptions, Precondition, StoredRecord } from './types.js';
 import { assertObject, compileSchema, mergePatch, unstorableText, validateAgainstSchema, validateCollectionName, validateRecordId } from './validation.js';
 
@@ -66,20 +66,32 @@ function toCollection(row: CollectionsTable): Collection {
  * index. The name is a hash because tenant and collection do not fit PostgreSQL's 63
  * characters.
  */
-function indexName(tenantId: string, collection: string, field: string): string {
-  return `records_f_${createHash('sha256').update(`${tenantId}\0${collection}\0${field}`).digest('hex').slice(0, 24)}`;
+function indexName(tenantId: string, collection: string, field: string, generation = ''): string {
+  return `records_f_${createHash('sha256').update(`${tenantId}\0${collection}\0${field}${generation}`).digest('hex').slice(0, 24)}`;
+}
+
+/**
+ * The names a declared index has had, the current one first. On PostgreSQL an index on a path
+ * with a NULL segment was built on an unquoted `'{NULL}'` (an SQL NULL element) and never
+ * served; under its old name, CREATE INDEX IF NOT EXISTS would keep it, so it gets a new one.
+ */
+function indexNames(dialect: Database['dialect'], tenantId: string, collection: string, field: string): string[] {
+  const first = indexName(tenantId, collection, field);
+  if (dialect !== 'postgres' || !pgPathChangedByQuoting(field.split('.'))) return [first];
+  return [indexName(tenantId, collection, field, '\0quoted'), first];
 }
 
 /** Tenant ids are UUIDs and collection names a quote-free alphabet (both validated), so they are safe as literals. */
-function createIndexSql(dialect: Database['dialect'], tenantId: string, collection: string, segments: readonly string[]): string {
-  return (
-    `CREATE INDEX IF NOT EXISTS ${indexName(tenantId, collection, segments.join('.'))} ON records (${indexExpression(dialect, segments)}) ` +
-    `WHERE tenant_id = '${tenantId}' AND collection = '${collection}'`
-  );
+async function createIndex(trx: Executor, dialect: Database['dialect'], tenantId: string, collection: string, segments: readonly string[]): Promise<void> {
+  const [name, ...before] = indexNames(dialect, tenantId, collection, segments.join('.'));
+  for (const old of before) await sql.raw(`DROP INDEX IF EXISTS ${old}`).execute(trx);
+  await sql
+    .raw(`CREATE INDEX IF NOT EXISTS ${name} ON records (${indexExpression(dialect, segments)}) WHERE tenant_id = '${tenantId}' AND collection = '${collection}'`)
+    .execute(trx);
 }
 
-async function dropIndexes(trx: Executor, tenantId: string, collection: string, fields: readonly string[]): Promise<void> {
-  for (const field of fields) await sql.raw(`DROP INDEX IF EXISTS ${indexName(tenantId, collection, field)}`).execute(trx);
+async function dropIndexes(trx: Executor, dialect: Database['dialect'], tenantId: string, collection: string, fields: readonly string[]): Promise<void> {
+  for (const field of fields) for (const name of indexNames(dialect, tenantId, collection, field)) await sql.raw(`DROP INDEX IF EXISTS ${name}`).execute(trx);
 }
 
 /** PostgreSQL refuses an index entry over ~2.7 kB: that is the caller's value, not a server fault. */
@@ -270,9 +282,9 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
         if (existing && indexes !== undefined) {
           const kept = new Set(indexes.map((field) => parseFieldPath(field, 'indexes')).map((p) => (p.kind === 'data' ? p.segments.join('.') : '')));
           const before = fromJsonColumn<string[]>(existing.indexes).map((field) => parseFieldPath(field, 'indexes')).map((p) => (p.kind === 'data' ? p.segments.join('.') : ''));
-          await dropIndexes(w.trx, ctx.tenantId, name, before.filter((field) => !kept.has(field)));
+          await dropIndexes(w.trx, dialect, ctx.tenantId, name, before.filter((field) => !kept.has(field)));
         }
-        for (const segments of paths) await sql.raw(createIndexSql(dialect, ctx.tenantId, name, segments)).execute(w.trx).catch(mapIndexLimit);
+        for (const segments of paths) await createIndex(w.trx, dialect, ctx.tenantId, name, segments).catch(mapIndexLimit);
         const collection = toCollection(row);
         await w.record({ action: existing ? 'update' : 'create', resourceType: 'collection', resourceId: name, collection: name, version: row.version, data: collection });
         return collection;
@@ -314,7 +326,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
         const removed = await w.trx.deleteFrom('records').where('tenant_id', '=', ctx.tenantId).where('collection', '=', name).executeTakeFirst();
         await w.trx.deleteFrom('collections').where('tenant_id', '=', ctx.tenantId).where('name', '=', name).execute();
         const declared = fromJsonColumn<string[]>(existing.indexes).map((field) => parseFieldPath(field, 'indexes'));
-        await dropIndexes(w.trx, ctx.tenantId, name, declared.map((p) => (p.kind === 'data' ? p.segments.join('.') : '')));
+        await dropIndexes(w.trx, dialect, ctx.tenantId, name, declared.map((p) => (p.kind === 'data' ? p.segments.join('.') : '')));
         await w.record({ action: 'delete', resourceType: 'collection', resourceId: name, collection: name, data: null, details: { records: Number(removed.numDeletedRows) } });
       });
     },
@@ -413,7 +425,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       const filter = filterText === undefined ? undefined : compileFilter(parseFilter(filterText), dialect);
       const keys = parseSort(options.sort, dialect);
       const scope = sortScope(keys, collection, filterText);
-      const after = options.cursor ? keysetAfter(keys, decodeCursor(scope, options.cursor), dialect) : undefined;
+      const after = options.cursor ? keysetAfter(keys, decodeCursor(scope, options.cursor, cursorTypes(keys)), dialect) : undefined;
       const rows = await uow.read(
         ctx,
         (trx) => selectPage(trx, dialect, { tenantId: ctx.tenantId, collection, keys, filter, after, limit: limit + 1 }).execute(),
@@ -422,7 +434,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       const page = rows.slice(0, limit);
       const last = page.at(-1) as Record<string, unknown> | undefined;
       const nextCursor =
-        rows.length > limit && last ? encodeCursor(scope, keys.map((k, i) => cursorValue(k, last[`_s${i}`], dialect))) : null;
+        rows.length > limit && last ? encodeCursor(scope, keys.map((k, i) => cursorValue(k, last[`_s${i}`]))) : null;
       return { items: page.map((row) => toRecord(row as unknown as RecordsTable)), nextCursor };
     },
   };

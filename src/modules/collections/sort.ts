@@ -1,5 +1,6 @@
 import { sql, type RawBuilder } from 'kysely';
 import { AgentstoreError } from '../../core/errors.js';
+import type { CursorValueType } from '../../core/cursor.js';
 import type { DialectName } from '../../db/dialect.js';
 import { parseFieldPath, pathKey, valueExpr, type FieldPath } from './json-path.js';
 
@@ -53,28 +54,51 @@ function direction(key: SortKey): string {
   return key.descending ? 'desc nulls last' : 'asc nulls first';
 }
 
-/** The scope a cursor is bound to: the same sort and filter must be used to continue. */
+/**
+ * The scope a cursor is bound to: the same sort and filter must be used to continue. A data
+ * key is marked `json:` since its cursor value became the JSON value on both backends (it
+ * was JSON text on PostgreSQL): an older cursor is refused rather than read another way.
+ */
 export function sortScope(keys: readonly SortKey[], collection: string, filterText: string | undefined): string {
-  return `records:${collection}:${keys.map((k) => (k.descending ? '-' : '') + pathKey(k.path)).join(',')}:${filterText ?? ''}`;
+  return `records:${collection}:${keys.map((k) => (k.descending ? '-' : '') + (k.path.kind === 'data' ? 'json:' : '') + pathKey(k.path)).join(',')}:${filterText ?? ''}`;
 }
 
-/** Converts a sort value read from a row into what the cursor stores, and back into a bound parameter. */
-export function cursorValue(key: SortKey, raw: unknown, dialect: DialectName): unknown {
+/** What each key's cursor value must be (src/core/cursor.ts checks it). */
+export function cursorTypes(keys: readonly SortKey[]): CursorValueType[] {
+  return keys.map((k) => {
+    if (k.path.kind === 'data') return 'json';
+    if (k.path.column === 'version') return 'int32';
+    return k.path.column === 'id' ? 'text' : 'timestamp';
+  });
+}
+
+/**
+ * A sort value read from a row, as the cursor stores it: timestamps as ISO text, a data
+ * field's value as the JSON value the database gave (PostgreSQL: the jsonb parsed;
+ * SQLite: json_extract's scalar, or the JSON text of an object or array).
+ */
+export function cursorValue(key: SortKey, raw: unknown): unknown {
   if (raw === null || raw === undefined) return null;
-  if (key.path.kind === 'meta') return raw instanceof Date ? raw.toISOString() : raw;
-  return dialect === 'postgres' ? JSON.stringify(raw) : raw;
+  return raw instanceof Date ? raw.toISOString() : raw;
 }
 
+/** A cursor value as a bound parameter of the key's expression. */
 function bound(key: SortKey, value: unknown, dialect: DialectName): RawBuilder<unknown> {
-  if (key.path.kind === 'data' && dialect === 'postgres') return sql`${value}::jsonb`;
+  if (key.path.kind !== 'data') return sql`${value}`;
+  if (dialect === 'postgres') return sql`${JSON.stringify(value)}::jsonb`;
+  // What json_extract gives for the same JSON: 1/0 for booleans, JSON text for containers
+  // (better-sqlite3 cannot bind either as they are).
+  if (typeof value === 'boolean') return sql`${value ? 1 : 0}`;
+  if (typeof value === 'object' && value !== null) return sql`${JSON.stringify(value)}`;
   return sql`${value}`;
 }
 
-/** Rows strictly after the cursor row in the sort order: (k1 > c1) or (k1 = c1 and k2 > c2) ... */
+/**
+ * Rows strictly after the cursor row in the sort order: (k1 > c1) or (k1 = c1 and k2 > c2) ...
+ * `values` come from decodeCursor with `cursorTypes(keys)`, so each fits its column.
+ */
 export function keysetAfter(keys: readonly SortKey[], values: readonly unknown[], dialect: DialectName): RawBuilder<unknown> {
-  if (values.length !== keys.length || !keys.every((k, i) => validCursorValue(k, values[i], dialect))) {
-    throw AgentstoreError.invalidField('cursor', 'is not a cursor returned by this listing');
-  }
+  if (values.length !== keys.length) throw AgentstoreError.invalidField('cursor', 'is not a cursor returned by this listing');
   const disjuncts: RawBuilder<unknown>[] = [];
   for (let i = 0; i < keys.length; i++) {
     const conjuncts: RawBuilder<unknown>[] = [];
@@ -95,27 +119,6 @@ export function keysetAfter(keys: readonly SortKey[], values: readonly unknown[]
 function seekBound(key: SortKey, value: unknown): RawBuilder<unknown> | undefined {
   if (key.path.kind !== 'meta' || value === null) return undefined;
   return key.descending ? sql`(${key.expr} <= ${value})` : sql`(${key.expr} >= ${value})`;
-}
-
-/**
- * Cursors are opaque but client-held: a forged value must be a 400, not a driver error
- * (PostgreSQL rejects bad json/timestamp text, better-sqlite3 cannot bind objects).
- */
-function validCursorValue(key: SortKey, value: unknown, dialect: DialectName): boolean {
-  if (key.path.kind === 'meta') {
-    if (key.path.column === 'version') return Number.isSafeInteger(value);
-    if (typeof value !== 'string') return false;
-    return key.path.column === 'id' || !Number.isNaN(Date.parse(value));
-  }
-  if (value === null) return true;
-  if (dialect === 'sqlite') return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
-  if (typeof value !== 'string') return false;
-  try {
-    JSON.parse(value);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function equalTo(key: SortKey, value: unknown, dialect: DialectName): RawBuilder<unknown> {
