@@ -14,9 +14,11 @@ import { tenancyRoutes } from '../modules/tenancy/routes.js';
 import type { Store } from '../store.js';
 import { createAdmission, type Abandonment } from './admission.js';
 import { registerAuth, requireAuthUnder } from './auth.js';
+import { createClientErrorHandler, type ClientErrorDeps } from './client-errors.js';
 import { registerMetrics, type AppMetrics } from './metrics.js';
 import { ProblemSchema, errorHandler, renderProblem, sendProblem } from './problem.js';
 import type { Api } from './route-kit.js';
+import { refuseUnstorableText } from './text-parts.js';
 
 export interface AppOptions {
   readonly server?: Partial<ServerConfig>;
@@ -31,6 +33,7 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
   const server = { bodyLimitBytes: 1024 * 1024, logLevel: 'info', trustProxy: false, loopBudgetMs: 2, eventsHeartbeatMs: 15_000, ...options.server };
   // Assigned right after the instance exists; the router's error callback below needs it.
   let metrics: AppMetrics | undefined;
+  let refusedRequests: ClientErrorDeps | undefined;
   const app = Fastify({
     logger:
       options.logger === false
@@ -59,6 +62,7 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
       errorHandler(error, request, reply);
       metrics?.unmatched(request, reply);
     },
+    clientErrorHandler: createClientErrorHandler(() => refusedRequests),
   }).withTypeProvider<TypeBoxTypeProvider>();
   // Node destroys the request of a connection that closed before its answer; such a request,
   // still queued, ends at its turn without running its handler (499 is nginx's "client
@@ -77,6 +81,7 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
   metrics = registerMetrics(app, store, admission ? { queuedRequests: () => admission.queued } : {});
   const guarded = requireAuthUnder(app, '/v1');
   const appMetrics = metrics;
+  refusedRequests = { log: app.log, refused: appMetrics.refused };
 
   // JSON bodies arrive typed: coercing them (as Fastify does for every part) turned
   // {"by": true} into an increment of 1 and {"name": 5} into "5". Only the text parts
@@ -86,7 +91,7 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
     body: addFormats(new Ajv({ removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false })),
     text: addFormats(new Ajv({ removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false })),
   };
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? validators.body : validators.text).compile(schema));
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? validators.body.compile(schema) : refuseUnstorableText(validators.text.compile(schema))));
   app.addSchema(ProblemSchema);
   app.setErrorHandler((error: Parameters<typeof errorHandler>[0], request, reply) => {
     const sent = errorHandler(error, request, reply);

@@ -12,6 +12,8 @@ export interface AppMetrics {
   unmatched(request: FastifyRequest, reply: FastifyReply): void;
   /** Counts a queued request not run because its client left (src/server/admission.ts). */
   abandoned(): void;
+  /** Counts a request Node's HTTP parser refused before Fastify saw it (src/server/client-errors.ts). */
+  refused(status: number): void;
 }
 
 /**
@@ -36,6 +38,12 @@ export function registerMetrics(app: FastifyInstance, store: Store, options: { q
   const abandoned = new Counter({
     name: 'agentstore_http_abandoned_requests_total',
     help: 'Queued requests not run because their client closed the connection before their turn',
+    registers: [registry],
+  });
+  const refused = new Counter({
+    name: 'agentstore_http_parser_refused_total',
+    help: 'Requests refused by the HTTP parser before routing (malformed, head too large, too slow), by status',
+    labelNames: ['status_code'] as const,
     registers: [registry],
   });
   new Gauge({
@@ -77,5 +85,6 @@ export function registerMetrics(app: FastifyInstance, store: Store, options: { q
       m.observe(reply.statusCode, reply.elapsedTime / 1000);
     },
     abandoned: () => abandoned.inc(),
+    refused: (status) => refused.inc({ status_code: String(status) }),
   };
 }
