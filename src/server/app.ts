@@ -91,7 +91,7 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
     body: addFormats(new Ajv({ removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false })),
     text: addFormats(new Ajv({ removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false })),
   };
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? validators.body.compile(schema) : refuseUnstorableText(validators.text.compile(schema))));
+  app.setValidatorCompiler(({ schema, httpPart }) => refuseUnstorableText((httpPart === 'body' ? validators.body : validators.text).compile(schema)));
   app.addSchema(ProblemSchema);
   app.setErrorHandler((error: Parameters<typeof errorHandler>[0], request, reply) => {
     const sent = errorHandler(error, request, reply);

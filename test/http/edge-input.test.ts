@@ -192,6 +192,15 @@ forEachBackend('http edge input', (backend) => {
       expectProblem(res, 400, { field: 'cursor' });
     });
 
+    it('NUL or an unpaired surrogate in a JSON body of any route is a 400 (tenant and key names were 22021, a 500)', async () => {
+      for (const name of ['a\\u0000', 'a\\ud800', '\\udc00b']) {
+        const service = await h.app.inject({ method: 'POST', url: '/v1/tenants', headers: { ...bearer(SERVICE_KEY), 'content-type': 'application/json' }, payload: `{"name":"${name}"}` });
+        expectProblem(service, 400, { code: 'agentstore.validation', field: /name$/ });
+        expectProblem(await req('POST', '/v1/api-keys', `{"name":"${name}","role":"viewer"}`), 400, { field: /name$/ });
+      }
+      expectProblem(await req('POST', '/v1/api-keys', '{"name\\u0000":"k","role":"viewer"}'), 400);
+    });
+
     it('NUL in any query parameter or path parameter of any route is a 400, before the route runs', async () => {
       expectProblem(await req('GET', '/v1/changes?collection=%00'), 400);
       expectProblem(await req('GET', `/v1/collections/${coll}/records?sort=%00`), 400);
