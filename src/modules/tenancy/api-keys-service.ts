@@ -1,5 +1,5 @@
 import { AgentstoreError } from '../../core/errors.js';
-import { requireRole, roleAtLeast, type Role, type TenantContext } from '../../core/context.js';
+import { requireRole, type Role, type TenantContext } from '../../core/context.js';
 import { afterKey, pageSize, toPage, type Page } from '../../core/cursor.js';
 import { isUuid, uuidv7 } from '../../core/ids.js';
 import { toIso, toNullableIso } from '../../db/dialect.js';
@@ -7,6 +7,7 @@ import type { ApiKeysTable } from '../../db/schema.js';
 import type { Executor } from '../../db/database.js';
 import type { UnitOfWorkRunner } from '../../db/unit-of-work.js';
 import { validateName } from './tenants-service.js';
+import { assertCanGrant, assertCanManage } from './role-rules.js';
 import { displayPrefix, hashToken, issueToken } from './tokens.js';
 import type { ApiKey, CreatedApiKey } from './types.js';
 import { validateRole } from './users-service.js';
@@ -15,6 +16,7 @@ export interface ApiKeysService {
   create(ctx: TenantContext, input: { name: string; role: Role }): Promise<CreatedApiKey>;
   list(ctx: TenantContext, options?: { limit?: number; cursor?: string }): Promise<Page<ApiKey>>;
   get(ctx: TenantContext, id: string): Promise<ApiKey>;
+  /** Revoking a key that holds a role above the caller's (an owner's key, for an admin) is forbidden. */
   revoke(ctx: TenantContext, id: string): Promise<ApiKey>;
 }
 
@@ -41,7 +43,7 @@ export function createApiKeysService(deps: { uow: UnitOfWorkRunner; onRevoke?: (
       requireRole(ctx, 'admin');
       const name = validateName(input.name);
       const role = validateRole(input.role);
-      if (!roleAtLeast(ctx.role, role)) throw AgentstoreError.forbidden(`granting the ${role} role needs that role`);
+      assertCanGrant(ctx, role);
       const key = issueToken('api_key', ctx.tenantId);
       return uow.write(ctx, async (w) => {
         const row: ApiKeysTable = {
@@ -85,6 +87,7 @@ export function createApiKeysService(deps: { uow: UnitOfWorkRunner; onRevoke?: (
       const result = await uow.write(ctx, async (w) => {
         const row = await load(ctx, id, w.trx);
         if (!row) throw AgentstoreError.notFound('api key');
+        assertCanManage(ctx, row.role as Role, 'an API key');
         const revoked: ApiKeysTable = { ...row, revoked_at: row.revoked_at ?? w.now };
         if (!row.revoked_at) {
           await w.trx.updateTable('api_keys').set({ revoked_at: w.now }).where('tenant_id', '=', ctx.tenantId).where('id', '=', row.id).execute();

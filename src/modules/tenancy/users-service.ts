@@ -1,5 +1,5 @@
 import { AgentstoreError } from '../../core/errors.js';
-import { ROLES, requireRole, roleAtLeast, type Role, type TenantContext } from '../../core/context.js';
+import { ROLES, requireRole, type Role, type TenantContext } from '../../core/context.js';
 import { afterKey, pageSize, toPage, type Page } from '../../core/cursor.js';
 import { isUuid, uuidv7 } from '../../core/ids.js';
 import { toIso } from '../../db/dialect.js';
@@ -8,6 +8,7 @@ import type { UsersTable } from '../../db/schema.js';
 import type { Executor } from '../../db/database.js';
 import type { UnitOfWorkRunner } from '../../db/unit-of-work.js';
 import { hashPassword, validatePassword } from './passwords.js';
+import { assertCanGrant, assertCanManage } from './role-rules.js';
 import type { User } from './types.js';
 
 export interface CreateUserInput {
@@ -52,11 +53,6 @@ export function validateRole(role: unknown, field = '/role'): Role {
     throw AgentstoreError.invalidField(field, `must be one of ${ROLES.join(', ')}`);
   }
   return role as Role;
-}
-
-/** Nobody grants more than they hold: an admin cannot mint owners. */
-function assertCanGrant(ctx: TenantContext, role: Role): void {
-  if (!roleAtLeast(ctx.role, role)) throw AgentstoreError.forbidden(`granting the ${role} role needs that role`);
 }
 
 export function createUsersService(deps: {
@@ -131,7 +127,7 @@ export function createUsersService(deps: {
       const { user, hashes } = await uow.write(ctx, async (w) => {
         const row = await load(ctx, id, w.trx);
         if (!row) throw AgentstoreError.notFound('user');
-        assertCanGrant(ctx, row.role as Role);
+        assertCanManage(ctx, row.role as Role, 'a user');
         const next: UsersTable = {
           ...row,
           role: role ?? row.role,
@@ -170,7 +166,7 @@ export function createUsersService(deps: {
       const hashes = await uow.write(ctx, async (w) => {
         const row = await load(ctx, id, w.trx);
         if (!row) throw AgentstoreError.notFound('user');
-        assertCanGrant(ctx, row.role as Role);
+        assertCanManage(ctx, row.role as Role, 'a user');
         const hashes = await sessionHashes(w.trx, ctx, row.id);
         await w.trx.deleteFrom('users').where('tenant_id', '=', ctx.tenantId).where('id', '=', row.id).execute();
         await w.record({ action: 'delete', resourceType: 'user', resourceId: row.id, data: null });
