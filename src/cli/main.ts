@@ -8,6 +8,7 @@ import { createDatabase, type Database } from '../db/database.js';
 import { MIGRATIONS } from '../db/migrations/index.js';
 import { migrateUp, migrationPlan, migrationStatus } from '../db/migrator.js';
 import { TENANT_TABLES } from '../db/schema.js';
+import { DEFAULT_API_KEY_ROLE } from '../modules/tenancy/api-keys-service.js';
 import type { Store } from '../store.js';
 
 function print(value: unknown): void {
@@ -144,7 +145,7 @@ keys
   .command('create')
   .requiredOption('--tenant <id>', 'tenant id')
   .requiredOption('--name <name>', 'a name to recognise the key by')
-  .option('--role <role>', 'owner | admin | member | viewer', 'admin')
+  .option('--role <role>', 'owner | admin | member | viewer (admin and owner manage keys, users and collections)', DEFAULT_API_KEY_ROLE)
   .description('create an API key; the secret is printed once')
   .action((opts: { tenant: string; name: string; role: string }) =>
     withStore(async (store) => {

@@ -1,7 +1,8 @@
 /**
  * Who may create, revoke and change which credentials. One rule for users and API keys:
  * nobody grants a role above their own, and nobody revokes, changes or deletes a credential
- * holding a role above their own (an admin cannot take an owner's key away).
+ * holding a role above their own (an admin cannot take an owner's key away). A key created
+ * without a role is a member key, over HTTP, through the service key and in the library.
  */
 import { randomBytes } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
@@ -84,6 +85,34 @@ forEachBackend('key rules', (backend) => {
     });
   });
 
+  describe('a key created without a role is a member key', () => {
+    it('POST /v1/api-keys, the service route and the library default to member', async () => {
+      const s = await setup();
+      const viaAdmin = json<{ role: string; key: string }>(await as(s.admin.key, 'POST', '/v1/api-keys', { name: 'no role' }), 201);
+      expect(viaAdmin.role).toBe('member');
+      expect(json<{ role: string }>(await as(viaAdmin.key, 'GET', '/v1/auth/me')).role).toBe('member');
+      // A member key cannot manage keys: the default gives no administration.
+      expectProblem(await as(viaAdmin.key, 'GET', '/v1/api-keys'), 403);
+      const viaService = json<{ role: string }>(await as(SERVICE_KEY, 'POST', `/v1/tenants/${s.T.id}/api-keys`, { name: 'no role' }), 201);
+      expect(viaService.role).toBe('member');
+      expect((await h.store.apiKeys.create(systemContext(s.T.id), { name: 'library' })).role).toBe('member');
+      // A role given is still checked.
+      expectProblem(await as(s.admin.key, 'POST', '/v1/api-keys', { name: 'x', role: 'superuser' }), 400, { field: /role/ });
+      await expectError(h.store.apiKeys.create(systemContext(s.T.id), { name: 'x', role: null as never }), 'agentstore.validation', { field: 'role' });
+    });
+
+    it('the OpenAPI document shows the default', async () => {
+      const doc = json<{ paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties?: Record<string, { default?: unknown }>; required?: string[] } }> } }>> }>(
+        await h.app.inject({ method: 'GET', url: '/openapi.json' }),
+      );
+      for (const path of ['/v1/api-keys', '/v1/tenants/{tenantId}/api-keys']) {
+        const schema = doc.paths[path]?.post?.requestBody?.content['application/json']?.schema;
+        expect(schema?.properties?.role?.default, path).toBe('member');
+        expect(schema?.required ?? [], path).not.toContain('role');
+      }
+    });
+  });
+
   describe('no way up: every grant or change above the caller is 403 and writes nothing', () => {
     it('as an admin, a member and a viewer key', async () => {
       const s = await setup();
@@ -101,6 +130,7 @@ forEachBackend('key rules', (backend) => {
         ['admin session', s.adminSession, 'PATCH', `/v1/users/${s.adminUser.id}`, { role: 'owner' }],
         ['admin session', s.adminSession, 'POST', '/v1/api-keys', { name: 'x', role: 'owner' }],
         ['member', s.member.key, 'POST', '/v1/api-keys', { name: 'x', role: 'viewer' }],
+        ['member', s.member.key, 'POST', '/v1/api-keys', { name: 'x' }],
         ['member', s.member.key, 'POST', '/v1/users', newUser('viewer')],
         ['member', s.member.key, 'PATCH', `/v1/users/${s.memberUser.id}`, { role: 'admin' }],
         ['member', s.member.key, 'DELETE', `/v1/api-keys/${viewer.id}`],

@@ -12,8 +12,15 @@ import { displayPrefix, hashToken, issueToken } from './tokens.js';
 import type { ApiKey, CreatedApiKey } from './types.js';
 import { validateRole } from './users-service.js';
 
+/**
+ * The role of a key created without one: it reads and writes records and counters, and
+ * manages nothing. A key that can manage keys, users or collections is asked for by name.
+ */
+export const DEFAULT_API_KEY_ROLE: Role = 'member';
+
 export interface ApiKeysService {
-  create(ctx: TenantContext, input: { name: string; role: Role }): Promise<CreatedApiKey>;
+  /** `role` defaults to {@link DEFAULT_API_KEY_ROLE}; nobody creates a key above their own role. */
+  create(ctx: TenantContext, input: { name: string; role?: Role }): Promise<CreatedApiKey>;
   list(ctx: TenantContext, options?: { limit?: number; cursor?: string }): Promise<Page<ApiKey>>;
   get(ctx: TenantContext, id: string): Promise<ApiKey>;
   /** Revoking a key that holds a role above the caller's (an owner's key, for an admin) is forbidden. */
@@ -42,7 +49,7 @@ export function createApiKeysService(deps: { uow: UnitOfWorkRunner; onRevoke?: (
     async create(ctx, input) {
       requireRole(ctx, 'admin');
       const name = validateName(input.name);
-      const role = validateRole(input.role);
+      const role = input.role === undefined ? DEFAULT_API_KEY_ROLE : validateRole(input.role);
       assertCanGrant(ctx, role);
       const key = issueToken('api_key', ctx.tenantId);
       return uow.write(ctx, async (w) => {

@@ -2,6 +2,7 @@ import { Type } from '@fastify/type-provider-typebox';
 import type { Role, TenantContext } from '../../core/context.js';
 import { AgentstoreError } from '../../core/errors.js';
 import { PageQuery, Timestamps, emptyBodyAsObject, pageOf, tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
+import { DEFAULT_API_KEY_ROLE } from './api-keys-service.js';
 
 const RoleSchema = Type.Union([Type.Literal('owner'), Type.Literal('admin'), Type.Literal('member'), Type.Literal('viewer')]);
 const TenantSchema = Type.Object({ id: Type.String(), name: Type.String(), version: Type.Integer(), ...Timestamps }, { $id: 'Tenant' });
@@ -16,7 +17,13 @@ const ApiKeyFields = {
 };
 const ApiKeySchema = Type.Object(ApiKeyFields, { $id: 'ApiKey' });
 const CreatedApiKeySchema = Type.Object({ ...ApiKeyFields, key: Type.String({ description: 'the secret, shown this once' }) });
-const NewApiKey = Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }), role: RoleSchema }, { additionalProperties: false });
+const NewApiKey = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    role: Type.Optional(Type.Union(RoleSchema.anyOf, { default: DEFAULT_API_KEY_ROLE, description: 'at most the caller\'s own role' })),
+  },
+  { additionalProperties: false },
+);
 const NewUser = Type.Object(
   { email: Type.String({ minLength: 3, maxLength: 320 }), password: Type.String({ minLength: 8, maxLength: 256 }), role: RoleSchema },
   { additionalProperties: false },
