@@ -17,7 +17,21 @@ export interface JwtConfig {
   readonly userClaim: string;
   readonly roleClaim: string;
   readonly defaultRole: Role;
+  /** Refuse tokens without `exp` (default true). Without it, a token's `iat` bounds its age instead. */
+  readonly requireExp?: boolean;
+  /** Leeway for `exp`, `nbf` and `iat` against this server's clock, in seconds (default 30, at most 600). */
+  readonly clockSkewSeconds?: number;
+  /** The longest accepted `exp - iat` (or `exp - now` without `iat`), in seconds (default 86400). */
+  readonly maxLifetimeSeconds?: number;
 }
+
+/**
+ * The timing rules when the configuration leaves them out. 24 h covers what the common
+ * issuers hand out by default (Supabase and Firebase 1 h, Auth0 access tokens 24 h, Clerk
+ * 60 s) while a stolen token stays useful for a day at most; 30 s of skew is far more
+ * than NTP-synchronised clocks drift, and little enough not to extend a token noticeably.
+ */
+export const JWT_TIMING_DEFAULTS = { requireExp: true, clockSkewSeconds: 30, maxLifetimeSeconds: 24 * 3600 } as const;
 
 export interface StoreConfig {
   readonly dataDir: string;

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { AgentstoreError } from '../core/errors.js';
 import { ROLES, type Role } from '../core/context.js';
-import { defaultSqliteFile, sqliteDatabase, type Config, type DatabaseConfig, type JwtConfig } from './config.js';
+import { JWT_TIMING_DEFAULTS, defaultSqliteFile, sqliteDatabase, type Config, type DatabaseConfig, type JwtConfig } from './config.js';
 import { sqliteDriverVersion } from '../db/sqlite-driver.js';
 import { sslFromUrl } from '../db/postgres-connection.js';
 
@@ -74,6 +74,12 @@ export function parseDatabaseUrl(url: string, dataDir: string, variable = 'DATAB
 }
 
 function jwtConfig(env: Env): JwtConfig | undefined {
+  // Read before the early return, so that a wrong value is refused even while no issuer is set.
+  const timing = {
+    requireExp: boolean(env, 'AGENTSTORE_JWT_REQUIRE_EXP', JWT_TIMING_DEFAULTS.requireExp),
+    clockSkewSeconds: integer(env, 'AGENTSTORE_JWT_CLOCK_SKEW_SECONDS', JWT_TIMING_DEFAULTS.clockSkewSeconds, 0, 600),
+    maxLifetimeSeconds: integer(env, 'AGENTSTORE_JWT_MAX_LIFETIME_SECONDS', JWT_TIMING_DEFAULTS.maxLifetimeSeconds, 60, 365 * 24 * 3600),
+  };
   const secret = pick(env, 'AGENTSTORE_JWT_SECRET', 'SUPABASE_JWT_SECRET');
   const jwks = pick(env, 'AGENTSTORE_JWT_JWKS_URL');
   if (!secret && !jwks) return undefined;
@@ -102,6 +108,7 @@ function jwtConfig(env: Env): JwtConfig | undefined {
     userClaim: pick(env, 'AGENTSTORE_JWT_USER_CLAIM')?.value ?? 'sub',
     roleClaim: pick(env, 'AGENTSTORE_JWT_ROLE_CLAIM')?.value ?? 'agentstore_role',
     defaultRole: oneOf<Role>(env, 'AGENTSTORE_JWT_DEFAULT_ROLE', ROLES, 'member'),
+    ...timing,
   };
 }
 
@@ -188,6 +195,12 @@ export function describeBackends(store: Config['store']): string[] {
     'event bus: in-process (single instance)',
   ];
   const jwt = store.auth.jwt;
-  if (jwt) lines.push(`jwt: ${jwt.secret ? 'HS256 secret ***' : `JWKS ${redactQuery(jwt.jwksUrl ?? '')}`}, tenant claim ${jwt.tenantClaim}`);
+  if (jwt) {
+    const t = { ...JWT_TIMING_DEFAULTS, ...jwt };
+    lines.push(
+      `jwt: ${jwt.secret ? 'HS256 secret ***' : `JWKS ${redactQuery(jwt.jwksUrl ?? '')}`}, tenant claim ${jwt.tenantClaim}, ` +
+        `exp ${t.requireExp ? 'required' : 'optional'}, clock skew ${t.clockSkewSeconds} s, max lifetime ${t.maxLifetimeSeconds} s`,
+    );
+  }
   return lines;
 }

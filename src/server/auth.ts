@@ -72,7 +72,8 @@ function authHook(store: Store, mode: Exclude<AuthMode, 'none'>): onRequestHookH
     if (!token) return done(AgentstoreError.unauthenticated('send a bearer token: Authorization: Bearer <token>'));
     const hit = store.auth.cached(token);
     if (hit) return done(admit(request, mode, hit));
-    store.auth.authenticate(token).then(
+    // verify, not authenticate: a refusal carries its reason (which JWT check failed) to the 401.
+    store.auth.verify(token).then(
       (principal) => done(admit(request, mode, principal)),
       (error: unknown) => done(error as Error),
     );

@@ -81,7 +81,7 @@ describe('startup [sqlite, embedded default]', () => {
     expect(output).not.toMatch(GENERATED_KEY);
     expect(output).not.toContain(serviceKey);
     expect(output).not.toContain(jwtSecret);
-    expect(backendLines(server).filter((l) => l.startsWith('jwt:'))).toEqual(['jwt: HS256 secret ***, tenant claim tenant_id']);
+    expect(backendLines(server).filter((l) => l.startsWith('jwt:'))).toEqual(['jwt: HS256 secret ***, tenant claim tenant_id, exp required, clock skew 30 s, max lifetime 86400 s']);
   });
 
   const invalid: { env: Record<string, string>; variable: string; secret?: string }[] = [

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { StoreConfig } from '../../config/config.js';
-import { AgentstoreError } from '../../core/errors.js';
+import { AgentstoreError, isAgentstoreError } from '../../core/errors.js';
 import type { Role, TenantContext } from '../../core/context.js';
 import { isUuid, uuidv7 } from '../../core/ids.js';
 import type { Database } from '../../db/database.js';
@@ -26,7 +26,13 @@ export interface Identity {
 }
 
 export interface AuthService {
-  /** Resolves a bearer token; undefined when it is unknown, revoked or expired. */
+  /**
+   * Resolves a bearer token, or throws: `agentstore.unauthenticated` saying why it is
+   * refused (unknown, revoked, expired, or which JWT check failed), `agentstore.unavailable`
+   * when what decides cannot answer (the database, a JWKS URL).
+   */
+  verify(token: string): Promise<Principal>;
+  /** As `verify`, but undefined where `verify` refuses the token. */
   authenticate(token: string): Promise<Principal | undefined>;
   /**
    * The principal of an API key or session token this process resolved within the cache
@@ -127,27 +133,46 @@ export function createAuthService(deps: {
     if (token !== undefined) cache.delete(token);
   };
 
+  const byJwt = async (verifier: JwtVerifier, token: string): Promise<Principal> => {
+    const identity = await verifier(token);
+    if (!isUuid(identity.tenantId)) throw AgentstoreError.unauthenticated('the token names no tenant of this server (its tenant claim is not a tenant id)');
+    if (!tenantKnown.has(identity.tenantId)) {
+      try {
+        await tenants.assertExists(identity.tenantId);
+      } catch (error) {
+        if (isAgentstoreError(error, 'agentstore.not_found')) throw AgentstoreError.unauthenticated('the token names no tenant of this server');
+        throw error;
+      }
+      tenantKnown.set(identity.tenantId, true);
+    }
+    return { kind: 'tenant', ctx: { tenantId: identity.tenantId, actor: { type: 'jwt', id: identity.userId }, role: identity.role } };
+  };
+
+  const verify = async (token: string): Promise<Principal> => {
+    let principal: Principal | undefined;
+    if (token.startsWith('assk_') || (config.serviceKey !== undefined && !token.includes('.') && !parseToken(token))) {
+      principal = (await tenants.verifyServiceKey(token)) ? { kind: 'service' } : undefined;
+    } else if (jwt && token.split('.').length === 3) {
+      return byJwt(jwt, token);
+    } else {
+      principal = await bySecret(token);
+    }
+    // Secrets are only looked up, so there is one reason to give, and no hint which part was wrong.
+    if (!principal) throw AgentstoreError.unauthenticated('the token is unknown, revoked or expired');
+    return principal;
+  };
+
   return {
     cached,
+    verify,
 
     async authenticate(token) {
-      if (token.startsWith('assk_') || (config.serviceKey !== undefined && !token.includes('.') && !parseToken(token))) {
-        return (await tenants.verifyServiceKey(token)) ? { kind: 'service' } : undefined;
+      try {
+        return await verify(token);
+      } catch (error) {
+        if (isAgentstoreError(error, 'agentstore.unauthenticated')) return undefined;
+        throw error;
       }
-      if (jwt && token.split('.').length === 3) {
-        const identity = await jwt(token);
-        if (!identity || !isUuid(identity.tenantId)) return undefined;
-        if (!tenantKnown.has(identity.tenantId)) {
-          try {
-            await tenants.assertExists(identity.tenantId);
-          } catch {
-            return undefined;
-          }
-          tenantKnown.set(identity.tenantId, true);
-        }
-        return { kind: 'tenant', ctx: { tenantId: identity.tenantId, actor: { type: 'jwt', id: identity.userId }, role: identity.role } };
-      }
-      return bySecret(token);
     },
 
     async login(input, clientAddress) {
