@@ -33,6 +33,15 @@ export interface JwtConfig {
  */
 export const JWT_TIMING_DEFAULTS = { requireExp: true, clockSkewSeconds: 30, maxLifetimeSeconds: 24 * 3600 } as const;
 
+/**
+ * Claims the token's own user can write: Supabase copies `user_metadata` (set by the user
+ * through `auth.updateUser`) into its JWTs. A tenant or role read from there would let
+ * anyone who can sign up choose their tenant and make themselves owner.
+ */
+export function isUserEditableClaim(path: string): boolean {
+  return /^(user_metadata|raw_user_meta_data)(\.|$)/.test(path);
+}
+
 export interface StoreConfig {
   readonly dataDir: string;
   readonly database: DatabaseConfig;

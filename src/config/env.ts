@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { AgentstoreError } from '../core/errors.js';
 import { ROLES, type Role } from '../core/context.js';
-import { JWT_TIMING_DEFAULTS, defaultSqliteFile, sqliteDatabase, type Config, type DatabaseConfig, type JwtConfig } from './config.js';
+import { JWT_TIMING_DEFAULTS, defaultSqliteFile, isUserEditableClaim, sqliteDatabase, type Config, type DatabaseConfig, type JwtConfig } from './config.js';
 import { sqliteDriverVersion } from '../db/sqlite-driver.js';
 import { sslFromUrl } from '../db/postgres-connection.js';
 
@@ -97,6 +97,14 @@ function jwtConfig(env: Env): JwtConfig | undefined {
       throw AgentstoreError.config(jwks.name, 'must be an http(s) URL');
     }
   }
+  const claims = {
+    tenantClaim: pick(env, 'AGENTSTORE_JWT_TENANT_CLAIM')?.value ?? 'tenant_id',
+    userClaim: pick(env, 'AGENTSTORE_JWT_USER_CLAIM')?.value ?? 'sub',
+    roleClaim: pick(env, 'AGENTSTORE_JWT_ROLE_CLAIM')?.value ?? 'agentstore_role',
+  };
+  for (const [variable, path] of [['AGENTSTORE_JWT_TENANT_CLAIM', claims.tenantClaim], ['AGENTSTORE_JWT_ROLE_CLAIM', claims.roleClaim]] as const) {
+    if (isUserEditableClaim(path)) throw AgentstoreError.config(variable, `${path} is written by the token's own user: use app_metadata.…`);
+  }
   const issuer = pick(env, 'AGENTSTORE_JWT_ISSUER')?.value;
   const audience = pick(env, 'AGENTSTORE_JWT_AUDIENCE')?.value;
   return {
@@ -104,9 +112,7 @@ function jwtConfig(env: Env): JwtConfig | undefined {
     ...(jwks ? { jwksUrl: jwks.value } : {}),
     ...(issuer ? { issuer } : {}),
     ...(audience ? { audience } : {}),
-    tenantClaim: pick(env, 'AGENTSTORE_JWT_TENANT_CLAIM')?.value ?? 'tenant_id',
-    userClaim: pick(env, 'AGENTSTORE_JWT_USER_CLAIM')?.value ?? 'sub',
-    roleClaim: pick(env, 'AGENTSTORE_JWT_ROLE_CLAIM')?.value ?? 'agentstore_role',
+    ...claims,
     defaultRole: oneOf<Role>(env, 'AGENTSTORE_JWT_DEFAULT_ROLE', ROLES, 'member'),
     ...timing,
   };

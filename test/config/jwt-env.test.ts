@@ -1,4 +1,4 @@
-/** The JWT time rules from the environment: defaults, accepted values, refusals naming the variable. */
+/** The JWT rules from the environment: time defaults, accepted values, refusals naming the variable. */
 import { describe, expect, it } from 'vitest';
 import { describeBackends, loadConfig, type Env } from '../../src/config/env.js';
 
@@ -13,7 +13,7 @@ function refused(env: Env): string | undefined {
   }
 }
 
-describe('JWT time rules from the environment', () => {
+describe('JWT rules from the environment', () => {
   it('default to exp required, 30 s of skew and a 24 h lifetime, shown in the start log', () => {
     const jwt = loadConfig(SECRET).store.auth.jwt;
     expect(jwt).toMatchObject({ requireExp: true, clockSkewSeconds: 30, maxLifetimeSeconds: 86_400 });
@@ -37,5 +37,13 @@ describe('JWT time rules from the environment', () => {
   it.each(cases)('%s=%s is refused, naming the variable, with or without a JWT issuer configured', (name, value) => {
     expect(refused({ ...SECRET, [name]: value })).toBe(name);
     expect(refused({ [name]: value })).toBe(name);
+  });
+
+  it('refuse a tenant or role claim that the token’s own user writes (Supabase user_metadata); app_metadata is fine', () => {
+    expect(refused({ ...SECRET, AGENTSTORE_JWT_TENANT_CLAIM: 'user_metadata.tenant_id' })).toBe('AGENTSTORE_JWT_TENANT_CLAIM');
+    expect(refused({ ...SECRET, AGENTSTORE_JWT_ROLE_CLAIM: 'user_metadata.role' })).toBe('AGENTSTORE_JWT_ROLE_CLAIM');
+    expect(refused({ ...SECRET, AGENTSTORE_JWT_TENANT_CLAIM: 'app_metadata.tenant_id', AGENTSTORE_JWT_ROLE_CLAIM: 'app_metadata.role' })).toBeUndefined();
+    // The user's own name for themselves is fine as the user id.
+    expect(refused({ ...SECRET, AGENTSTORE_JWT_USER_CLAIM: 'user_metadata.handle' })).toBeUndefined();
   });
 });

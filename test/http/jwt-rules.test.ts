@@ -183,13 +183,15 @@ forEachBackend('jwt rules', (backend) => {
 
 describe('jwt verifier configuration from the library', () => {
   const base: JwtConfig = { secret: HS_SECRET, ...CLAIMS };
-  it('refuses a skew or a lifetime out of range, naming the setting', () => {
+  it('refuses a skew or a lifetime out of range, or a tenant or role claim the user writes, naming the setting', () => {
     for (const [config, name] of [
       [{ ...base, clockSkewSeconds: -1 }, 'auth.jwt.clockSkewSeconds'],
       [{ ...base, clockSkewSeconds: 1.5 }, 'auth.jwt.clockSkewSeconds'],
       [{ ...base, clockSkewSeconds: 601 }, 'auth.jwt.clockSkewSeconds'],
       [{ ...base, maxLifetimeSeconds: 0 }, 'auth.jwt.maxLifetimeSeconds'],
       [{ ...base, maxLifetimeSeconds: Number.POSITIVE_INFINITY }, 'auth.jwt.maxLifetimeSeconds'],
+      [{ ...base, tenantClaim: 'user_metadata.tenant_id' }, 'auth.jwt.tenantClaim'],
+      [{ ...base, roleClaim: 'user_metadata.agentstore_role' }, 'auth.jwt.roleClaim'],
     ] as const) {
       expect(() => createJwtVerifier(config), JSON.stringify(config)).toThrow(expect.objectContaining({ code: 'agentstore.config', context: { variable: name } }));
     }

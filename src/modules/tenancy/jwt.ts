@@ -1,5 +1,5 @@
 import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { JWT_TIMING_DEFAULTS, type JwtConfig } from '../../config/config.js';
+import { JWT_TIMING_DEFAULTS, isUserEditableClaim, type JwtConfig } from '../../config/config.js';
 import { ROLES, type Role } from '../../core/context.js';
 import { AgentstoreError } from '../../core/errors.js';
 
@@ -72,6 +72,9 @@ export function createJwtVerifier(config: JwtConfig): JwtVerifier {
   if (!Number.isInteger(skew) || skew < 0 || skew > 600) throw AgentstoreError.config('auth.jwt.clockSkewSeconds', 'must be an integer from 0 to 600');
   if (!Number.isInteger(maxLifetime) || maxLifetime < 60 || maxLifetime > 31_536_000) {
     throw AgentstoreError.config('auth.jwt.maxLifetimeSeconds', 'must be an integer from 60 to 31536000');
+  }
+  for (const [setting, path] of [['auth.jwt.tenantClaim', config.tenantClaim], ['auth.jwt.roleClaim', config.roleClaim]] as const) {
+    if (isUserEditableClaim(path)) throw AgentstoreError.config(setting, `${path} is written by the token's own user: use app_metadata.…`);
   }
   const secret = config.secret ? new TextEncoder().encode(config.secret) : undefined;
   const jwks: JWTVerifyGetKey | undefined = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl)) : undefined;
