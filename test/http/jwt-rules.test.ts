@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JwtConfig } from '../../src/config/config.js';
 import { createJwtVerifier } from '../../src/modules/tenancy/jwt.js';
 import { forEachBackend } from '../helpers/index.js';
-import { bearer, createTenant, expectProblem, useHttp, type HttpTenant } from './http-kit.js';
+import { bearer, createTenant, expectProblem, openSse, useHttp, type HttpTenant } from './http-kit.js';
 
 const HS_SECRET = 'jwt-rules-hs256-secret-of-at-least-32-chars';
 const ISSUER = 'https://issuer.example.test/';
@@ -164,6 +164,33 @@ forEachBackend('jwt rules', (backend) => {
       expect(expectProblem(await me({ iat: t, exp: t + 2 * HOUR }), 401).detail).toMatch(/lives longer than the 3600 s/);
       expect(expectProblem(await me({ iat: t + 5, exp: t + 600 }), 401).detail).toMatch(/issued in the future/);
       expect(expectProblem(await me({ iat: t - 600, exp: t - 2 }), 401).detail).toMatch(/expired/);
+    });
+  });
+
+  describe('an event stream opened with a JWT', () => {
+    const h = useHttp(backend, {
+      app: { server: { eventsHeartbeatMs: 500 } },
+      store: { auth: { jwt: { secret: HS_SECRET, issuer: ISSUER, audience: AUDIENCE, ...CLAIMS, clockSkewSeconds: 0 } } },
+    });
+
+    it('ends within a heartbeat once the token expires; the reconnect gets 401 saying so', async () => {
+      const T = await createTenant(h.app, `jwt-sse-${randomBytes(4).toString('hex')}`);
+      await h.app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = h.app.server.address() as AddressInfo;
+      const t = now();
+      const jwt = await hsSigner({ sub: 'streamer', tenant_id: T.id }, { iat: t, exp: t + 2 });
+      const sse = await openSse(`http://127.0.0.1:${port}/v1/events`, bearer(jwt));
+      try {
+        expect(sse.status).toBe(200);
+        await sse.ended(5000);
+        expect(Date.now() / 1000).toBeGreaterThanOrEqual(t + 2);
+        const again = await openSse(`http://127.0.0.1:${port}/v1/events`, bearer(jwt));
+        expect(again.status).toBe(401);
+        again.close();
+        expect(expectProblem(await h.app.inject({ method: 'GET', url: '/v1/events', headers: bearer(jwt) }), 401).detail).toMatch(/has expired \(exp\)/);
+      } finally {
+        sse.close();
+      }
     });
   });
 
