@@ -37,7 +37,7 @@ function explain(error: unknown, remoteKeys: boolean): AgentstoreError {
       if (claim === 'aud') return refuse(reason === 'missing' ? 'has no audience (aud claim)' : 'is for an audience (aud) this server is not');
       return refuse(typeof claim === 'string' && /^[a-z]{2,8}$/.test(claim) ? `has an invalid ${claim} claim` : 'has an invalid claim');
     case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
-      return refuse('signature does not verify');
+      return AgentstoreError.unauthenticated("the token's signature does not verify");
     case 'ERR_JOSE_ALG_NOT_ALLOWED':
       return refuse('is signed with an algorithm (alg) this server does not accept');
     case 'ERR_JWKS_NO_MATCHING_KEY':
