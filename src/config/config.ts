@@ -55,6 +55,10 @@ export interface StoreConfig {
   readonly sqlite: {
     readonly synchronous: 'full' | 'normal';
     readonly busyTimeoutMs: number;
+    /** Worker threads that run scans (listings no index serves) off the event loop. */
+    readonly scanWorkers: number;
+    /** A scan running longer is cancelled with 503, as PostgreSQL's statement timeout does. */
+    readonly scanTimeoutMs: number;
   };
   readonly auth: {
     readonly serviceKey?: string;

@@ -146,6 +146,8 @@ export function loadConfig(env: Env = process.env): Config {
       sqlite: {
         synchronous: oneOf(env, 'AGENTSTORE_SQLITE_SYNCHRONOUS', ['full', 'normal'] as const, 'full'),
         busyTimeoutMs: integer(env, 'AGENTSTORE_SQLITE_BUSY_TIMEOUT_MS', 5000, 0, 600_000),
+        scanWorkers: integer(env, 'AGENTSTORE_SQLITE_SCAN_WORKERS', 2, 1, 64),
+        scanTimeoutMs: integer(env, 'AGENTSTORE_SQLITE_SCAN_TIMEOUT_MS', 30_000, 100, 3_600_000),
       },
       auth: {
         ...(serviceKey ? { serviceKey } : {}),

@@ -13,6 +13,8 @@ import { isTransientDbError } from './errors.js';
 import { CommitOutcomeUnknown, createGroupCommitter } from './group-commit.js';
 import { postgresPoolConfig } from './postgres-connection.js';
 import { createReadBatcher, KEYS } from './postgres-read-batch.js';
+import { createFairGate, type FairGate } from './fair-gate.js';
+import { createSqliteScanPool, scanTimeout } from './sqlite-scan-pool.js';
 import type { DB } from './schema.js';
 
 export type Executor = Kysely<DB>;
@@ -35,6 +37,13 @@ export interface TransactionOptions {
    * Ignored on SQLite.
    */
   readonly indexOrder?: boolean;
+  /**
+   * A read whose cost the caller cannot bound: a listing whose filter or sort no index may
+   * serve. Scans run through a gate that admits a few at a time, round-robin by tenant; on
+   * SQLite they run on worker threads (src/db/sqlite-scan-pool.ts) instead of holding the
+   * event loop, cancelled with 503 after the scan timeout. Only with `readOnly`.
+   */
+  readonly scan?: boolean;
 }
 
 /**
@@ -93,7 +102,16 @@ export interface DatabaseOptions {
 }
 
 const defaultPostgres: StoreConfig['postgres'] = { poolMax: 10, statementTimeoutMs: 30_000, applicationName: 'agentstore' };
-const defaultSqlite: StoreConfig['sqlite'] = { synchronous: 'full', busyTimeoutMs: 5000 };
+const defaultSqlite: StoreConfig['sqlite'] = { synchronous: 'full', busyTimeoutMs: 5000, scanWorkers: 2, scanTimeoutMs: 30_000 };
+
+// Scans waiting for their turn: per tenant, and all together. Each is a request in flight,
+// so the bound is reached only by a flood, which then gets 503 rather than a growing queue.
+const SCANS_QUEUED_PER_TENANT = 32;
+const SCANS_QUEUED = 1024;
+
+function scanGate(concurrency: number): FairGate {
+  return createFairGate({ concurrency, maxQueuedPerKey: SCANS_QUEUED_PER_TENANT, maxQueued: SCANS_QUEUED });
+}
 
 export function createDatabase(options: DatabaseOptions): Database {
   return options.database.kind === 'sqlite'
@@ -101,8 +119,10 @@ export function createDatabase(options: DatabaseOptions): Database {
     : openPostgres(options.database.url, options.postgres ?? defaultPostgres, options.retry ?? DEFAULT_RETRY);
 }
 
-function retrying<T>(policy: RetryPolicy, fn: () => Promise<T>): Promise<T> {
+function retrying<T>(policy: RetryPolicy, fn: () => Promise<T>, statementTimeoutMs?: number): Promise<T> {
   return withRetry(fn, isTransientDbError, policy).catch((error: unknown) => {
+    // PostgreSQL's statement_timeout (57014): the same answer as a SQLite scan past its timeout.
+    if (statementTimeoutMs !== undefined && (error as { code?: unknown } | null)?.code === '57014') throw scanTimeout(statementTimeoutMs);
     if (error instanceof CommitOutcomeUnknown) {
       throw AgentstoreError.unavailable('the database connection failed while committing; the outcome is unknown', error.cause);
     }
@@ -159,6 +179,12 @@ function openSqlite(file: string, options: StoreConfig['sqlite'], retry: RetryPo
   const reader = file === ':memory:' ? undefined : openSqliteReader(file, options);
   const readKysely = reader ? new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(reader) }) }) : kysely;
   const writes = createGroupCommitter(kysely, () => !native.inTransaction, isTransientDbError);
+  // An in-memory database cannot be opened by another thread: there scans run on the writer.
+  const scans = reader ? createSqliteScanPool({ file, size: options.scanWorkers, timeoutMs: options.scanTimeoutMs, busyTimeoutMs: options.busyTimeoutMs }) : undefined;
+  const scanKysely = scans ? new Kysely<DB>({ dialect: scans.dialect() }) : readKysely;
+  const gate = scanGate(options.scanWorkers);
+  const read = <T>(key: string, fn: (trx: Executor) => Promise<T>, opts: TransactionOptions | undefined): Promise<T> =>
+    opts?.scan ? gate.run(key, () => retrying(retry, () => fn(scanKysely))) : retrying(retry, () => fn(readKysely));
   return {
     dialect: 'sqlite',
     kysely,
@@ -166,9 +192,9 @@ function openSqlite(file: string, options: StoreConfig['sqlite'], retry: RetryPo
     // each statement sees a committed snapshot.
     inTenant: (tenantId, fn, opts) => {
       assertTenantId(tenantId);
-      return opts?.readOnly ? retrying(retry, () => fn(readKysely)) : retrying(retry, () => writes.submit(fn));
+      return opts?.readOnly ? read(tenantId, fn, opts) : retrying(retry, () => writes.submit(fn));
     },
-    inSystem: (fn, opts) => (opts?.readOnly ? retrying(retry, () => fn(readKysely)) : retrying(retry, () => writes.submit(fn))),
+    inSystem: (fn, opts) => (opts?.readOnly ? read('', fn, opts) : retrying(retry, () => writes.submit(fn))),
     readOne: async <R>(tenantId: string, query: CompiledQuery<R>) => {
       assertTenantId(tenantId);
       return (await retrying(retry, () => readKysely.executeQuery(query))).rows[0];
@@ -205,6 +231,7 @@ function openSqlite(file: string, options: StoreConfig['sqlite'], retry: RetryPo
         await kysely.destroy();
       } finally {
         if (readKysely !== kysely) await readKysely.destroy();
+        await scans?.close();
       }
     },
   };
@@ -319,7 +346,7 @@ function openPostgres(url: string, options: StoreConfig['postgres'], retry: Retr
   const inflight = new Set<Promise<unknown>>();
   const tracked = <T>(fn: () => Promise<T>): Promise<T> => {
     if (closed) return Promise.reject(new Error('the database is closed'));
-    const work = retrying(retry, fn);
+    const work = retrying(retry, fn, options.statementTimeoutMs);
     inflight.add(work);
     const forget = () => void inflight.delete(work);
     work.then(forget, forget);
@@ -351,14 +378,20 @@ function openPostgres(url: string, options: StoreConfig['postgres'], retry: Retr
     (await runBatch(`${begin(tenantId, true)}; ${text}; commit`))[2]?.rows[0] as R | undefined;
   const batcher = createReadBatcher({ pool, statementTimeoutMs: timeout, run: runBatch, single: readInlined });
   let nextShape = 0;
+  // Half the pool at most for scans: point reads and writes of every tenant keep connections.
+  const gate = scanGate(Math.max(1, Math.floor(options.poolMax / 2)));
+  const transaction = <T>(tenantId: string, fn: (trx: Executor) => Promise<T>, opts: TransactionOptions | undefined): Promise<T> => {
+    const run = () => tracked(() => runTransaction(kysely, begin(tenantId, opts?.readOnly, opts?.indexOrder), fn));
+    return opts?.scan && opts.readOnly ? gate.run(tenantId, run) : run();
+  };
   const database: Database = {
     dialect: 'postgres',
     kysely,
     inTenant: (tenantId, fn, opts) => {
       assertTenantId(tenantId);
-      return tracked(() => runTransaction(kysely, begin(tenantId, opts?.readOnly, opts?.indexOrder), fn));
+      return transaction(tenantId, fn, opts);
     },
-    inSystem: (fn, opts) => tracked(() => runTransaction(kysely, begin('', opts?.readOnly, opts?.indexOrder), fn)),
+    inSystem: (fn, opts) => transaction('', fn, opts),
     readOne: <R>(tenantId: string, query: CompiledQuery<R>) => {
       assertTenantId(tenantId);
       const text = inlineParameters(query);

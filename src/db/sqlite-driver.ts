@@ -16,20 +16,24 @@ export type SqliteDriver = typeof BetterSqlite3;
 
 const require = createRequire(import.meta.url);
 
-function load(): { driver: SqliteDriver; version: string } {
+function load(): { driver: SqliteDriver; version: string; module: string } {
   if (Number(process.versions.napi) >= 10) {
     try {
       const driver = require('better-sqlite3-napi') as SqliteDriver;
       // Version 13 loads its native addon when the first database opens, not at require():
       // open one, so that a platform without a prebuilt binary falls back here, not later.
       new driver(':memory:').close();
-      return { driver, version: (require('better-sqlite3-napi/package.json') as { version: string }).version };
+      return { driver, version: (require('better-sqlite3-napi/package.json') as { version: string }).version, module: require.resolve('better-sqlite3-napi') };
     } catch {
       // Not installed (an install with --omit=optional) or no binary for this platform:
       // version 12, compiled on install, which works below Node 24.19.
     }
   }
-  return { driver: require('better-sqlite3') as SqliteDriver, version: (require('better-sqlite3/package.json') as { version: string }).version };
+  return {
+    driver: require('better-sqlite3') as SqliteDriver,
+    version: (require('better-sqlite3/package.json') as { version: string }).version,
+    module: require.resolve('better-sqlite3'),
+  };
 }
 
 const loaded = load();
@@ -39,3 +43,6 @@ export const Sqlite: SqliteDriver = loaded.driver;
 
 /** The chosen build's version, for the startup log. */
 export const sqliteDriverVersion: string = loaded.version;
+
+/** The path of the chosen build's module, for worker threads that open their own connections. */
+export const sqliteDriverModule: string = loaded.module;

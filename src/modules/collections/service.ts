@@ -429,7 +429,9 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       const rows = await uow.read(
         ctx,
         (trx) => selectPage(trx, dialect, { tenantId: ctx.tenantId, collection, keys, filter, after, limit: limit + 1 }).execute(),
-        { indexOrder: indexGivesOrder(keys) },
+        // Without a filter, an order an index gives reads just the page; anything else may read
+        // the whole collection, and runs as a scan (off the event loop on SQLite, fairly queued).
+        { indexOrder: indexGivesOrder(keys), scan: filter !== undefined || !indexGivesOrder(keys) },
       );
       const page = rows.slice(0, limit);
       const last = page.at(-1) as Record<string, unknown> | undefined;
