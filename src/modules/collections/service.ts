@@ -12,6 +12,7 @@ import type { UnitOfWork, UnitOfWorkRunner } from '../../db/unit-of-work.js';
 import { compileFilter, parseFilter } from './filter.js';
 import { indexExpression, parseFieldPath, pgPathChangedByQuoting } from './json-path.js';
 import { indexGivesOrder, selectPage } from './list-query.js';
+import { deleteAllRecords } from './purge.js';
 import { cursorTypes, cursorValue, keysetAfter, parseSort, sortScope } from './sort.js';
 import type { Collection, CreateRecordResult, JsonObject, ListRecordsOptions, Precondition, StoredRecord } from './types.js';
 import { assertObject, compileSchema, mergePatch, unstorableText, validateAgainstSchema, validateCollectionName, validateRecordId } from './validation.js';
@@ -323,11 +324,11 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       await uow.write(ctx, async (w) => {
         const existing = await loadCollection(w.trx, ctx, name);
         if (!existing) throw AgentstoreError.notFound('collection');
-        const removed = await w.trx.deleteFrom('records').where('tenant_id', '=', ctx.tenantId).where('collection', '=', name).executeTakeFirst();
+        const removed = await deleteAllRecords(w.trx, dialect, ctx.tenantId, name);
         await w.trx.deleteFrom('collections').where('tenant_id', '=', ctx.tenantId).where('name', '=', name).execute();
         const declared = fromJsonColumn<string[]>(existing.indexes).map((field) => parseFieldPath(field, 'indexes'));
         await dropIndexes(w.trx, dialect, ctx.tenantId, name, declared.map((p) => (p.kind === 'data' ? p.segments.join('.') : '')));
-        await w.record({ action: 'delete', resourceType: 'collection', resourceId: name, collection: name, data: null, details: { records: Number(removed.numDeletedRows) } });
+        await w.record({ action: 'delete', resourceType: 'collection', resourceId: name, collection: name, data: null, details: { records: removed } });
       });
     },
 
