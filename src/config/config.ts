@@ -83,6 +83,8 @@ export interface ServerConfig {
   readonly loopBudgetMs: number;
   /** A comment line on an event stream that wrote nothing for this long, in ms (proxies close idle streams). */
   readonly eventsHeartbeatMs: number;
+  /** Open event streams one tenant may hold on one server (429 past it). */
+  readonly eventsMaxStreamsPerTenant: number;
 }
 
 export interface Config {

@@ -166,6 +166,7 @@ export function loadConfig(env: Env = process.env): Config {
       trustProxy: boolean(env, 'AGENTSTORE_TRUST_PROXY', false),
       loopBudgetMs: integer(env, 'AGENTSTORE_LOOP_BUDGET_MS', 2, 0, 1000),
       eventsHeartbeatMs: integer(env, 'AGENTSTORE_EVENTS_HEARTBEAT_MS', 15_000, 100, 600_000),
+      eventsMaxStreamsPerTenant: integer(env, 'AGENTSTORE_EVENTS_MAX_STREAMS_PER_TENANT', 256, 1, 1_000_000),
     },
   };
 }

@@ -104,10 +104,11 @@ export interface DatabaseOptions {
 const defaultPostgres: StoreConfig['postgres'] = { poolMax: 10, statementTimeoutMs: 30_000, applicationName: 'agentstore' };
 const defaultSqlite: StoreConfig['sqlite'] = { synchronous: 'full', busyTimeoutMs: 5000, scanWorkers: 2, scanTimeoutMs: 30_000 };
 
-// Scans waiting for their turn: per tenant, and all together. Each is a request in flight,
+// Scans waiting for their turn: per tenant, and all together. Each is a request in flight or
+// an event stream's read (up to AGENTSTORE_EVENTS_MAX_STREAMS_PER_TENANT of them wake at once),
 // so the bound is reached only by a flood, which then gets 503 rather than a growing queue.
-const SCANS_QUEUED_PER_TENANT = 32;
-const SCANS_QUEUED = 1024;
+const SCANS_QUEUED_PER_TENANT = 256;
+const SCANS_QUEUED = 4096;
 
 function scanGate(concurrency: number): FairGate {
   return createFairGate({ concurrency, maxQueuedPerKey: SCANS_QUEUED_PER_TENANT, maxQueued: SCANS_QUEUED });

@@ -30,7 +30,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Builds the HTTP API over a store. The caller owns the store and closes it after the app. */
 export async function buildApp(store: Store, options: AppOptions = {}): Promise<FastifyInstance> {
-  const server = { bodyLimitBytes: 1024 * 1024, logLevel: 'info', trustProxy: false, loopBudgetMs: 2, eventsHeartbeatMs: 15_000, ...options.server };
+  const server = { bodyLimitBytes: 1024 * 1024, logLevel: 'info', trustProxy: false, loopBudgetMs: 2, eventsHeartbeatMs: 15_000, eventsMaxStreamsPerTenant: 256, ...options.server };
   // Assigned right after the instance exists; the router's error callback below needs it.
   let metrics: AppMetrics | undefined;
   let refusedRequests: ClientErrorDeps | undefined;
@@ -146,7 +146,7 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
     await collectionRoutes(api, { store });
     await counterRoutes(api, { store });
     await auditRoutes(api, { store });
-    await changeRoutes(api, { store }, { heartbeatMs: server.eventsHeartbeatMs });
+    await changeRoutes(api, { store }, { heartbeatMs: server.eventsHeartbeatMs, maxStreamsPerTenant: server.eventsMaxStreamsPerTenant });
   });
   return app;
 }

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from '@fastify/type-provider-typebox';
-import { AgentstoreError } from '../../core/errors.js';
+import { AgentstoreError, isAgentstoreError } from '../../core/errors.js';
 import { bearer } from '../../server/auth.js';
 import { tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
 import { COLLECTION_NAME } from '../collections/validation.js';
@@ -49,7 +49,13 @@ function parseSeq(value: string | undefined, field: string): number | undefined 
   return Number(value);
 }
 
-export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs }: { heartbeatMs: number }): Promise<void> {
+export interface ChangeRouteOptions {
+  readonly heartbeatMs: number;
+  /** Open event streams one tenant may hold on this server; past it, 429. */
+  readonly maxStreamsPerTenant: number;
+}
+
+export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs, maxStreamsPerTenant }: ChangeRouteOptions): Promise<void> {
   // A client that read nothing for this long is gone (or stuck): its stream is cut off.
   const stallMs = Math.max(30_000, 2 * heartbeatMs);
   interface Stream {
@@ -58,6 +64,9 @@ export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs
     readonly raw: ServerResponse;
   }
   const streams = new Set<Stream>();
+  // Open streams by tenant, entries removed at zero: each stream is a connection and a read
+  // per wake-up, so one tenant's thousands would be every tenant's load.
+  const openByTenant = new Map<string, number>();
   let shuttingDown = false;
   // Fastify closes the connections that are idle when the server stops listening. A stream
   // still writing its last read at that moment would become an idle keep-alive connection
@@ -141,6 +150,27 @@ export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs
       let cursor = fromId ?? fromAfter ?? headAtStart;
       const filter = { ...(types ? { resourceTypes: types } : {}), ...(collection !== undefined ? { collection } : {}) };
 
+      const open = openByTenant.get(ctx.tenantId) ?? 0;
+      if (open >= maxStreamsPerTenant) {
+        throw new AgentstoreError(
+          'agentstore.rate_limited',
+          `this tenant has ${open} open event streams, the most this server allows; close one, or poll /v1/changes`,
+          { retryAfter: 5 },
+        );
+      }
+      openByTenant.set(ctx.tenantId, open + 1);
+      let counted = true;
+      const uncount = () => {
+        if (!counted) return;
+        counted = false;
+        const left = (openByTenant.get(ctx.tenantId) ?? 1) - 1;
+        if (left > 0) openByTenant.set(ctx.tenantId, left);
+        else openByTenant.delete(ctx.tenantId);
+      };
+      // Idempotent, and also on the response's close: nothing between here and the loop's
+      // finally may leave the count behind.
+      reply.raw.once('close', uncount);
+
       let closed = false;
       let wake: (() => void) | undefined;
       const end = () => {
@@ -184,7 +214,22 @@ export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs
           const woken = new Promise<void>((resolve) => (wake = resolve));
           // Some changes are not for this stream (its filter, or the role's): the page's lastSeq
           // moves past them too (changes.poll), or every wake-up would read them again.
-          const { items: events, lastSeq } = await store.changes.poll(ctx, { after: cursor, limit: BATCH, ...filter });
+          let page;
+          try {
+            page = await store.changes.poll(ctx, { after: cursor, limit: BATCH, ...filter });
+          } catch (error) {
+            if (!isAgentstoreError(error, 'agentstore.unavailable')) throw error;
+            // The database is unreachable, or too many scans wait: the stream stays open and
+            // reads again shortly, instead of ending and bringing its client back at once.
+            const retryAfter = Number(error.context.retryAfter ?? 1);
+            await sleep(retryAfter * 1000 * (0.5 + Math.random() / 2), undefined, { ref: false });
+            if (!closed && Date.now() - lastWrite >= heartbeatMs) {
+              await write(raw, ': keep-alive\n\n', stallMs);
+              lastWrite = Date.now();
+            }
+            continue;
+          }
+          const { items: events, lastSeq } = page;
           for (const event of events) {
             if (closed) break;
             const pending = write(raw, `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`, stallMs);
@@ -216,6 +261,7 @@ export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs
         unsubscribe?.();
         const settle = () => {
           streams.delete(stream);
+          uncount();
           finished();
         };
         if (raw.destroyed) settle();
