@@ -84,7 +84,9 @@ export function createAuditService(deps: { uow: UnitOfWorkRunner }): AuditServic
           q = q.where((eb) => eb.or([eb('at', '<', at), eb.and([eb('at', '=', at), eb('id', '<', id)])]));
         }
         return q.orderBy('at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
-      });
+        // Newest first by (tenant, at, id) reads just the page; a filter on the actor or action
+        // may read the tenant's whole trail for it.
+      }, { scan: [query.actorId, query.actorType, query.action, query.resourceType, query.resourceId].some((v) => v !== undefined) });
       const items = rows.slice(0, limit).map(toEntry);
       const last = items.at(-1);
       return { items, nextCursor: rows.length > limit && last ? encodeCursor(scope, [last.at, last.id]) : null };
