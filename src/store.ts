@@ -3,6 +3,8 @@ import { createMemoryRateLimiter } from './adapters/rate-limiter/memory.js';
 import type { StoreConfig } from './config/config.js';
 import { describeBackends, loadConfig } from './config/env.js';
 import { createDatabase, type Database } from './db/database.js';
+import { checkPrivileges } from './db/privileges.js';
+import { AgentstoreError } from './core/errors.js';
 import { assertSchemaCurrent, migrateUp, migrationStatus, type SchemaStatus } from './db/migrator.js';
 import { createUnitOfWorkRunner } from './db/unit-of-work.js';
 import { createAuditService, type AuditService } from './modules/audit/service.js';
@@ -30,16 +32,24 @@ export interface Store {
   readonly generatedServiceKey: string | undefined;
   /** Backends in use, one line each, secrets redacted. */
   describe(): string[];
+  /**
+   * Ways the database role can step around tenant isolation (PostgreSQL superuser,
+   * BYPASSRLS, owner of the tables), found at open; logged by the server and shown by /ready.
+   */
+  readonly securityWarnings: readonly string[];
   /** Database reachable and schema current. */
-  ready(): Promise<{ ok: boolean; schema: SchemaStatus | null; error?: string }>;
+  ready(): Promise<{ ok: boolean; schema: SchemaStatus | null; error?: string; warnings: readonly string[] }>;
   /** Low-level handles for the CLI, the server's metrics, and tests. */
   readonly internals: { readonly db: Database; readonly bus: EventBus };
   close(): Promise<void>;
 }
 
 /** Options for `createStore`: any part of the configuration; the rest comes from the environment. */
-export type StoreOptions = Partial<Omit<StoreConfig, 'postgres' | 'sqlite' | 'auth'>> & {
+export type StoreOptions = Partial<Omit<StoreConfig, 'postgres' | 'sqlite' | 'auth' | 'tenantLimits'>> & {
   readonly databaseUrl?: string;
+  /** PostgreSQL: a URL as the role that owns the tables, for migrations (see `StoreConfig.migrateDatabase`). */
+  readonly migrateDatabaseUrl?: string;
+  readonly tenantLimits?: Partial<StoreConfig['tenantLimits']>;
   readonly postgres?: Partial<StoreConfig['postgres']>;
   readonly sqlite?: Partial<StoreConfig['sqlite']>;
   readonly auth?: Partial<StoreConfig['auth']>;
@@ -48,7 +58,11 @@ export type StoreOptions = Partial<Omit<StoreConfig, 'postgres' | 'sqlite' | 'au
 };
 
 export function resolveStoreConfig(options: StoreOptions = {}, env: NodeJS.ProcessEnv = process.env): StoreConfig {
-  const fromEnv = loadConfig(options.databaseUrl ? { ...env, DATABASE_URL: options.databaseUrl } : env).store;
+  const fromEnv = loadConfig({
+    ...env,
+    ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
+    ...(options.migrateDatabaseUrl ? { AGENTSTORE_MIGRATE_DATABASE_URL: options.migrateDatabaseUrl } : {}),
+  }).store;
   const database = options.database ?? fromEnv.database;
   return {
     ...fromEnv,
@@ -58,6 +72,7 @@ export function resolveStoreConfig(options: StoreOptions = {}, env: NodeJS.Proce
     postgres: { ...fromEnv.postgres, ...options.postgres },
     sqlite: { ...fromEnv.sqlite, ...options.sqlite },
     auth: { ...fromEnv.auth, ...options.auth },
+    tenantLimits: { ...fromEnv.tenantLimits, ...options.tenantLimits },
   };
 }
 
@@ -71,11 +86,33 @@ export async function createStore(options: StoreOptions = {}): Promise<Store> {
   return openStore(config, { bootstrapServiceKey: options.bootstrapServiceKey ?? false });
 }
 
+/**
+ * Applies pending migrations: as the owner role over its own short-lived connection when
+ * one is configured (the server's role may not run DDL), else on the store's database.
+ */
+async function migrateAsOwner(config: StoreConfig, db: Database): Promise<void> {
+  if (!config.migrateDatabase) {
+    await migrateUp(db);
+    return;
+  }
+  const owner = createDatabase({ database: config.migrateDatabase, postgres: { ...config.postgres, poolMax: 1 }, sqlite: config.sqlite });
+  try {
+    await migrateUp(owner);
+  } finally {
+    await owner.close();
+  }
+}
+
 export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey?: boolean; rateLimiter?: RateLimiter } = {}): Promise<Store> {
   const db = createDatabase({ database: config.database, postgres: config.postgres, sqlite: config.sqlite });
+  let securityWarnings: readonly string[];
   try {
-    if (config.migrateOnStart) await migrateUp(db);
+    if (config.migrateOnStart) await migrateAsOwner(config, db);
     else await assertSchemaCurrent(db);
+    securityWarnings = (await checkPrivileges(db)).warnings;
+    if (config.requireRls && securityWarnings.length > 0) {
+      throw AgentstoreError.config('AGENTSTORE_REQUIRE_RLS', `refusing to start: ${securityWarnings.join('; ')}`);
+    }
   } catch (error) {
     await db.close();
     throw error;
@@ -91,19 +128,21 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
     users: createUsersService({ uow, onSessionsChanged: (hashes) => hashes.forEach((hash) => auth.forget(hash)) }),
     apiKeys: createApiKeysService({ uow, onRevoke: (hash) => auth.forget(hash) }),
     auth,
-    collections: createCollectionsService({ db, uow }),
+    collections: createCollectionsService({ db, uow, limits: config.tenantLimits }),
     counters: createCountersService({ uow }),
     audit: createAuditService({ uow }),
     changes: createChangesService({ uow, bus }),
     generatedServiceKey,
     describe: () => describeBackends(config),
+    securityWarnings,
     async ready() {
+      const warnings = securityWarnings;
       try {
         await db.ping();
         const schema = await migrationStatus(db);
-        return schema.upToDate ? { ok: true, schema } : { ok: false, schema, error: 'schema is not current' };
+        return schema.upToDate ? { ok: true, schema, warnings } : { ok: false, schema, error: 'schema is not current', warnings };
       } catch (error) {
-        return { ok: false, schema: null, error: (error as Error).message };
+        return { ok: false, schema: null, error: (error as Error).message, warnings };
       }
     },
     internals: { db, bus },

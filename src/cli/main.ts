@@ -15,9 +15,15 @@ function print(value: unknown): void {
   process.stdout.write(`${typeof value === 'string' ? value : JSON.stringify(value, null, 2)}\n`);
 }
 
-async function withDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T> {
+/**
+ * A raw database handle. `owner`: the migration commands connect as the role that owns the
+ * tables (AGENTSTORE_MIGRATE_DATABASE_URL) when one is configured, since the server's role
+ * may not run DDL.
+ */
+async function withDatabase<T>(fn: (db: Database) => Promise<T>, options: { owner?: boolean } = {}): Promise<T> {
   const { store } = loadConfig();
-  const db = createDatabase({ database: store.database, postgres: store.postgres, sqlite: store.sqlite });
+  const database = (options.owner ? store.migrateDatabase : undefined) ?? store.database;
+  const db = createDatabase({ database, postgres: store.postgres, sqlite: store.sqlite });
   try {
     return await fn(db);
   } finally {
@@ -69,12 +75,12 @@ migrate
       const status = await migrationStatus(db);
       print(`schema version ${status.current} of ${status.latest} (${status.upToDate ? 'up to date' : 'NOT up to date'})`);
       for (const m of status.migrations) print(`  ${String(m.version).padStart(4, '0')} ${m.name.padEnd(32)} ${m.state}${m.appliedAt ? `  ${m.appliedAt}` : ''}`);
-    }),
+    }, { owner: true }),
   );
 migrate
   .command('plan')
   .description('print the SQL that `migrate up` would run')
-  .action(() => withDatabase(async (db) => print((await migrationPlan(db)) || '-- nothing to apply')));
+  .action(() => withDatabase(async (db) => print((await migrationPlan(db)) || '-- nothing to apply'), { owner: true }));
 migrate
   .command('up')
   .description('apply pending migrations, each in its own transaction')
@@ -83,7 +89,7 @@ migrate
     withDatabase(async (db) => {
       const applied = await migrateUp(db, opts.to !== undefined ? { target: opts.to } : {});
       print(applied.length ? `applied ${applied.join(', ')}` : 'nothing to apply');
-    }),
+    }, { owner: true }),
   );
 
 program
@@ -114,12 +120,14 @@ program
       // a tenant context, even to the tables' owner: count tenant tables tenant by tenant.
       const count = async (trx: Database['kysely'], table: string) =>
         Number((await sql<{ n: string | number }>`select count(*) as n from ${sql.table(table)}`.execute(trx)).rows[0]?.n ?? 0);
+      // `tenants` itself is visible to the system context only (migration 0003).
       const tenantIds =
-        db.dialect === 'postgres' ? (await db.kysely.selectFrom('tenants').select('id').execute()).map((t) => t.id) : undefined;
+        db.dialect === 'postgres' ? (await db.inSystem((trx) => trx.selectFrom('tenants').select('id').execute(), { readOnly: true })).map((t) => t.id) : undefined;
       for (const table of ['tenants', ...TENANT_TABLES]) {
         try {
           let n = 0;
-          if (!tenantIds || table === 'tenants') n = await count(db.kysely, table);
+          if (table === 'tenants') n = await db.inSystem((trx) => count(trx, table), { readOnly: true });
+          else if (!tenantIds) n = await count(db.kysely, table);
           else for (const id of tenantIds) n += await db.inTenant(id, (trx) => count(trx, table), { readOnly: true });
           print(`  ${table.padEnd(18)} ${n}`);
         } catch {

@@ -11,6 +11,7 @@ export async function serve(): Promise<void> {
   const store = await openStore(config.store, { bootstrapServiceKey: true });
   const app = await buildApp(store, { server: config.server });
   for (const line of describeBackends(config.store)) app.log.info({ backend: line }, line);
+  for (const warning of store.securityWarnings) app.log.warn({ security: warning }, warning);
   if (store.generatedServiceKey) {
     // Printed once, to stdout, outside the JSON log: only its hash is stored.
     process.stdout.write(

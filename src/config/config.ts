@@ -42,11 +42,32 @@ export function isUserEditableClaim(path: string): boolean {
   return /^(user_metadata|raw_user_meta_data)(\.|$)/.test(path);
 }
 
+export interface TenantLimits {
+  /** Collections one tenant may have (defined, or created by a first record write). */
+  readonly collections: number;
+  /** Declared indexes over all of one tenant's collections. */
+  readonly declaredIndexes: number;
+}
+
+export const DEFAULT_TENANT_LIMITS: TenantLimits = { collections: 100, declaredIndexes: 64 };
+
 export interface StoreConfig {
   readonly dataDir: string;
   readonly database: DatabaseConfig;
   /** Apply pending migrations when the store opens. */
   readonly migrateOnStart: boolean;
+  /**
+   * PostgreSQL: where migrations run, as the role that owns the tables (and may run DDL),
+   * when that is not the server's own role. Unset: migrations use `database`.
+   */
+  readonly migrateDatabase?: DatabaseConfig;
+  /**
+   * PostgreSQL: refuse to start when the server's role could step around row-level
+   * security (superuser, BYPASSRLS, or owner of the tables); otherwise only warn.
+   */
+  readonly requireRls: boolean;
+  /** Per-tenant bounds on what costs every tenant (declared indexes sit on the one shared records table). */
+  readonly tenantLimits: TenantLimits;
   readonly postgres: {
     readonly poolMax: number;
     readonly statementTimeoutMs: number;

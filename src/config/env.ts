@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { AgentstoreError } from '../core/errors.js';
 import { ROLES, type Role } from '../core/context.js';
-import { JWT_TIMING_DEFAULTS, defaultSqliteFile, isUserEditableClaim, sqliteDatabase, type Config, type DatabaseConfig, type JwtConfig } from './config.js';
+import { DEFAULT_TENANT_LIMITS, JWT_TIMING_DEFAULTS, defaultSqliteFile, isUserEditableClaim, sqliteDatabase, type Config, type DatabaseConfig, type JwtConfig } from './config.js';
 import { sqliteDriverVersion } from '../db/sqlite-driver.js';
 import { sslFromUrl } from '../db/postgres-connection.js';
 
@@ -128,6 +128,11 @@ export function loadConfig(env: Env = process.env): Config {
   const database = dbUrl
     ? parseDatabaseUrl(dbUrl.value, dataDir, dbUrl.name)
     : sqliteDatabase(defaultSqliteFile(dataDir));
+  const migrateUrl = pick(env, 'AGENTSTORE_MIGRATE_DATABASE_URL');
+  const migrateDatabase = migrateUrl ? parseDatabaseUrl(migrateUrl.value, dataDir, migrateUrl.name) : undefined;
+  if (migrateDatabase && migrateDatabase.kind !== database.kind) {
+    throw AgentstoreError.config('AGENTSTORE_MIGRATE_DATABASE_URL', `must point at the same kind of database as DATABASE_URL (${database.kind})`);
+  }
   const serviceKey = pick(env, 'AGENTSTORE_SERVICE_KEY')?.value;
   if (serviceKey !== undefined && serviceKey.length < 24) {
     throw AgentstoreError.config('AGENTSTORE_SERVICE_KEY', 'must be at least 24 characters');
@@ -138,6 +143,12 @@ export function loadConfig(env: Env = process.env): Config {
       dataDir,
       database,
       migrateOnStart: boolean(env, 'AGENTSTORE_MIGRATE_ON_START', database.kind === 'sqlite'),
+      ...(migrateDatabase ? { migrateDatabase } : {}),
+      requireRls: boolean(env, 'AGENTSTORE_REQUIRE_RLS', false),
+      tenantLimits: {
+        collections: integer(env, 'AGENTSTORE_MAX_COLLECTIONS_PER_TENANT', DEFAULT_TENANT_LIMITS.collections, 1, 100_000),
+        declaredIndexes: integer(env, 'AGENTSTORE_MAX_INDEXES_PER_TENANT', DEFAULT_TENANT_LIMITS.declaredIndexes, 0, 10_000),
+      },
       postgres: {
         poolMax: integer(env, 'AGENTSTORE_PG_POOL_MAX', 10, 1, 1000),
         statementTimeoutMs: integer(env, 'AGENTSTORE_PG_STATEMENT_TIMEOUT_MS', 30_000, 100, 3_600_000),
@@ -200,7 +211,9 @@ export function describeBackends(store: Config['store']): string[] {
     db.kind === 'sqlite'
       ? `database: sqlite ${db.file} (WAL, synchronous=${store.sqlite.synchronous}, better-sqlite3 ${sqliteDriverVersion})`
       : `database: postgres ${redactUrl(db.url)} (pool max ${store.postgres.poolMax}, statement timeout ${store.postgres.statementTimeoutMs} ms)`,
-    `migrations: ${store.migrateOnStart ? 'applied at start' : 'checked at start (run `agentstore migrate up` to apply)'}`,
+    `migrations: ${store.migrateOnStart ? 'applied at start' : 'checked at start (run `agentstore migrate up` to apply)'}${
+      store.migrateDatabase?.kind === 'postgres' ? ` as ${redactUrl(store.migrateDatabase.url)}` : ''
+    }`,
     'event bus: in-process (single instance)',
   ];
   const jwt = store.auth.jwt;

@@ -356,10 +356,12 @@ function openPostgres(url: string, options: StoreConfig['postgres'], retry: Retr
   const timeout = Math.trunc(options.statementTimeoutMs);
   // One round trip opens the transaction and sets everything that must not outlive it:
   // behind pgbouncer in transaction mode there is no session state to rely on.
-  const begin = (tenant: string, readOnly: boolean | undefined, indexOrder?: boolean) =>
+  // The system context (`inSystem`) is a distinct setting, not an empty tenant: the
+  // policies of `tenants` and `service_keys` admit it, and no tenant table's does.
+  const begin = (tenant: string, readOnly: boolean | undefined, indexOrder?: boolean, system?: boolean) =>
     `begin${readOnly ? ' read only' : ''}; select set_config('app.tenant_id', '${tenant}', true), set_config('statement_timeout', '${timeout}', true)${
       indexOrder ? ", set_config('enable_sort', 'off', true)" : ''
-    }`;
+    }${system ? ", set_config('app.system', 'on', true)" : ''}`;
   // A batch of statements on one client; a failed statement leaves the transaction open
   // and aborted, so it is rolled back before the client goes back to the pool.
   const runBatch = (text: string): Promise<pg.QueryResult[]> =>
@@ -381,8 +383,8 @@ function openPostgres(url: string, options: StoreConfig['postgres'], retry: Retr
   let nextShape = 0;
   // Half the pool at most for scans: point reads and writes of every tenant keep connections.
   const gate = scanGate(Math.max(1, Math.floor(options.poolMax / 2)));
-  const transaction = <T>(tenantId: string, fn: (trx: Executor) => Promise<T>, opts: TransactionOptions | undefined): Promise<T> => {
-    const run = () => tracked(() => runTransaction(kysely, begin(tenantId, opts?.readOnly, opts?.indexOrder), fn));
+  const transaction = <T>(tenantId: string, fn: (trx: Executor) => Promise<T>, opts: TransactionOptions | undefined, system = false): Promise<T> => {
+    const run = () => tracked(() => runTransaction(kysely, begin(tenantId, opts?.readOnly, opts?.indexOrder, system), fn));
     return opts?.scan && opts.readOnly ? gate.run(tenantId, run) : run();
   };
   const database: Database = {
@@ -392,7 +394,7 @@ function openPostgres(url: string, options: StoreConfig['postgres'], retry: Retr
       assertTenantId(tenantId);
       return transaction(tenantId, fn, opts);
     },
-    inSystem: (fn, opts) => transaction('', fn, opts),
+    inSystem: (fn, opts) => transaction('', fn, opts, true),
     readOne: <R>(tenantId: string, query: CompiledQuery<R>) => {
       assertTenantId(tenantId);
       const text = inlineParameters(query);

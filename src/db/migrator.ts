@@ -50,18 +50,33 @@ async function ensureTable(db: Database): Promise<void> {
 }
 
 async function tableExists(db: Database): Promise<boolean> {
+  // PostgreSQL: the catalog, not information_schema, which lists only the tables the role
+  // has a privilege on, and so would call a database the runtime role may not read empty.
   const query =
     db.dialect === 'sqlite'
       ? sql<{ n: number }>`select count(*) as n from sqlite_master where type = 'table' and name = 'schema_migrations'`
-      : sql<{ n: number }>`select count(*)::int as n from information_schema.tables where table_schema = current_schema() and table_name = 'schema_migrations'`;
+      : sql<{ n: number }>`select count(*)::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = current_schema() and c.relname = 'schema_migrations' and c.relkind = 'r'`;
   const { rows } = await query.execute(db.kysely);
   return Number(rows[0]?.n ?? 0) > 0;
 }
 
+async function appliedRows(db: Database) {
+  try {
+    return await db.kysely.selectFrom('schema_migrations').selectAll().orderBy('version').execute();
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== '42501') throw error;
+    throw new AgentstoreError(
+      'agentstore.schema_mismatch',
+      'this database role may not read schema_migrations: the schema predates migration 3 (least privilege), or the role is not a member of agentstore_runtime; ' +
+        'run `agentstore migrate up` as the owner role (AGENTSTORE_MIGRATE_DATABASE_URL) and grant agentstore_runtime to this role (docs/operations.md)',
+      {},
+      { cause: error },
+    );
+  }
+}
+
 export async function migrationStatus(db: Database, migrations: readonly Migration[] = MIGRATIONS): Promise<SchemaStatus> {
-  const applied = (await tableExists(db))
-    ? await db.kysely.selectFrom('schema_migrations').selectAll().orderBy('version').execute()
-    : [];
+  const applied = (await tableExists(db)) ? await appliedRows(db) : [];
   const byVersion = new Map(applied.map((row) => [Number(row.version), row]));
   const known = new Set(migrations.map((m) => m.version));
   const statuses: MigrationStatus[] = migrations.map((m) => {

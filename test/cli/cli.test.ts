@@ -41,7 +41,8 @@ forEachBackend(
       env = { AGENTSTORE_DATA_DIR: dataDir };
       if (backend.dialect === 'postgres') {
         database = await createTestDatabase(backend);
-        env = { ...env, DATABASE_URL: database.url };
+        // The CLI migrates as the owner role; everything else runs as the runtime role.
+        env = { ...env, DATABASE_URL: database.url, AGENTSTORE_MIGRATE_DATABASE_URL: database.ownerUrl };
       }
     });
     afterEach(killChildren);

@@ -166,7 +166,7 @@ forEachBackend(
       expect(error.stderr).toMatch(/^agentstore: [^\n]*schema[^\n]*run `agentstore migrate up`[^\n]*\n$/);
       expect(error.stderr).not.toContain('s3cret');
 
-      const migrated = await runCli(['migrate', 'up'], env);
+      const migrated = await runCli(['migrate', 'up'], { ...env, AGENTSTORE_MIGRATE_DATABASE_URL: database.ownerUrl });
       expect(migrated.code, migrated.stderr).toBe(0);
       expect(migrated.stdout).toMatch(/^applied 1, 2/);
 

@@ -14,8 +14,9 @@
  * Backends: `sqlite` (a temp file, or `:memory:`), `postgres` (direct), `pgbouncer`
  * (PostgreSQL through pgbouncer in transaction mode, started by global-setup.ts). Narrow
  * them with `AGENTSTORE_TEST_BACKENDS=sqlite,postgres`. PostgreSQL stores connect as the
- * unprivileged `agentstore_app` role that owns its database, so row-level security is in
- * force in every PostgreSQL test. A backend whose service is missing skips with the
+ * runtime role `agentstore_app`, which owns nothing; migrations run as `agentstore_owner`
+ * (see pg-admin.ts), so row-level security is in force in every PostgreSQL test and the
+ * store's role could not turn it off. A backend whose service is missing skips with the
  * reason in the suite title, except under `CI=true`, where it fails.
  */
 import fs from 'node:fs';
@@ -28,7 +29,7 @@ import { migrateUp } from '../../src/db/migrator.js';
 import { parseDatabaseUrl } from '../../src/config/env.js';
 import type { RateLimiter } from '../../src/ports/rate-limiter.js';
 import { isCi, selectedBackends, type BackendAvailability, type BackendName, type ProvidedBackends } from './backend-names.js';
-import { appUrl, createPgDatabase, dropPgDatabase } from './pg-admin.js';
+import { appUrl, createPgDatabase, dropPgDatabase, ownerUrl } from './pg-admin.js';
 
 export { type BackendName } from './backend-names.js';
 
@@ -99,8 +100,13 @@ export function forEachBackend(title: string, fn: (backend: Backend) => void, op
 
 export interface TestDatabase {
   readonly backend: Backend;
-  /** The DATABASE_URL a store uses (through pgbouncer for that backend). */
+  /** The DATABASE_URL a store uses, as the runtime role (through pgbouncer for that backend). */
   readonly url: string;
+  /**
+   * The AGENTSTORE_MIGRATE_DATABASE_URL: as the owner role, which migrates (through
+   * pgbouncer for that backend); equals `url` on SQLite.
+   */
+  readonly ownerUrl: string;
   /** A direct URL as agentstore_app (never through pgbouncer); equals `url` on SQLite. */
   readonly directUrl: string;
   /** PostgreSQL database name, or the SQLite file path (`:memory:` for memory). */
@@ -118,17 +124,18 @@ export interface TestDatabaseOptions {
 export async function createTestDatabase(backend: Backend, options: TestDatabaseOptions = {}): Promise<TestDatabase> {
   if (backend.dialect === 'sqlite') {
     if (options.sqlite === 'memory') {
-      return { backend, url: 'sqlite::memory:', directUrl: 'sqlite::memory:', name: ':memory:', drop: async () => undefined };
+      return { backend, url: 'sqlite::memory:', ownerUrl: 'sqlite::memory:', directUrl: 'sqlite::memory:', name: ':memory:', drop: async () => undefined };
     }
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentstore-test-'));
     const file = path.join(dir, 'agentstore.db');
     const url = `sqlite:${file}`;
-    return { backend, url, directUrl: url, name: file, drop: async () => fs.rmSync(dir, { recursive: true, force: true }) };
+    return { backend, url, ownerUrl: url, directUrl: url, name: file, drop: async () => fs.rmSync(dir, { recursive: true, force: true }) };
   }
   const name = await createPgDatabase();
   const directUrl = appUrl(name);
-  const url = backend.name === 'pgbouncer' ? appUrl(name, { host: '127.0.0.1', port: pgbouncerPort() }) : directUrl;
-  return { backend, url, directUrl, name, drop: () => dropPgDatabase(name) };
+  const via = backend.name === 'pgbouncer' ? { host: '127.0.0.1', port: pgbouncerPort() } : undefined;
+  const url = via ? appUrl(name, via) : directUrl;
+  return { backend, url, ownerUrl: ownerUrl(name, via), directUrl, name, drop: () => dropPgDatabase(name) };
 }
 
 /**
@@ -140,7 +147,7 @@ export async function createMigratedTestDatabase(backend: Backend, options: Test
   if (options.sqlite === 'memory') throw new Error('an in-memory SQLite database cannot outlive the store that migrates it');
   const database = await createTestDatabase(backend, options);
   try {
-    const db = openTestDb(database);
+    const db = openTestDb(database, { role: 'owner' });
     try {
       await migrateUp(db);
     } finally {
@@ -153,10 +160,13 @@ export async function createMigratedTestDatabase(backend: Backend, options: Test
   }
 }
 
-/** A low-level `Database` handle (no migrations run) for migrator and RLS tests. */
-export function openTestDb(database: TestDatabase, options: { poolMax?: number } = {}): Database {
+/**
+ * A low-level `Database` handle (no migrations run) for migrator and RLS tests: as the
+ * owner role by default (migrations), or as the runtime role the stores use.
+ */
+export function openTestDb(database: TestDatabase, options: { poolMax?: number; role?: 'owner' | 'runtime' } = {}): Database {
   return createDatabase({
-    database: parseDatabaseUrl(database.url, os.tmpdir()),
+    database: parseDatabaseUrl((options.role ?? 'owner') === 'owner' ? database.ownerUrl : database.url, os.tmpdir()),
     postgres: { poolMax: options.poolMax ?? 5, statementTimeoutMs: 30_000, applicationName: 'agentstore-test' },
   });
 }
@@ -188,7 +198,13 @@ export async function openTestStore(backend: Backend, options: TestStoreOptions 
   try {
     const { bootstrapServiceKey, ...storeOptions } = options.store ?? {};
     const config = resolveStoreConfig(
-      { dataDir: path.join(os.tmpdir(), 'agentstore-test-data'), migrateOnStart: true, ...storeOptions, databaseUrl: database.url },
+      {
+        dataDir: path.join(os.tmpdir(), 'agentstore-test-data'),
+        migrateOnStart: true,
+        ...storeOptions,
+        databaseUrl: database.url,
+        ...(database.backend.dialect === 'postgres' ? { migrateDatabaseUrl: database.ownerUrl } : {}),
+      },
       {},
     );
     const store = await openStore(config, {

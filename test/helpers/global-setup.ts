@@ -1,7 +1,7 @@
 /**
  * vitest globalSetup: runs once per `vitest run`, in the main process, before any worker.
  *
- * - checks that PostgreSQL answers and creates the `agentstore_app` role;
+ * - checks that PostgreSQL answers and creates the test roles (owner, runtime: pg-admin.ts);
  * - starts one pgbouncer (transaction mode) for the whole run on a free port;
  * - hands the outcome to the test files through `provide('agentstoreBackends')`, which
  *   `test/helpers/backends.ts` reads with `inject`.
@@ -11,7 +11,7 @@
  */
 import type { TestProject } from 'vitest/node';
 import { selectedBackends, type ProvidedBackends } from './backend-names.js';
-import { ensureAppRole, probePostgres, withAdmin } from './pg-admin.js';
+import { ensureTestRoles, probePostgres, withAdmin } from './pg-admin.js';
 import { findPgbouncer, startPgbouncer, type RunningPgbouncer } from './pgbouncer.js';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
@@ -28,7 +28,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       provided.postgres = { available: false, reason: unreachable };
       provided.pgbouncer = { available: false, reason: unreachable };
     } else {
-      await withAdmin(ensureAppRole);
+      await withAdmin(ensureTestRoles);
       if (wanted.includes('postgres')) provided.postgres = { available: true };
       if (wanted.includes('pgbouncer')) {
         const binary = findPgbouncer();

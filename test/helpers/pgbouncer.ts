@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { APP_PASSWORD, APP_ROLE, PG_ADMIN_URL } from './pg-admin.js';
+import { APP_PASSWORD, APP_ROLE, OWNER_PASSWORD, OWNER_ROLE, PG_ADMIN_URL } from './pg-admin.js';
 
 export interface RunningPgbouncer {
   readonly port: number;
@@ -83,7 +83,7 @@ export async function startPgbouncer(binary: string, preferredPort = 6439): Prom
   // itself presents to PostgreSQL, so the harness also works where the server wants one.
   fs.writeFileSync(
     path.join(dir, 'userlist.txt'),
-    `"${adminUser}" "${adminPassword.replaceAll('"', '""')}"\n"${APP_ROLE}" "${APP_PASSWORD}"\n`,
+    `"${adminUser}" "${adminPassword.replaceAll('"', '""')}"\n"${APP_ROLE}" "${APP_PASSWORD}"\n"${OWNER_ROLE}" "${OWNER_PASSWORD}"\n`,
     { mode: 0o644 },
   );
   fs.writeFileSync(

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
+import { DEFAULT_TENANT_LIMITS, type TenantLimits } from '../../config/config.js';
 import { AgentstoreError } from '../../core/errors.js';
 import { requireRole, type TenantContext } from '../../core/context.js';
 import { afterKey, decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../../core/cursor.js';
@@ -10,7 +11,7 @@ import { isIndexRowTooLarge, isUniqueViolation } from '../../db/errors.js';
 import type { CollectionsTable, RecordsTable } from '../../db/schema.js';
 import type { UnitOfWork, UnitOfWorkRunner } from '../../db/unit-of-work.js';
 import { compileFilter, parseFilter } from './filter.js';
-import { indexExpression, parseFieldPath, pgPathChangedByQuoting } from './json-path.js';
+import { indexExpression, parseFieldPath } from './json-path.js';
 import { indexGivesOrder, selectPage } from './list-query.js';
 import { deleteAllRecords } from './purge.js';
 import { cursorTypes, cursorValue, keysetAfter, parseSort, sortScope } from './sort.js';
@@ -37,6 +38,38 @@ export interface CollectionsService {
 }
 
 const MAX_INDEXES = 16;
+
+/**
+ * Serialises, per tenant, the transactions that add a collection or declared indexes, so
+ * that two concurrent ones cannot both count under the limit and both commit. SQLite
+ * serialises all writers already.
+ */
+async function lockTenantCollections(trx: Executor, dialect: Database['dialect'], tenantId: string): Promise<void> {
+  if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(${`agentstore.collections:${tenantId}`}))`.execute(trx);
+}
+
+/** The tenant's collections and their declared indexes, leaving out `except`. */
+async function tenantUsage(trx: Executor, dialect: Database['dialect'], tenantId: string, except?: string): Promise<{ collections: number; indexes: number }> {
+  const length = dialect === 'sqlite' ? sql`json_array_length(indexes)` : sql`jsonb_array_length(indexes)`;
+  const { rows } = await sql<{ collections: number | string; indexes: number | string | null }>`
+    select count(*) as collections, sum(${length}) as indexes from collections
+    where tenant_id = ${tenantId} and name <> ${except ?? ''}`.execute(trx);
+  return { collections: Number(rows[0]?.collections ?? 0), indexes: Number(rows[0]?.indexes ?? 0) };
+}
+
+function tooManyCollections(limits: TenantLimits): AgentstoreError {
+  return new AgentstoreError('agentstore.conflict', `this tenant has its limit of ${limits.collections} collections; delete one first`, {
+    errors: [{ field: 'collection', message: `at most ${limits.collections} collections per tenant` }],
+  });
+}
+
+function tooManyIndexes(limits: TenantLimits, others: number, wanted: number): AgentstoreError {
+  return new AgentstoreError(
+    'agentstore.conflict',
+    `this tenant may declare at most ${limits.declaredIndexes} indexes over all its collections; its other collections have ${others}, this one asks for ${wanted}`,
+    { errors: [{ field: 'indexes', message: `at most ${limits.declaredIndexes} declared indexes per tenant` }] },
+  );
+}
 // Idempotency keys are remembered this long; a retry after that is a new request.
 const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
 
@@ -67,32 +100,34 @@ function toCollection(row: CollectionsTable): Collection {
  * index. The name is a hash because tenant and collection do not fit PostgreSQL's 63
  * characters.
  */
-function indexName(tenantId: string, collection: string, field: string, generation = ''): string {
-  return `records_f_${createHash('sha256').update(`${tenantId}\0${collection}\0${field}${generation}`).digest('hex').slice(0, 24)}`;
+function indexName(tenantId: string, collection: string, field: string): string {
+  return `records_f_${createHash('sha256').update(`${tenantId}\0${collection}\0${field}`).digest('hex').slice(0, 24)}`;
+}
+
+
+/** Tenant ids are UUIDs and collection names a quote-free alphabet (both validated), so they are safe as literals. */
+function createIndexSql(tenantId: string, collection: string, segments: readonly string[]): string {
+  return (
+    `CREATE INDEX IF NOT EXISTS ${indexName(tenantId, collection, segments.join('.'))} ON records (${indexExpression('sqlite', segments)}) ` +
+    `WHERE tenant_id = '${tenantId}' AND collection = '${collection}'`
+  );
 }
 
 /**
- * The names a declared index has had, the current one first. On PostgreSQL an index on a path
- * with a NULL segment was built on an unquoted `'{NULL}'` (an SQL NULL element) and never
- * served; under its old name, CREATE INDEX IF NOT EXISTS would keep it, so it gets a new one.
+ * Builds a declared index. On PostgreSQL the server's role owns no table and may not run
+ * CREATE INDEX: migration 0003's SECURITY DEFINER function does it for the tenant of the
+ * transaction (never one named by the caller), after checking the name and path again.
  */
-function indexNames(dialect: Database['dialect'], tenantId: string, collection: string, field: string): string[] {
-  const first = indexName(tenantId, collection, field);
-  if (dialect !== 'postgres' || !pgPathChangedByQuoting(field.split('.'))) return [first];
-  return [indexName(tenantId, collection, field, '\0quoted'), first];
-}
-
-/** Tenant ids are UUIDs and collection names a quote-free alphabet (both validated), so they are safe as literals. */
 async function createIndex(trx: Executor, dialect: Database['dialect'], tenantId: string, collection: string, segments: readonly string[]): Promise<void> {
-  const [name, ...before] = indexNames(dialect, tenantId, collection, segments.join('.'));
-  for (const old of before) await sql.raw(`DROP INDEX IF EXISTS ${old}`).execute(trx);
-  await sql
-    .raw(`CREATE INDEX IF NOT EXISTS ${name} ON records (${indexExpression(dialect, segments)}) WHERE tenant_id = '${tenantId}' AND collection = '${collection}'`)
-    .execute(trx);
+  if (dialect === 'sqlite') await sql.raw(createIndexSql(tenantId, collection, segments)).execute(trx);
+  else await sql`select agentstore_create_record_index(${collection}, ${[...segments]}::text[])`.execute(trx);
 }
 
 async function dropIndexes(trx: Executor, dialect: Database['dialect'], tenantId: string, collection: string, fields: readonly string[]): Promise<void> {
-  for (const field of fields) for (const name of indexNames(dialect, tenantId, collection, field)) await sql.raw(`DROP INDEX IF EXISTS ${name}`).execute(trx);
+  for (const field of fields) {
+    if (dialect === 'sqlite') await sql.raw(`DROP INDEX IF EXISTS ${indexName(tenantId, collection, field)}`).execute(trx);
+    else await sql`select agentstore_drop_record_index(${collection}, ${field.split('.')}::text[])`.execute(trx);
+  }
 }
 
 /** PostgreSQL refuses an index entry over ~2.7 kB: that is the caller's value, not a server fault. */
@@ -140,8 +175,9 @@ function recordJson(row: RecordText): string {
   return `{"id":${JSON.stringify(row.id)},"version":${Number(row.version)},"createdAt":${JSON.stringify(row.created_at)},"updatedAt":${JSON.stringify(row.updated_at)},"data":${row.data}}`;
 }
 
-export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRunner }): CollectionsService {
+export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRunner; limits?: TenantLimits }): CollectionsService {
   const { db, uow } = deps;
+  const limits = deps.limits ?? DEFAULT_TENANT_LIMITS;
   const dialect = db.dialect;
   const readRecord = db.prepareRead<RecordText>(RECORD_BY_ID);
   const loadText = async (ctx: TenantContext, collection: string, id: string): Promise<RecordText> => {
@@ -160,6 +196,13 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
   const ensureCollection = async (w: UnitOfWork, name: string): Promise<CollectionsTable> => {
     const existing = await loadCollection(w.trx, w.ctx, name);
     if (existing) return existing;
+    await lockTenantCollections(w.trx, dialect, w.ctx.tenantId);
+    // Under the lock a concurrent first write may have created it meanwhile: count it then.
+    if ((await tenantUsage(w.trx, dialect, w.ctx.tenantId, name)).collections >= limits.collections) {
+      const created = await loadCollection(w.trx, w.ctx, name);
+      if (created) return created;
+      throw tooManyCollections(limits);
+    }
     const row: CollectionsTable = { tenant_id: w.ctx.tenantId, name, schema: null, indexes: '[]', version: 1, created_at: w.now, updated_at: w.now };
     // Concurrent first writes race to create the row: the losers (PostgreSQL, which does not
     // serialise writers as SQLite's BEGIN IMMEDIATE does) use the winner's row instead of
@@ -257,10 +300,17 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
         return path.segments;
       });
       const run = () => uow.write(ctx, async (w) => {
+        await lockTenantCollections(w.trx, dialect, ctx.tenantId);
         let load = w.trx.selectFrom('collections').selectAll().where('tenant_id', '=', ctx.tenantId).where('name', '=', name);
         // Concurrent redefinitions must not both compute the same next version.
         if (dialect === 'postgres') load = load.forUpdate();
         const existing = await load.executeTakeFirst();
+        if (!existing || indexes !== undefined) {
+          const usage = await tenantUsage(w.trx, dialect, ctx.tenantId, name);
+          if (!existing && usage.collections >= limits.collections) throw tooManyCollections(limits);
+          const wanted = indexes?.length ?? 0;
+          if (usage.indexes + wanted > limits.declaredIndexes) throw tooManyIndexes(limits, usage.indexes, wanted);
+        }
         const row: CollectionsTable = {
           tenant_id: ctx.tenantId,
           name,
