@@ -72,6 +72,8 @@ export function resolveStoreConfig(options: StoreOptions = {}, env: NodeJS.Proce
     postgres: { ...fromEnv.postgres, ...options.postgres },
     sqlite: { ...fromEnv.sqlite, ...options.sqlite },
     auth: { ...fromEnv.auth, ...options.auth },
+    ...(options.migrateDatabase ? { migrateDatabase: options.migrateDatabase } : {}),
+    requireRls: options.requireRls ?? fromEnv.requireRls,
     tenantLimits: { ...fromEnv.tenantLimits, ...options.tenantLimits },
   };
 }
