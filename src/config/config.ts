@@ -42,14 +42,21 @@ export function isUserEditableClaim(path: string): boolean {
   return /^(user_metadata|raw_user_meta_data)(\.|$)/.test(path);
 }
 
+/**
+ * Bounds on what one tenant's requests cost the others. Every declared index is a partial
+ * index on the one shared records table, and every tenant's insert pays for all of them
+ * (docs/architecture.md, "Declared indexes"), hence a cap over all tenants as well.
+ */
 export interface TenantLimits {
   /** Collections one tenant may have (defined, or created by a first record write). */
   readonly collections: number;
   /** Declared indexes over all of one tenant's collections. */
   readonly declaredIndexes: number;
+  /** Declared indexes in the whole database, over all tenants. */
+  readonly declaredIndexesTotal: number;
 }
 
-export const DEFAULT_TENANT_LIMITS: TenantLimits = { collections: 100, declaredIndexes: 64 };
+export const DEFAULT_TENANT_LIMITS: TenantLimits = { collections: 100, declaredIndexes: 32, declaredIndexesTotal: 256 };
 
 export interface StoreConfig {
   readonly dataDir: string;

@@ -148,6 +148,7 @@ export function loadConfig(env: Env = process.env): Config {
       tenantLimits: {
         collections: integer(env, 'AGENTSTORE_MAX_COLLECTIONS_PER_TENANT', DEFAULT_TENANT_LIMITS.collections, 1, 100_000),
         declaredIndexes: integer(env, 'AGENTSTORE_MAX_INDEXES_PER_TENANT', DEFAULT_TENANT_LIMITS.declaredIndexes, 0, 10_000),
+        declaredIndexesTotal: integer(env, 'AGENTSTORE_MAX_DECLARED_INDEXES', DEFAULT_TENANT_LIMITS.declaredIndexesTotal, 0, 100_000),
       },
       postgres: {
         poolMax: integer(env, 'AGENTSTORE_PG_POOL_MAX', 10, 1, 1000),

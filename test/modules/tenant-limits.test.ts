@@ -11,14 +11,14 @@ import { forEachBackend, useTestStore } from '../helpers/backends.js';
 import { expectError, newTenant, snapshotCounts } from '../helpers/fixtures.js';
 import { bearer, createTenant, expectProblem, useHttp } from '../http/http-kit.js';
 
-const LIMITS = { collections: 3, declaredIndexes: 4 };
+const LIMITS = { collections: 3, declaredIndexes: 4, declaredIndexesTotal: 10_000 };
 
 describe('tenant limit configuration', () => {
-  it('defaults, and reads AGENTSTORE_MAX_COLLECTIONS_PER_TENANT / AGENTSTORE_MAX_INDEXES_PER_TENANT', () => {
+  it('defaults, and reads AGENTSTORE_MAX_COLLECTIONS_PER_TENANT / AGENTSTORE_MAX_INDEXES_PER_TENANT / AGENTSTORE_MAX_DECLARED_INDEXES', () => {
     expect(loadConfig({}).store.tenantLimits).toEqual(DEFAULT_TENANT_LIMITS);
-    expect(DEFAULT_TENANT_LIMITS).toEqual({ collections: 100, declaredIndexes: 64 });
-    const env = { AGENTSTORE_MAX_COLLECTIONS_PER_TENANT: '7', AGENTSTORE_MAX_INDEXES_PER_TENANT: '0' };
-    expect(loadConfig(env).store.tenantLimits).toEqual({ collections: 7, declaredIndexes: 0 });
+    expect(DEFAULT_TENANT_LIMITS).toEqual({ collections: 100, declaredIndexes: 32, declaredIndexesTotal: 256 });
+    const env = { AGENTSTORE_MAX_COLLECTIONS_PER_TENANT: '7', AGENTSTORE_MAX_INDEXES_PER_TENANT: '0', AGENTSTORE_MAX_DECLARED_INDEXES: '9' };
+    expect(loadConfig(env).store.tenantLimits).toEqual({ collections: 7, declaredIndexes: 0, declaredIndexesTotal: 9 });
   });
 
   it.each([
@@ -26,6 +26,7 @@ describe('tenant limit configuration', () => {
     ['AGENTSTORE_MAX_COLLECTIONS_PER_TENANT', 'many'],
     ['AGENTSTORE_MAX_INDEXES_PER_TENANT', '-1'],
     ['AGENTSTORE_MAX_INDEXES_PER_TENANT', '1e3'],
+    ['AGENTSTORE_MAX_DECLARED_INDEXES', '-5'],
   ])('refuses %s=%s naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^${name}: `));
   });
@@ -105,6 +106,42 @@ forEachBackend('tenant limits', (backend) => {
       const total = (await t.store.collections.listCollections(ctx)).items.reduce((n, c) => n + c.indexes.length, 0);
       expect(total).toBe(4);
     });
+  });
+});
+
+forEachBackend('declared indexes over all tenants', (backend) => {
+  // A database of its own: the cap counts every declared index in it.
+  const t = useTestStore(backend, { store: { tenantLimits: { collections: 10, declaredIndexes: 5, declaredIndexesTotal: 6 } } });
+
+  it('past the database-wide cap a define is a 409 naming `indexes`; replacing indexes, or fewer, fits', async () => {
+    const a = await newTenant(t.store);
+    const b = await newTenant(t.store);
+    await t.store.collections.define(a.ctx, 'x', { indexes: ['f1', 'f2', 'f3', 'f4'] });
+    const before = await snapshotCounts(t.store, b.ctx.tenantId);
+    await expectError(t.store.collections.define(b.ctx, 'y', { indexes: ['g1', 'g2', 'g3'] }), 'agentstore.conflict', { field: 'indexes', message: /limit of 6 declared indexes over all tenants/ });
+    expect(await snapshotCounts(t.store, b.ctx.tenantId)).toEqual(before);
+    await t.store.collections.define(b.ctx, 'y', { indexes: ['g1', 'g2'] });
+    // 6 of 6: swapping one of A's for another stays at 6; adding one more does not fit.
+    await t.store.collections.define(a.ctx, 'x', { indexes: ['f1', 'f2', 'f3', 'f5'] });
+    await expectError(t.store.collections.define(a.ctx, 'z', { indexes: ['h1'] }), 'agentstore.conflict', { field: 'indexes', message: /over all tenants/ });
+    // Deleting a collection frees its indexes.
+    await t.store.collections.deleteCollection(b.ctx, 'y');
+    await t.store.collections.define(a.ctx, 'z', { indexes: ['h1'] });
+  });
+
+});
+
+forEachBackend('declared indexes over all tenants, concurrently', (backend) => {
+  const t = useTestStore(backend, { store: { tenantLimits: { collections: 10, declaredIndexes: 5, declaredIndexesTotal: 6 } } });
+
+  it('of 4 tenants defining 3 indexes each at once, exactly 2 fit the cap of 6', async () => {
+    const tenants = await Promise.all(Array.from({ length: 4 }, () => newTenant(t.store)));
+    const results = await Promise.allSettled(tenants.map(({ ctx }) => t.store.collections.define(ctx, 'c', { indexes: ['a', 'b', 'c'] })));
+    for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'agentstore.conflict' });
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
+    let total = 0;
+    for (const { ctx } of tenants) for (const c of (await t.store.collections.listCollections(ctx)).items) total += c.indexes.length;
+    expect(total).toBe(6);
   });
 });
 

@@ -57,6 +57,33 @@ async function tenantUsage(trx: Executor, dialect: Database['dialect'], tenantId
   return { collections: Number(rows[0]?.collections ?? 0), indexes: Number(rows[0]?.indexes ?? 0) };
 }
 
+// The advisory lock that serialises, over all tenants, the transactions that add declared indexes.
+const DECLARED_INDEXES_LOCK = 727_401_114;
+
+/**
+ * Declared indexes in the whole database, from the catalog (which no RLS policy hides), under
+ * a database-wide lock so that concurrent defines of different tenants count one after
+ * another. Taken after the tenant's lock and the collection's row lock, never before them.
+ */
+async function declaredIndexesInDatabase(trx: Executor, dialect: Database['dialect']): Promise<number> {
+  const { rows } =
+    dialect === 'sqlite'
+      ? await sql<{ n: number }>`select count(*) as n from sqlite_master where type = 'index' and tbl_name = 'records' and substr(name, 1, 10) = 'records_f_'`.execute(trx)
+      : await (async () => {
+          await sql`select pg_advisory_xact_lock(${DECLARED_INDEXES_LOCK})`.execute(trx);
+          return sql<{ n: number }>`select count(*)::int as n from pg_indexes where schemaname = current_schema() and tablename = 'records' and substr(indexname, 1, 10) = 'records_f_'`.execute(trx);
+        })();
+  return Number(rows[0]?.n ?? 0);
+}
+
+function tooManyIndexesInDatabase(limits: TenantLimits): AgentstoreError {
+  return new AgentstoreError(
+    'agentstore.conflict',
+    `this server holds its limit of ${limits.declaredIndexesTotal} declared indexes over all tenants (each one slows every tenant's writes); ask the operator`,
+    { errors: [{ field: 'indexes', message: `at most ${limits.declaredIndexesTotal} declared indexes in this database` }] },
+  );
+}
+
 function tooManyCollections(limits: TenantLimits): AgentstoreError {
   return new AgentstoreError('agentstore.conflict', `this tenant has its limit of ${limits.collections} collections; delete one first`, {
     errors: [{ field: 'collection', message: `at most ${limits.collections} collections per tenant` }],
@@ -330,9 +357,16 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
         } else {
           await w.trx.insertInto('collections').values(row).execute();
         }
-        if (existing && indexes !== undefined) {
-          const kept = new Set(indexes.map((field) => parseFieldPath(field, 'indexes')).map((p) => (p.kind === 'data' ? p.segments.join('.') : '')));
-          const before = fromJsonColumn<string[]>(existing.indexes).map((field) => parseFieldPath(field, 'indexes')).map((p) => (p.kind === 'data' ? p.segments.join('.') : ''));
+        if (indexes !== undefined) {
+          const kept = new Set(paths.map((segments) => segments.join('.')));
+          const before = existing
+            ? fromJsonColumn<string[]>(existing.indexes).map((field) => parseFieldPath(field, 'indexes')).map((p) => (p.kind === 'data' ? p.segments.join('.') : ''))
+            : [];
+          const added = [...kept].filter((field) => !before.includes(field)).length;
+          if (added > 0) {
+            const removed = before.filter((field) => !kept.has(field)).length;
+            if ((await declaredIndexesInDatabase(w.trx, dialect)) - removed + added > limits.declaredIndexesTotal) throw tooManyIndexesInDatabase(limits);
+          }
           await dropIndexes(w.trx, dialect, ctx.tenantId, name, before.filter((field) => !kept.has(field)));
         }
         for (const segments of paths) await createIndex(w.trx, dialect, ctx.tenantId, name, segments).catch(mapIndexLimit);
