@@ -22,8 +22,9 @@ forEachBackend('write transactions', (backend) => {
   const now = () => new Date().toISOString();
   const insertTenant = (name: string) => (trx: Parameters<Parameters<Database['inSystem']>[0]>[0]) =>
     trx.insertInto('tenants').values({ id: uuidv7(), name, version: 1, created_at: now(), updated_at: now() }).execute();
+  // `tenants` is visible to the system context only (RLS, migration 0003 on PostgreSQL).
   const names = async (prefix: string) =>
-    (await db.kysely.selectFrom('tenants').select('name').where('name', 'like', `${prefix}%`).execute()).map((r) => r.name).sort();
+    (await db.inSystem((trx) => trx.selectFrom('tenants').select('name').where('name', 'like', `${prefix}%`).execute(), { readOnly: true })).map((r) => r.name).sort();
 
   it('of concurrent transactions, a failing one is rolled back alone and the others commit', async () => {
     const results = await Promise.allSettled(
@@ -59,7 +60,7 @@ forEachBackend('write transactions', (backend) => {
   it('each transaction sees the writes of those committed or batched before it', async () => {
     const counterId = uuidv7();
     await db.inSystem(insertTenant('wt3-counter'));
-    await db.kysely.updateTable('tenants').set({ id: counterId }).where('name', '=', 'wt3-counter').execute();
+    await db.inSystem((trx) => trx.updateTable('tenants').set({ id: counterId }).where('name', '=', 'wt3-counter').execute());
     // 30 read-modify-write increments at once: exact only if each sees the previous one.
     await Promise.all(
       Array.from({ length: 30 }, () =>
@@ -71,7 +72,7 @@ forEachBackend('write transactions', (backend) => {
         }),
       ),
     );
-    const row = await db.kysely.selectFrom('tenants').select('version').where('id', '=', counterId).executeTakeFirstOrThrow();
+    const row = await db.inSystem((trx) => trx.selectFrom('tenants').select('version').where('id', '=', counterId).executeTakeFirstOrThrow(), { readOnly: true });
     expect(Number(row.version)).toBe(31);
   });
 

@@ -5,6 +5,7 @@ import type { AuditEntry, AuditQuery } from '../../src/modules/audit/service.js'
 import type { Store } from '../../src/store.js';
 import { forEachBackend, useTestStore } from '../helpers/backends.js';
 import { asRole, expectError, newTenant, snapshotCounts } from '../helpers/fixtures.js';
+import { OWNER_PASSWORD, OWNER_ROLE } from '../helpers/pg-admin.js';
 
 async function allAudit(store: Store, ctx: TenantContext, query: AuditQuery = {}, limit = 3): Promise<AuditEntry[]> {
   const out: AuditEntry[] = [];
@@ -200,7 +201,11 @@ forEachBackend('unit of work: audit and change log', (backend) => {
       it('a write waits while an earlier change of the tenant is uncommitted (no position gaps across instances)', async () => {
         const { ctx } = await newTenant(t.store);
         const head = await t.store.changes.head(ctx);
-        const other = new pg.Client({ connectionString: t.database.directUrl });
+        // As the owner: the sequence below is not granted to the runtime role.
+        const ownerUrl = new URL(t.database.directUrl);
+        ownerUrl.username = OWNER_ROLE;
+        ownerUrl.password = OWNER_PASSWORD;
+        const other = new pg.Client({ connectionString: ownerUrl.toString() });
         await other.connect();
         try {
           // What another agentstore instance's unit of work does last: bump the tenant's head
