@@ -141,6 +141,22 @@ export async function migrateUp(
   db: Database,
   options: { target?: number; migrations?: readonly Migration[] } = {},
 ): Promise<number[]> {
+  try {
+    return await applyPending(db, options);
+  } catch (error) {
+    // The server's role owns nothing: the usual first mistake is migrating as it.
+    if ((error as { code?: unknown }).code !== '42501') throw error;
+    throw new AgentstoreError(
+      'agentstore.schema_mismatch',
+      `this database role may not run the migrations (${(error as Error).message}): run them as the role that owns the schema, ` +
+        'with AGENTSTORE_MIGRATE_DATABASE_URL set to a URL as that role (docs/operations.md, "PostgreSQL roles")',
+      {},
+      { cause: error },
+    );
+  }
+}
+
+async function applyPending(db: Database, options: { target?: number; migrations?: readonly Migration[] }): Promise<number[]> {
   const migrations = options.migrations ?? MIGRATIONS;
   await ensureTable(db);
   assertNoDrift(await migrationStatus(db, migrations));

@@ -48,6 +48,16 @@ forEachBackend('migrations', (backend) => {
     expect(await migrationStatus(db)).toEqual(after);
   });
 
+  if (backend.dialect === 'postgres') {
+    it('as the runtime role, migrate up fails naming AGENTSTORE_MIGRATE_DATABASE_URL, and changes nothing', async () => {
+      const { database, db } = await emptyDatabase();
+      const runtime = openTestDb(database, { role: 'runtime' });
+      cleanups.push(() => runtime.close());
+      await expectError(migrateUp(runtime), 'agentstore.schema_mismatch', { message: /may not run the migrations .*AGENTSTORE_MIGRATE_DATABASE_URL/ });
+      expect(await migrationStatus(db)).toMatchObject({ current: 0 });
+    });
+  }
+
   it('concurrent migrators apply each migration exactly once', async () => {
     const { database, db } = await emptyDatabase();
     const other = openTestDb(database);
