@@ -112,6 +112,9 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
     if (config.migrateOnStart) await migrateAsOwner(config, db);
     else await assertSchemaCurrent(db);
     securityWarnings = (await checkPrivileges(db)).warnings;
+    if (config.requireRls && db.dialect === 'sqlite') {
+      throw AgentstoreError.config('AGENTSTORE_REQUIRE_RLS', 'refusing to start: SQLite has no row-level security; tenant isolation there is the application\'s filters alone');
+    }
     if (config.requireRls && securityWarnings.length > 0) {
       throw AgentstoreError.config('AGENTSTORE_REQUIRE_RLS', `refusing to start: ${securityWarnings.join('; ')}`);
     }

@@ -22,6 +22,22 @@ it('AGENTSTORE_REQUIRE_RLS is off by default and parsed as a boolean', () => {
 });
 
 forEachBackend(
+  'AGENTSTORE_REQUIRE_RLS on SQLite',
+  (backend) => {
+    it('refuses to start: SQLite has no row-level security; without it, no warning', async () => {
+      await expectError(openTestStore(backend, { store: { requireRls: true } }), 'agentstore.config', { message: /^AGENTSTORE_REQUIRE_RLS: refusing to start: SQLite has no row-level security/ });
+      const opened = await openTestStore(backend);
+      try {
+        expect(opened.store.securityWarnings).toEqual([]);
+      } finally {
+        await opened.close();
+      }
+    });
+  },
+  { only: ['sqlite'] },
+);
+
+forEachBackend(
   'privilege warnings',
   (backend) => {
     let database: TestDatabase;
