@@ -199,6 +199,29 @@ forEachBackend(
         expect(await indexesOf(ctx.tenantId)).toEqual([]);
       });
 
+      it('an index of the same name on another expression (a path once written unquoted) is rebuilt', async () => {
+        const { ctx } = await newTenant(t.store);
+        const name = expectedIndexName(ctx.tenantId, 'legacy', 'NULL');
+        // As the owner, the way the server itself built it before migration 3: '{NULL}' is
+        // an SQL NULL element, not the key "NULL".
+        const owner = new pg.Client({ connectionString: t.database.ownerUrl });
+        await owner.connect();
+        try {
+          await owner.query(`CREATE INDEX ${name} ON records ((data #> '{NULL}')) WHERE tenant_id = '${ctx.tenantId}' AND collection = 'legacy'`);
+        } finally {
+          await owner.end();
+        }
+        await t.store.collections.define(ctx, 'legacy', { indexes: ['NULL', 'plain'] });
+        const rebuilt = await indexesOf(ctx.tenantId);
+        expect(rebuilt.find((i) => i.indexname === name)?.indexdef).toContain(`(data #> '{"NULL"}'::text[])`);
+        expect(rebuilt).toHaveLength(2);
+        // Defining again keeps the right one as it is.
+        const oid = async () => (await client.query<{ oid: number }>('select oid from pg_class where relname = $1', [name])).rows[0]?.oid;
+        const before = await oid();
+        await t.store.collections.define(ctx, 'legacy', { indexes: ['NULL', 'plain'] });
+        expect(await oid()).toBe(before);
+      });
+
       it('the functions build and drop only the current tenant’s indexes, whatever they are called with', async () => {
         const a = await newTenant(t.store);
         const b = await newTenant(t.store);

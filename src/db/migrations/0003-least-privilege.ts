@@ -28,6 +28,8 @@ const SQL_UUID = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[
 const CHECK_AND_NAME = `
   v_tenant text := current_setting('app.tenant_id', true);
   v_name text;
+  v_expr text;
+  v_existing oid;
 BEGIN
   IF v_tenant IS NULL OR v_tenant !~ '${SQL_UUID}' THEN
     RAISE EXCEPTION 'agentstore: declared-index DDL needs a tenant context' USING ERRCODE = '42501';
@@ -83,10 +85,18 @@ export const migration0003: Migration = {
       `CREATE FUNCTION agentstore_create_record_index(p_collection text, p_path text[]) RETURNS void
       LANGUAGE plpgsql SECURITY DEFINER AS $fn$
       DECLARE${CHECK_AND_NAME}
-        -- p_path::text is the array literal ({a,b}); the planner matches an index by the
-        -- value of the text[] constant, so a query's '{a,b}' and '{"a","b"}' both use it.
-        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON records ((data #> %L)) WHERE tenant_id = %L AND collection = %L',
-          v_name, p_path::text, v_tenant, p_collection);
+        -- p_path::text is the array literal ({a,b}, {"NULL"}); the planner matches an index by
+        -- the value of the text[] constant, so a query's '{a,b}' and '{"a","b"}' both use it.
+        v_expr := format('(data #> %L::text[])', p_path::text);
+        -- An index of this name built on another expression is rebuilt: before quoting, a
+        -- segment NULL was written '{NULL}', an SQL NULL element, and such an index never served.
+        SELECT c.oid INTO v_existing FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relname = v_name AND n.nspname = current_schema() AND c.relkind = 'i';
+        IF v_existing IS NOT NULL AND pg_get_indexdef(v_existing, 1, true) IS DISTINCT FROM v_expr THEN
+          EXECUTE format('DROP INDEX %I', v_name);
+        END IF;
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON records (%s) WHERE tenant_id = %L AND collection = %L',
+          v_name, v_expr, v_tenant, p_collection);
       END $fn$`,
       `CREATE FUNCTION agentstore_drop_record_index(p_collection text, p_path text[]) RETURNS void
       LANGUAGE plpgsql SECURITY DEFINER AS $fn$

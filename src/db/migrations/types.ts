@@ -16,8 +16,9 @@ export function columnTypes(dialect: DialectName) {
 
 /**
  * Row-level security for one tenant table. FORCE makes the policy apply to the table's
- * owner as well, so a runtime role that owns the schema is still confined; only roles with
- * BYPASSRLS (and superusers) are not, and the runtime role must be neither.
+ * owner as well. The server's role owns nothing (migration 0003), since an owner could
+ * still switch FORCE off; only roles with BYPASSRLS (and superusers) skip the policy, and
+ * the server's role must be neither (src/db/privileges.ts warns).
  */
 export function tenantPolicy(table: string): string[] {
   return [
