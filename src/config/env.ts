@@ -130,8 +130,9 @@ export function loadConfig(env: Env = process.env): Config {
     : sqliteDatabase(defaultSqliteFile(dataDir));
   const migrateUrl = pick(env, 'AGENTSTORE_MIGRATE_DATABASE_URL');
   const migrateDatabase = migrateUrl ? parseDatabaseUrl(migrateUrl.value, dataDir, migrateUrl.name) : undefined;
-  if (migrateDatabase && migrateDatabase.kind !== database.kind) {
-    throw AgentstoreError.config('AGENTSTORE_MIGRATE_DATABASE_URL', `must point at the same kind of database as DATABASE_URL (${database.kind})`);
+  // SQLite has no roles: a second URL there could only migrate another file.
+  if (migrateDatabase && (migrateDatabase.kind !== 'postgres' || database.kind !== 'postgres')) {
+    throw AgentstoreError.config('AGENTSTORE_MIGRATE_DATABASE_URL', 'is for PostgreSQL only: a postgres:// URL, with DATABASE_URL on PostgreSQL too');
   }
   const serviceKey = pick(env, 'AGENTSTORE_SERVICE_KEY')?.value;
   if (serviceKey !== undefined && serviceKey.length < 24) {

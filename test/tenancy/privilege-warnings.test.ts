@@ -15,6 +15,16 @@ import { PG_ADMIN_URL, withAdmin } from '../helpers/pg-admin.js';
 const BYPASS_ROLE = 'agentstore_bypass_test';
 const BYPASS_PASSWORD = 'agentstore_bypass_test';
 
+it('AGENTSTORE_MIGRATE_DATABASE_URL is a PostgreSQL URL beside a PostgreSQL DATABASE_URL', () => {
+  const pgUrl = 'postgres://agentstore_owner:secret@db.example.com/agentstore';
+  expect(loadConfig({ DATABASE_URL: 'postgres://app@db.example.com/agentstore', AGENTSTORE_MIGRATE_DATABASE_URL: pgUrl }).store.migrateDatabase).toEqual({ kind: 'postgres', url: pgUrl });
+  expect(loadConfig({ DATABASE_URL: 'postgres://app@db.example.com/agentstore' }).store.migrateDatabase).toBeUndefined();
+  for (const env of [{ AGENTSTORE_MIGRATE_DATABASE_URL: pgUrl }, { DATABASE_URL: 'postgres://app@db.example.com/a', AGENTSTORE_MIGRATE_DATABASE_URL: 'sqlite:other.db' }]) {
+    expect(() => loadConfig(env)).toThrow(/^AGENTSTORE_MIGRATE_DATABASE_URL: is for PostgreSQL only/);
+  }
+  expect(() => loadConfig({ DATABASE_URL: 'postgres://app@db.example.com/a', AGENTSTORE_MIGRATE_DATABASE_URL: 'postgres://' })).toThrow(/^AGENTSTORE_MIGRATE_DATABASE_URL: /);
+});
+
 it('AGENTSTORE_REQUIRE_RLS is off by default and parsed as a boolean', () => {
   expect(loadConfig({}).store.requireRls).toBe(false);
   expect(loadConfig({ AGENTSTORE_REQUIRE_RLS: 'true' }).store.requireRls).toBe(true);
