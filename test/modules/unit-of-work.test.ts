@@ -220,7 +220,13 @@ forEachBackend('unit of work: audit and change log', (backend) => {
           // Until the write is queued on the row lock: only then does "nothing visible" mean the
           // lock orders it, rather than that the write has not got that far yet.
           for (let waited = 0; ; waited += 20) {
-            const { rows: waiting } = await other.query<{ n: string }>("select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()");
+            // pg_locks, not pg_stat_activity: the latter hides other roles' wait events from a
+            // role without pg_read_all_stats, and the store runs as the runtime role. A row lock
+            // is waited on as the holder's transaction id.
+            const { rows: waiting } = await other.query<{ n: string }>(
+              `select count(*) as n from pg_locks w where not w.granted and w.locktype = 'transactionid' and w.transactionid::text =
+                 (select h.transactionid::text from pg_locks h where h.pid = pg_backend_pid() and h.locktype = 'transactionid' and h.granted limit 1)`,
+            );
             if (Number(waiting[0]?.n) > 0) break;
             if (waited > 10_000) throw new Error('the write never waited on the tenant head');
             await new Promise((r) => setTimeout(r, 20));
