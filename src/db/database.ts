@@ -124,6 +124,9 @@ function retrying<T>(policy: RetryPolicy, fn: () => Promise<T>, statementTimeout
   return withRetry(fn, isTransientDbError, policy).catch((error: unknown) => {
     // PostgreSQL's statement_timeout (57014): the same answer as a SQLite scan past its timeout.
     if (statementTimeoutMs !== undefined && (error as { code?: unknown } | null)?.code === '57014') throw scanTimeout(statementTimeoutMs);
+    // lock_timeout of the declared-index functions (0003): the shared table is busy; not retried
+    // here, since every attempt would hold up every tenant's writes for as long again.
+    if ((error as { code?: unknown } | null)?.code === '55P03') throw AgentstoreError.unavailable('the records table is busy with other writes; retry the index declaration shortly', error, 2);
     if (error instanceof CommitOutcomeUnknown) {
       throw AgentstoreError.unavailable('the database connection failed while committing; the outcome is unknown', error.cause);
     }

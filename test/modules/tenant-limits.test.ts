@@ -85,7 +85,7 @@ forEachBackend('tenant limits', (backend) => {
       await t.store.collections.define(ctx, 'a', { indexes: ['x', 'y', 'z'] });
       const before = await snapshotCounts(t.store, ctx.tenantId);
       await expectError(t.store.collections.define(ctx, 'b', { indexes: ['p', 'q'] }), 'agentstore.conflict', {
-        field: 'indexes',
+        field: '/indexes',
         message: /at most 4 indexes.*other collections have 3, this one asks for 2/,
       });
       expect(await snapshotCounts(t.store, ctx.tenantId)).toEqual(before);
@@ -93,7 +93,7 @@ forEachBackend('tenant limits', (backend) => {
       await t.store.collections.define(ctx, 'b', { indexes: ['p'] });
       // A collection's own indexes are replaced, not added to: 1 + 3 stays within 4.
       await t.store.collections.define(ctx, 'a', { indexes: ['u', 'v', 'w'] });
-      await expectError(t.store.collections.define(ctx, 'a', { indexes: ['u', 'v', 'w', 'x2'] }), 'agentstore.conflict', { field: 'indexes' });
+      await expectError(t.store.collections.define(ctx, 'a', { indexes: ['u', 'v', 'w', 'x2'] }), 'agentstore.conflict', { field: '/indexes' });
       expect((await t.store.collections.getCollection(ctx, 'a')).indexes).toEqual(['u', 'v', 'w']);
       // Redefining without `indexes` keeps them and is not counted again.
       await t.store.collections.define(ctx, 'a', { schema: { type: 'object' } });
@@ -118,12 +118,12 @@ forEachBackend('declared indexes over all tenants', (backend) => {
     const b = await newTenant(t.store);
     await t.store.collections.define(a.ctx, 'x', { indexes: ['f1', 'f2', 'f3', 'f4'] });
     const before = await snapshotCounts(t.store, b.ctx.tenantId);
-    await expectError(t.store.collections.define(b.ctx, 'y', { indexes: ['g1', 'g2', 'g3'] }), 'agentstore.conflict', { field: 'indexes', message: /limit of 6 declared indexes over all tenants/ });
+    await expectError(t.store.collections.define(b.ctx, 'y', { indexes: ['g1', 'g2', 'g3'] }), 'agentstore.conflict', { field: '/indexes', message: /limit of 6 declared indexes over all tenants/ });
     expect(await snapshotCounts(t.store, b.ctx.tenantId)).toEqual(before);
     await t.store.collections.define(b.ctx, 'y', { indexes: ['g1', 'g2'] });
     // 6 of 6: swapping one of A's for another stays at 6; adding one more does not fit.
     await t.store.collections.define(a.ctx, 'x', { indexes: ['f1', 'f2', 'f3', 'f5'] });
-    await expectError(t.store.collections.define(a.ctx, 'z', { indexes: ['h1'] }), 'agentstore.conflict', { field: 'indexes', message: /over all tenants/ });
+    await expectError(t.store.collections.define(a.ctx, 'z', { indexes: ['h1'] }), 'agentstore.conflict', { field: '/indexes', message: /over all tenants/ });
     // Deleting a collection frees its indexes.
     await t.store.collections.deleteCollection(b.ctx, 'y');
     await t.store.collections.define(a.ctx, 'z', { indexes: ['h1'] });
@@ -151,7 +151,7 @@ forEachBackend('tenant limits over HTTP', (backend) => {
   it('PUT past either limit answers 409 problem+json naming the field', async () => {
     const tenant = await createTenant(h.app);
     const put = (name: string, payload: Record<string, unknown>) => h.app.inject({ method: 'PUT', url: `/v1/collections/${name}`, headers: bearer(tenant.key), payload });
-    expectProblem(await put('one', { indexes: ['a', 'b'] }), 409, { field: 'indexes' });
+    expectProblem(await put('one', { indexes: ['a', 'b'] }), 409, { field: '/indexes' });
     expect((await put('one', { indexes: ['a'] })).statusCode).toBe(200);
     expectProblem(await put('two', {}), 409, { field: 'collection' });
     const write = await h.app.inject({ method: 'POST', url: '/v1/collections/three/records', headers: bearer(tenant.key), payload: { a: 1 } });

@@ -298,7 +298,7 @@ forEachBackend(
           ['agentstore_create_record_index', 'agentstore_drop_record_index'].map((proname) => ({
             proname,
             owner: OWNER_ROLE,
-            config: ['search_path=public, pg_temp'],
+            config: ['search_path=public, pg_temp', 'lock_timeout=2s'],
             public_execute: false,
             runtime_execute: true,
           })),

@@ -109,6 +109,11 @@ export const migration0003: Migration = {
         EXECUTE format('ALTER FUNCTION agentstore_create_record_index(text, text[]) SET search_path = %I, pg_temp', current_schema());
         EXECUTE format('ALTER FUNCTION agentstore_drop_record_index(text, text[]) SET search_path = %I, pg_temp', current_schema());
       END $$`,
+      // CREATE and DROP INDEX take a lock on the shared records table that conflicts with every
+      // writer. Waiting for it behind a long transaction would queue every tenant's writes behind
+      // the DDL (PostgreSQL grants locks in order): after 2 s it gives up (55P03, a 503) instead.
+      `ALTER FUNCTION agentstore_create_record_index(text, text[]) SET lock_timeout = '2s'`,
+      `ALTER FUNCTION agentstore_drop_record_index(text, text[]) SET lock_timeout = '2s'`,
       `REVOKE ALL ON FUNCTION agentstore_create_record_index(text, text[]) FROM PUBLIC`,
       `REVOKE ALL ON FUNCTION agentstore_drop_record_index(text, text[]) FROM PUBLIC`,
       `GRANT EXECUTE ON FUNCTION agentstore_create_record_index(text, text[]) TO ${RUNTIME_GROUP_ROLE}`,

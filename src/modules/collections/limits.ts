@@ -51,7 +51,7 @@ export function tooManyIndexesInDatabase(limits: TenantLimits): AgentstoreError 
   return new AgentstoreError(
     'agentstore.conflict',
     `this server holds its limit of ${limits.declaredIndexesTotal} declared indexes over all tenants (each one slows every tenant's writes); ask the operator`,
-    { errors: [{ field: 'indexes', message: `at most ${limits.declaredIndexesTotal} declared indexes in this database` }] },
+    { errors: [{ field: '/indexes', message: `at most ${limits.declaredIndexesTotal} declared indexes in this database` }] },
   );
 }
 
@@ -65,6 +65,6 @@ export function tooManyIndexes(limits: TenantLimits, others: number, wanted: num
   return new AgentstoreError(
     'agentstore.conflict',
     `this tenant may declare at most ${limits.declaredIndexes} indexes over all its collections; its other collections have ${others}, this one asks for ${wanted}`,
-    { errors: [{ field: 'indexes', message: `at most ${limits.declaredIndexes} declared indexes per tenant` }] },
+    { errors: [{ field: '/indexes', message: `at most ${limits.declaredIndexes} declared indexes per tenant` }] },
   );
 }
