@@ -17,7 +17,8 @@ import { indexGivesOrder, selectPage } from './list-query.js';
 import { deleteAllRecords } from './purge.js';
 import { cursorTypes, cursorValue, keysetAfter, parseSort, sortScope } from './sort.js';
 import type { Collection, CreateRecordResult, JsonObject, ListRecordsOptions, Precondition, StoredRecord } from './types.js';
-import { assertObject, compileSchema, mergePatch, unstorableText, validateAgainstSchema, validateCollectionName, validateRecordId } from './validation.js';
+import { compileSchema, validateAgainstSchema } from './schema-validator.js';
+import { assertObject, mergePatch, unstorableText, validateCollectionName, validateRecordId } from './validation.js';
 
 export interface CollectionsService {
   define(ctx: TenantContext, name: string, input: { schema?: JsonObject | null; indexes?: readonly string[] }): Promise<Collection>;

@@ -1,6 +1,3 @@
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
-import { LRUCache } from 'lru-cache';
 import { AgentstoreError } from '../../core/errors.js';
 import { unstorableJson } from '../../core/json.js';
 import type { JsonObject } from './types.js';
@@ -31,35 +28,6 @@ export function assertObject(data: unknown, field = 'body'): JsonObject {
   const problem = unstorableJson(data);
   if (problem) throw AgentstoreError.invalidField(field, problem);
   return data as JsonObject;
-}
-
-const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
-const ajv = new Ajv2020({ allErrors: false, strict: false, validateSchema: true });
-addFormats(ajv);
-const compiled = new LRUCache<string, ValidateFunction>({ max: 1000 });
-
-const MAX_SCHEMA_BYTES = 64 * 1024;
-
-/** Compiles a collection's schema, turning a bad schema into a 400 on the `/schema` body member. */
-export function compileSchema(schema: JsonObject): ValidateFunction {
-  if (JSON.stringify(schema).length > MAX_SCHEMA_BYTES) throw AgentstoreError.invalidField('/schema', `is larger than ${MAX_SCHEMA_BYTES} bytes`);
-  try {
-    return ajv.compile(schema);
-  } catch (error) {
-    throw AgentstoreError.invalidField('/schema', `is not a valid JSON Schema: ${(error as Error).message}`);
-  }
-}
-
-export function validateAgainstSchema(cacheKey: string, schema: JsonObject, data: JsonObject): void {
-  let validate = compiled.get(cacheKey);
-  if (!validate) {
-    validate = compileSchema(schema);
-    compiled.set(cacheKey, validate);
-  }
-  if (!validate(data)) {
-    const errors = (validate.errors ?? []).map((e) => ({ field: `/data${e.instancePath}`, message: e.message ?? 'is invalid' }));
-    throw AgentstoreError.validation(`the record does not match the collection's schema: ${errors[0]?.field ?? ''} ${errors[0]?.message ?? ''}`.trim(), errors);
-  }
 }
 
 /** RFC 7396 JSON merge patch. */
