@@ -1,33 +1,96 @@
+/**
+ * Collections' JSON Schemas (draft 2020-12, Ajv): checked against the rules in
+ * schema-rules.ts, compiled each in an Ajv instance of its own, and run on records with
+ * the safeguards of schema-runtime.ts.
+ */
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
+import { formatLimitDefinition } from 'ajv-formats/dist/limit.js';
 import { LRUCache } from 'lru-cache';
 import { AgentstoreError } from '../../core/errors.js';
+import { checkSchemaRules, SCHEMA_LIMITS, valuesByDepth } from './schema-rules.js';
+import { boundedFormats, re2Engine, uniqueItemsKeyword, ValidationLimitExceeded, withValidationBudget } from './schema-runtime.js';
 import type { JsonObject } from './types.js';
 
-const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
-const ajv = new Ajv2020({ allErrors: false, strict: false, validateSchema: true });
-addFormats(ajv);
-const compiled = new LRUCache<string, ValidateFunction>({ max: 1000 });
+// Only checks tenant schemas against the 2020-12 meta-schema: it never compiles or
+// registers one, so it holds no tenant state.
+const metaValidator = new Ajv2020({ strict: false, allErrors: false });
+const formats = boundedFormats();
 
-const MAX_SCHEMA_BYTES = 64 * 1024;
+/**
+ * A fresh instance per schema: one shared Ajv keeps every compiled schema in its cache and
+ * code scope for the life of the process (unbounded memory over tenants' redefinitions),
+ * and registers ids globally. Creating one costs ~0.5 ms, paid on define and on a cache miss.
+ */
+function newAjv(): Ajv2020 {
+  const ajv = new Ajv2020({
+    strict: false,
+    allErrors: false,
+    meta: false,
+    validateSchema: false,
+    // Inlining copies a referenced schema into every place that refers to it: 1,000 refs to
+    // one large $defs entry would generate megabytes of code. A call per $ref stays linear.
+    inlineRefs: false,
+    formats,
+    code: { regExp: re2Engine },
+  });
+  ajv.addKeyword(formatLimitDefinition);
+  ajv.removeKeyword('uniqueItems');
+  ajv.addKeyword(uniqueItemsKeyword);
+  return ajv;
+}
 
-/** Compiles a collection's schema, turning a bad schema into a 400 on the `schema` field. */
-export function compileSchema(schema: JsonObject): ValidateFunction {
-  if (JSON.stringify(schema).length > MAX_SCHEMA_BYTES) throw AgentstoreError.invalidField('schema', `is larger than ${MAX_SCHEMA_BYTES} bytes`);
+/** A compiled schema and the worst keyword work it can cost per data value at each depth. */
+export interface CompiledSchema {
+  readonly validate: ValidateFunction;
+  readonly workByDepth: readonly number[];
+}
+
+/** Compiles a collection's schema, turning a bad or unsafe schema into a 400 on the `schema` field. */
+export function compileSchema(schema: JsonObject): CompiledSchema {
+  const workByDepth = checkSchemaRules(schema);
+  if (!metaValidator.validateSchema(schema)) {
+    throw AgentstoreError.invalidField('schema', `is not a valid JSON Schema: ${metaValidator.errorsText(metaValidator.errors)}`);
+  }
   try {
-    return ajv.compile(schema);
+    return { validate: newAjv().compile(schema), workByDepth };
   } catch (error) {
     throw AgentstoreError.invalidField('schema', `is not a valid JSON Schema: ${(error as Error).message}`);
   }
 }
 
+// Bounded by count and by the schemas' total text (a compiled validator is roughly
+// proportional to its schema): 1,000 schemas of 64 KiB each would otherwise be ~1 GB.
+const compiled = new LRUCache<string, CompiledSchema>({ max: 1000, maxSize: 16 * 1024 * 1024 });
+
 export function validateAgainstSchema(cacheKey: string, schema: JsonObject, data: JsonObject): void {
-  let validate = compiled.get(cacheKey);
-  if (!validate) {
-    validate = compileSchema(schema);
-    compiled.set(cacheKey, validate);
+  let entry = compiled.get(cacheKey);
+  if (!entry) {
+    entry = compileSchema(schema);
+    compiled.set(cacheKey, entry, { size: JSON.stringify(schema).length });
   }
-  if (!validate(data)) {
+  const { validate, workByDepth } = entry;
+  // Keyword work inside Ajv (allOf branches, $ref calls) runs without a budget check: bound
+  // it before running, by the record's shape times the schema's worst case per value.
+  const counts = valuesByDepth(data);
+  const work = counts.reduce((sum, n, depth) => sum + n * (workByDepth[depth] ?? 0), 0);
+  if (work > SCHEMA_LIMITS.recordWork) {
+    const message = `the record has too many values for this collection's schema (up to ${work} keyword checks, at most ${SCHEMA_LIMITS.recordWork})`;
+    throw AgentstoreError.validation(message, [{ field: '/data', message }]);
+  }
+  let valid: boolean | Promise<unknown>;
+  try {
+    valid = withValidationBudget(() => validate(data));
+  } catch (error) {
+    if (error instanceof ValidationLimitExceeded) throw AgentstoreError.validation(error.message, [{ field: '/data', message: error.message }]);
+    throw error;
+  }
+  // Async schemas are refused when set; a promise here is a bug, and must fail the write
+  // rather than let it commit unchecked.
+  if (typeof valid !== 'boolean') {
+    void Promise.resolve(valid).catch(() => undefined);
+    throw new AgentstoreError('agentstore.internal', 'schema validation returned a promise');
+  }
+  if (!valid) {
     const errors = (validate.errors ?? []).map((e) => ({ field: `/data${e.instancePath}`, message: e.message ?? 'is invalid' }));
     throw AgentstoreError.validation(`the record does not match the collection's schema: ${errors[0]?.field ?? ''} ${errors[0]?.message ?? ''}`.trim(), errors);
   }
