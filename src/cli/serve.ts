@@ -1,6 +1,7 @@
 import { loadConfig, describeBackends } from '../config/env.js';
 import { buildApp } from '../server/app.js';
 import { openStore } from '../store.js';
+import { installProcessPolicy } from './process-policy.js';
 
 /**
  * Starts the HTTP server. SIGTERM/SIGINT stop accepting connections, let in-flight
@@ -10,6 +11,7 @@ export async function serve(): Promise<void> {
   const config = loadConfig();
   const store = await openStore(config.store, { bootstrapServiceKey: true });
   const app = await buildApp(store, { server: config.server });
+  installProcessPolicy(app.log);
   for (const line of describeBackends(config.store)) app.log.info({ backend: line }, line);
   for (const warning of store.securityWarnings) app.log.warn({ security: warning }, warning);
   if (store.generatedServiceKey) {
