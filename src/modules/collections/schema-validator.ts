@@ -23,6 +23,9 @@ const formats = boundedFormats();
  */
 function newAjv(): Ajv2020 {
   const ajv = new Ajv2020({
+    // Strict mode must stay off: besides refusing unknown keywords, its strictSchema check
+    // runs every patternProperties pattern on V8's backtracking engine against the
+    // property names, at compile time.
     strict: false,
     allErrors: false,
     meta: false,
