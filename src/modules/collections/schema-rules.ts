@@ -100,7 +100,7 @@ export function checkSchemaRules(root: JsonObject): readonly number[] {
     if (depth > SCHEMA_LIMITS.depth) refuse(`nests sub-schemas deeper than ${SCHEMA_LIMITS.depth} levels (at ${where})`);
     // An async schema makes the validator return a promise: the record would be stored
     // before the check ran, and the rejection would go unhandled.
-    if (Object.hasOwn(schema, '$async')) refuse(`${where}: $async schemas are not supported (validation must be synchronous)`);
+    if (Object.hasOwn(schema, '$async') && schema.$async !== false) refuse(`${where}: $async schemas are not supported (validation must be synchronous)`);
     // Ajv registers every $id on its instance: ids are refused so that no schema can name,
     // reach or collide with another collection's (or another tenant's).
     if (Object.hasOwn(schema, '$id')) refuse(`${where}: $id is not supported (schemas are anonymous; use $defs and "#/..." references)`);
@@ -190,7 +190,12 @@ export function checkSchemaRules(root: JsonObject): readonly number[] {
 }
 
 function resolveLocalRef(root: JsonObject, anchors: Map<string, JsonObject>, ref: string): unknown {
-  const fragment = decodeURIComponent(ref.slice(1));
+  let fragment: string;
+  try {
+    fragment = decodeURIComponent(ref.slice(1));
+  } catch {
+    return undefined; // A malformed escape: Ajv refuses the reference when it compiles.
+  }
   if (fragment === '') return root;
   if (!fragment.startsWith('/')) return anchors.get(fragment);
   let at: unknown = root;

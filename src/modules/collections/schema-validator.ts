@@ -12,9 +12,10 @@ import { boundedFormats, re2Engine, uniqueItemsKeyword, ValidationLimitExceeded,
 import type { JsonObject } from './types.js';
 
 // Only checks tenant schemas against the 2020-12 meta-schema: it never compiles or
-// registers one, so it holds no tenant state.
-const metaValidator = new Ajv2020({ strict: false, allErrors: false });
-const formats = boundedFormats();
+// registers one, so it holds no tenant state. Made on first use: CLI commands that never
+// see a schema do not pay for it.
+let metaValidator: Ajv2020 | undefined;
+let formats: ReturnType<typeof boundedFormats> | undefined;
 
 /**
  * A fresh instance per schema: one shared Ajv keeps every compiled schema in its cache and
@@ -33,7 +34,7 @@ function newAjv(): Ajv2020 {
     // Inlining copies a referenced schema into every place that refers to it: 1,000 refs to
     // one large $defs entry would generate megabytes of code. A call per $ref stays linear.
     inlineRefs: false,
-    formats,
+    formats: (formats ??= boundedFormats()),
     // Ajv's optimizer passes over the generated code about halve its throughput for nothing
     // a record's check needs: compile time is the schema's cost on the shared loop.
     code: { regExp: re2Engine, optimize: false },
@@ -53,8 +54,9 @@ export interface CompiledSchema {
 /** Compiles a collection's schema, turning a bad or unsafe schema into a 400 on the `schema` field. */
 export function compileSchema(schema: JsonObject): CompiledSchema {
   const workByDepth = checkSchemaRules(schema);
-  if (!metaValidator.validateSchema(schema)) {
-    throw AgentstoreError.invalidField('schema', `is not a valid JSON Schema: ${metaValidator.errorsText(metaValidator.errors)}`);
+  const meta = (metaValidator ??= new Ajv2020({ strict: false, allErrors: false }));
+  if (!meta.validateSchema(schema)) {
+    throw AgentstoreError.invalidField('schema', `is not a valid JSON Schema: ${meta.errorsText(meta.errors)}`);
   }
   try {
     return { validate: newAjv().compile(schema), workByDepth };
