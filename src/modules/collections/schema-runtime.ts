@@ -6,7 +6,13 @@
 import type { FormatDefinition, FuncKeywordDefinition } from 'ajv';
 import type { RegExpEngine } from 'ajv/dist/types/index.js';
 import { fullFormats } from 'ajv-formats/dist/formats.js';
-import { RE2JS } from 're2js';
+import { createRequire } from 'node:module';
+import type { RE2JS as RE2JSClass } from 're2js';
+
+// Loaded on the first pattern, synchronously (its CommonJS build): ~100 ms of module loading
+// that CLI commands which never see a schema need not pay at every start.
+let re2js: typeof RE2JSClass | undefined;
+const RE2JS = (): typeof RE2JSClass => (re2js ??= (createRequire(import.meta.url)('re2js') as { RE2JS: typeof RE2JSClass }).RE2JS);
 
 /**
  * One validation may spend this long before its next scan (pattern or format) stops it. Each scan is linear and capped, so this bounds the sum: a record of many
@@ -52,7 +58,8 @@ function checkBudget(): void {
 
 /** A tenant's pattern as RE2 compiles it (ECMAScript syntax translated), or why not. */
 export function compileLinearPattern(pattern: string): { readonly test: (text: string) => boolean } {
-  const re = RE2JS.compile(RE2JS.translateRegExp(pattern));
+  const engine = RE2JS();
+  const re = engine.compile(engine.translateRegExp(pattern));
   return {
     test(text: string) {
       if (text.length > MAX_PATTERN_INPUT) throw new ValidationLimitExceeded(`a string checked by a schema pattern is longer than ${MAX_PATTERN_INPUT} characters`);
