@@ -49,14 +49,14 @@ forEachBackend('collections: schema safety', (backend) => {
       it(what, async () => {
         const { ctx } = await newTenant(t.store);
         const before = await snapshotCounts(t.store, ctx.tenantId);
-        await expectError(t.store.collections.define(ctx, 'c', { schema }), 'agentstore.validation', { field: 'schema' });
+        await expectError(t.store.collections.define(ctx, 'c', { schema }), 'agentstore.validation', { field: '/schema' });
         expect(await snapshotCounts(t.store, ctx.tenantId)).toEqual(before);
       });
     }
 
     it('names the pattern RE2 cannot run', async () => {
       const { ctx } = await newTenant(t.store);
-      const error = await expectError(t.store.collections.define(ctx, 'c', { schema: { properties: { s: { pattern: '(?<=a)b' } } } }), 'agentstore.validation', { field: 'schema' });
+      const error = await expectError(t.store.collections.define(ctx, 'c', { schema: { properties: { s: { pattern: '(?<=a)b' } } } }), 'agentstore.validation', { field: '/schema' });
       expect(error.message).toContain('(?<=a)b');
       expect(error.message).toContain('/properties/s/pattern');
     });
@@ -71,7 +71,7 @@ forEachBackend('collections: schema safety', (backend) => {
       sql`update collections set schema = ${JSON.stringify({ $async: true, type: 'object', required: ['x'] })} where tenant_id = ${ctx.tenantId} and name = 'legacy'`.execute(trx),
     );
     const before = await snapshotCounts(t.store, ctx.tenantId);
-    await expectError(t.store.collections.create(ctx, 'legacy', { y: 1 }), 'agentstore.validation', { field: 'schema' });
+    await expectError(t.store.collections.create(ctx, 'legacy', { y: 1 }), 'agentstore.validation', { field: '/schema' });
     expect(await snapshotCounts(t.store, ctx.tenantId)).toEqual(before);
   });
 
@@ -79,9 +79,9 @@ forEachBackend('collections: schema safety', (backend) => {
     const a = await newTenant(t.store);
     const b = await newTenant(t.store);
     const shared = { $id: 'https://example.com/shared', type: 'object', required: ['secret'] };
-    await expectError(t.store.collections.define(a.ctx, 'c', { schema: shared }), 'agentstore.validation', { field: 'schema' });
-    await expectError(t.store.collections.define(b.ctx, 'c', { schema: shared }), 'agentstore.validation', { field: 'schema' });
-    await expectError(t.store.collections.define(b.ctx, 'd', { schema: { $ref: 'https://example.com/shared' } }), 'agentstore.validation', { field: 'schema' });
+    await expectError(t.store.collections.define(a.ctx, 'c', { schema: shared }), 'agentstore.validation', { field: '/schema' });
+    await expectError(t.store.collections.define(b.ctx, 'c', { schema: shared }), 'agentstore.validation', { field: '/schema' });
+    await expectError(t.store.collections.define(b.ctx, 'd', { schema: { $ref: 'https://example.com/shared' } }), 'agentstore.validation', { field: '/schema' });
   });
 
   it('a catastrophic-backtracking pattern runs in linear time', async () => {

@@ -62,7 +62,7 @@ interface Node {
 }
 
 const refuse = (message: string): never => {
-  throw AgentstoreError.invalidField('schema', message);
+  throw AgentstoreError.invalidField('/schema', message);
 };
 
 const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);

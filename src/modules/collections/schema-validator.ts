@@ -56,12 +56,12 @@ export function compileSchema(schema: JsonObject): CompiledSchema {
   const workByDepth = checkSchemaRules(schema);
   const meta = (metaValidator ??= new Ajv2020({ strict: false, allErrors: false }));
   if (!meta.validateSchema(schema)) {
-    throw AgentstoreError.invalidField('schema', `is not a valid JSON Schema: ${meta.errorsText(meta.errors)}`);
+    throw AgentstoreError.invalidField('/schema', `is not a valid JSON Schema: ${meta.errorsText(meta.errors)}`);
   }
   try {
     return { validate: newAjv().compile(schema), workByDepth };
   } catch (error) {
-    throw AgentstoreError.invalidField('schema', `is not a valid JSON Schema: ${(error as Error).message}`);
+    throw AgentstoreError.invalidField('/schema', `is not a valid JSON Schema: ${(error as Error).message}`);
   }
 }
 
