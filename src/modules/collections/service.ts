@@ -13,7 +13,7 @@ import type { UnitOfWork, UnitOfWorkRunner } from '../../db/unit-of-work.js';
 import { compileFilter, parseFilter } from './filter.js';
 import { indexExpression, parseFieldPath } from './json-path.js';
 import { declaredIndexesInDatabase, lockTenantCollections, tenantUsage, tooManyCollections, tooManyIndexes, tooManyIndexesInDatabase } from './limits.js';
-import { indexGivesOrder, selectPage } from './list-query.js';
+import { indexGivesOrder, pageWithinBudget, selectPage } from './list-query.js';
 import { deleteAllRecords } from './purge.js';
 import { cursorTypes, cursorValue, keysetAfter, parseSort, sortScope } from './sort.js';
 import type { Collection, CreateRecordResult, JsonObject, ListRecordsOptions, Precondition, StoredRecord } from './types.js';
@@ -461,11 +461,25 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
         // the whole collection, and runs as a scan (off the event loop on SQLite, fairly queued).
         { indexOrder: indexGivesOrder(keys), scan: filter !== undefined || !indexGivesOrder(keys) },
       );
-      const page = rows.slice(0, limit);
+      const { page, cut } = pageWithinBudget(rows, limit);
       const last = page.at(-1) as Record<string, unknown> | undefined;
       const nextCursor =
-        rows.length > limit && last ? encodeCursor(scope, keys.map((k, i) => cursorValue(k, last[`_s${i}`]))) : null;
-      return { items: page.map((row) => toRecord(row as unknown as RecordsTable)), nextCursor };
+        (rows.length > limit || cut) && last ? encodeCursor(scope, keys.map((k, i) => cursorValue(k, last[`_s${i}`]))) : null;
+      // The big records the budget let in: their data by id. One changed since keeps its newer
+      // data; one deleted since is left out.
+      const big = page.filter((row) => row.data === null).map((row) => row.id);
+      const data = new Map<string, unknown>();
+      if (big.length > 0) {
+        const found = await uow.read(ctx, (trx) =>
+          trx.selectFrom('records').select(['id', 'data']).where('tenant_id', '=', ctx.tenantId).where('collection', '=', collection).where('id', 'in', big).execute(),
+        );
+        for (const row of found) data.set(row.id, row.data);
+      }
+      const items = page.flatMap((row) => {
+        const full = row.data === null ? data.get(row.id) : row.data;
+        return full === undefined ? [] : [toRecord({ ...(row as unknown as RecordsTable), data: full as RecordsTable['data'] })];
+      });
+      return { items, nextCursor };
     },
   };
 }
