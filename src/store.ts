@@ -136,7 +136,7 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
     collections: createCollectionsService({ db, uow, limits: config.tenantLimits }),
     counters: createCountersService({ uow }),
     audit: createAuditService({ uow }),
-    changes: createChangesService({ uow, bus }),
+    changes: createChangesService({ uow, bus, dialect: db.dialect }),
     generatedServiceKey,
     describe: () => describeBackends(config),
     securityWarnings,

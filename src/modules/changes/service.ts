@@ -1,8 +1,10 @@
 import { AgentstoreError } from '../../core/errors.js';
 import { hasRole, requireRole, type TenantContext } from '../../core/context.js';
 import { fromNullableJsonColumn, toIso } from '../../db/dialect.js';
-import type { Selectable } from 'kysely';
-import type { ChangesTable } from '../../db/schema.js';
+import { sql, type Selectable } from 'kysely';
+import type { ChangesTable, Json } from '../../db/schema.js';
+import type { DialectName } from '../../db/dialect.js';
+import { INLINE_DATA_BYTES, pageWithinBudget } from '../../core/page-budget.js';
 import { RESOURCE_TYPES, type UnitOfWorkRunner } from '../../db/unit-of-work.js';
 import type { Executor } from '../../db/database.js';
 import type { ChangeWakeup, EventBus } from '../../ports/event-bus.js';
@@ -82,7 +84,7 @@ function toEvent(row: Selectable<ChangesTable>): ChangeEvent {
   };
 }
 
-export function createChangesService(deps: { uow: UnitOfWorkRunner; bus: EventBus }): ChangesService {
+export function createChangesService(deps: { uow: UnitOfWorkRunner; bus: EventBus; dialect: DialectName }): ChangesService {
   const { uow, bus } = deps;
   /** The query checked, and the types it reads (undefined: all), or null when none is visible. */
   const plan = (ctx: TenantContext, query: ChangeQuery) => {
@@ -97,11 +99,30 @@ export function createChangesService(deps: { uow: UnitOfWorkRunner; bus: EventBu
     // None of the types asked for is visible to this role.
     return { limit, types: types !== undefined && types.length === 0 ? null : types, skips };
   };
-  const select = (trx: Executor, ctx: TenantContext, query: ChangeQuery, limit: number, types: string[] | undefined) => {
-    let q = trx.selectFrom('changes').selectAll().where('tenant_id', '=', ctx.tenantId).where('tenant_seq', '>', query.after);
+  /**
+   * A page of the tenant's log after `query.after`, within the byte budget of a page of records
+   * (a change carries the resource after it: 1,000 changes of 1 MiB records were 1 GB): `cut`
+   * when the budget ended it early. Data over 64 KiB is fetched apart, for the changes let in.
+   */
+  const select = async (trx: Executor, ctx: TenantContext, query: ChangeQuery, limit: number, types: string[] | undefined) => {
+    const length = deps.dialect === 'postgres' ? sql`octet_length(data::text)` : sql`length(data)`;
+    let q = trx
+      .selectFrom('changes')
+      .select(['seq', 'tenant_id', 'tenant_seq', 'at', 'resource_type', 'resource_id', 'collection', 'action', 'version'])
+      .select(sql<Json | null>`case when ${length} <= ${INLINE_DATA_BYTES} then data end`.as('data'))
+      .select(length.as('_len'))
+      .where('tenant_id', '=', ctx.tenantId)
+      .where('tenant_seq', '>', query.after);
     if (types !== undefined) q = q.where('resource_type', 'in', types);
     if (query.collection !== undefined) q = q.where('collection', '=', query.collection);
-    return q.orderBy('tenant_seq').limit(limit).execute();
+    const { page, cut } = pageWithinBudget(await q.orderBy('tenant_seq').limit(limit).execute(), limit);
+    const big = page.filter((row) => Number(row._len) > INLINE_DATA_BYTES).map((row) => row.tenant_seq);
+    if (big.length > 0) {
+      const found = await trx.selectFrom('changes').select(['tenant_seq', 'data']).where('tenant_id', '=', ctx.tenantId).where('tenant_seq', 'in', big).execute();
+      const data = new Map(found.map((row) => [Number(row.tenant_seq), row.data]));
+      for (const row of page) if (data.has(Number(row.tenant_seq))) row.data = data.get(Number(row.tenant_seq)) ?? null;
+    }
+    return { rows: page as Selectable<ChangesTable>[], cut };
   };
   const headOf = async (trx: Executor, ctx: TenantContext): Promise<number> => {
     // Below admin, the newest change the role sees: the seq of a hidden one would tell when
@@ -118,7 +139,7 @@ export function createChangesService(deps: { uow: UnitOfWorkRunner; bus: EventBu
       const { limit, types, skips } = plan(ctx, query);
       if (types === null) return [];
       // A filter that matches little reads far along the tenant's log for a page: a scan.
-      const rows = await uow.read(ctx, (trx) => select(trx, ctx, query, limit, types), { scan: skips });
+      const { rows } = await uow.read(ctx, (trx) => select(trx, ctx, query, limit, types), { scan: skips });
       return rows.map(toEvent);
     },
 
@@ -129,9 +150,11 @@ export function createChangesService(deps: { uow: UnitOfWorkRunner; bus: EventBu
         // every change up to it has committed and the page's read sees it. A page shorter
         // than the limit has then seen every change up to the head that is for this reader.
         const head = skips || types === null ? await headOf(trx, ctx) : 0;
-        const items = types === null ? [] : (await select(trx, ctx, query, limit, types)).map(toEvent);
+        const { rows, cut } = types === null ? { rows: [], cut: false } : await select(trx, ctx, query, limit, types);
+        const items = rows.map(toEvent);
         const last = items.at(-1)?.seq ?? query.after;
-        return { items, lastSeq: items.length < limit ? Math.max(last, head) : last };
+        // A page the byte budget ended is a full page: changes after it are still to be read.
+        return { items, lastSeq: items.length < limit && !cut ? Math.max(last, head) : last };
       }, { scan: skips });
     },
 

@@ -1,6 +1,7 @@
 import { sql, type Expression, type RawBuilder, type SqlBool } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import type { DialectName } from '../../db/dialect.js';
+import { INLINE_DATA_BYTES } from '../../core/page-budget.js';
 import { orderBy, type SortKey } from './sort.js';
 
 export interface PageQuery {
@@ -14,30 +15,9 @@ export interface PageQuery {
   readonly limit: number;
 }
 
-/** Data up to this size comes with the page's rows; larger data only when the page includes it. */
-export const INLINE_DATA_BYTES = 64 * 1024;
-/** The data a page carries at most (its first record always, whatever its size). */
-export const PAGE_DATA_BYTES = 4 * 1024 * 1024;
-
 function dataLength(dialect: DialectName): RawBuilder<unknown> {
   // Both count the JSON text the API sends: bytes on PostgreSQL, characters on SQLite.
   return dialect === 'postgres' ? sql`octet_length(records.data::text)` : sql`length(records.data)`;
-}
-
-/**
- * The rows of a page whose data fits the byte budget, in order, the first always, at most
- * `limit`; `cut` when the budget left out rows of the page.
- */
-export function pageWithinBudget<R extends { readonly _len: unknown }>(rows: readonly R[], limit: number): { readonly page: R[]; readonly cut: boolean } {
-  const page: R[] = [];
-  let bytes = 0;
-  for (const row of rows.slice(0, limit)) {
-    const size = Number(row._len);
-    if (page.length > 0 && bytes + size > PAGE_DATA_BYTES) return { page, cut: true };
-    bytes += size;
-    page.push(row);
-  }
-  return { page, cut: false };
 }
 
 /** The SELECT of one page of a listing; `_s<i>` are the sort keys' values, for the cursor. */
