@@ -3,17 +3,19 @@
  * collections `items` (no declared index) and `items_idx` (index on `status`) with the same
  * N records, plus `bench_new` / `bench_raw` that the create workloads write into.
  *
- * PostgreSQL runs as the unprivileged `agentstore_app` role that owns its database (the
- * test harness's role), so row-level security is in force as in production.
+ * PostgreSQL runs as the unprivileged `agentstore_app` runtime role that owns nothing (the
+ * test harness's role; migrations run as its owner role), so row-level security is in force
+ * as in production.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { systemContext } from '../../src/core/context.js';
 import { toJsonColumn } from '../../src/db/dialect.js';
 import { createStore } from '../../src/store.js';
-import { appUrl, createPgDatabase, dropPgDatabase } from '../../test/helpers/pg-admin.js';
+import { appUrl, createPgDatabase, dropPgDatabase, ownerUrl } from '../../test/helpers/pg-admin.js';
 
 export type BackendName = 'sqlite' | 'postgres';
 
@@ -44,6 +46,7 @@ export async function createFixture(backend: BackendName, records: number): Prom
   let url: string;
   let sqliteFile: string | undefined;
   let drop: () => Promise<void>;
+  let owner: string | undefined;
   if (backend === 'sqlite') {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentstore-bench-'));
     sqliteFile = path.join(dir, 'bench.db');
@@ -52,9 +55,11 @@ export async function createFixture(backend: BackendName, records: number): Prom
   } else {
     const name = await createPgDatabase('agentstore_bench');
     url = appUrl(name);
+    // Migrations (and ANALYZE) as the owner; the store as the runtime role, as in production.
+    owner = ownerUrl(name);
     drop = () => dropPgDatabase(name);
   }
-  const store = await createStore({ databaseUrl: url, migrateOnStart: true });
+  const store = await createStore({ databaseUrl: url, migrateOnStart: true, ...(owner ? { migrateDatabaseUrl: owner } : {}) });
   try {
     const tenant = await store.tenants.create({ name: 'bench' });
     const ctx = systemContext(tenant.id);
@@ -80,7 +85,13 @@ export async function createFixture(backend: BackendName, records: number): Prom
         }
       }
     });
-    await sql.raw('analyze records').execute(store.internals.db.kysely);
+    if (owner) {
+      const client = new pg.Client({ connectionString: owner });
+      await client.connect();
+      await client.query('analyze records').finally(() => client.end());
+    } else {
+      await sql.raw('analyze records').execute(store.internals.db.kysely);
+    }
     await store.close();
     return { backend, url, ...(sqliteFile ? { sqliteFile } : {}), tenantId: tenant.id, apiKey: key.key, ids, drop };
   } catch (error) {
