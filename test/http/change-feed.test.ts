@@ -6,9 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { FastifyInstance } from 'fastify';
 import { forEachBackend } from '../helpers/index.js';
-import { bearer, createKey, createTenant, expectProblem, useHttp } from './http-kit.js';
+import { bearer, createKey, createTenant, expectProblem, useHttp, listen } from './http-kit.js';
 
 interface Change {
   seq: number;
@@ -21,12 +20,6 @@ interface ChangePage {
   lastSeq: number;
 }
 
-async function listen(app: FastifyInstance): Promise<string> {
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  if (!address || typeof address === 'string') throw new Error('no address');
-  return `http://127.0.0.1:${address.port}`;
-}
 
 forEachBackend('change feed: types and filtered positions', (backend) => {
   const h = useHttp(backend);

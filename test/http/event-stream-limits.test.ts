@@ -2,17 +2,10 @@
  * One tenant's open event streams are capped per server: each is a connection and a read per
  * wake-up, so one tenant's thousands would be every tenant's load.
  */
-import type { FastifyInstance } from 'fastify';
 import { beforeAll, expect, it } from 'vitest';
 import { forEachBackend } from '../helpers/index.js';
-import { bearer, createTenant, openSse, useHttp, type SseClient } from './http-kit.js';
+import { bearer, createTenant, openSse, useHttp, type SseClient, listen } from './http-kit.js';
 
-async function listen(app: FastifyInstance): Promise<string> {
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  if (!address || typeof address === 'string') throw new Error('no address');
-  return `http://127.0.0.1:${address.port}`;
-}
 
 forEachBackend('event streams per tenant', (backend) => {
   const h = useHttp(backend, { app: { server: { eventsMaxStreamsPerTenant: 2 } } });

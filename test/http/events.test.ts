@@ -5,11 +5,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { LightMyRequestResponse } from 'fastify';
 import { beforeAll, expect, it } from 'vitest';
 import { buildApp } from '../../src/server/app.js';
 import { forEachBackend } from '../helpers/index.js';
-import { bearer, createTenant, openSse, useHttp, type HttpTenant, type SseEvent } from './http-kit.js';
+import { bearer, createTenant, openSse, useHttp, type HttpTenant, type SseEvent, listen } from './http-kit.js';
 
 interface Change {
   seq: number;
@@ -21,13 +21,6 @@ interface Change {
 
 const parse = (e: SseEvent): Change => JSON.parse(e.data) as Change;
 
-/** Starts `app` on an ephemeral local port; its base URL. */
-async function listen(app: FastifyInstance): Promise<string> {
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  if (!address || typeof address === 'string') throw new Error('no address');
-  return `http://127.0.0.1:${address.port}`;
-}
 
 forEachBackend('http events (SSE)', (backend) => {
   const h = useHttp(backend);

@@ -332,3 +332,11 @@ export async function openSse(url: string, headers: Record<string, string>): Pro
     },
   };
 }
+
+/** Starts `app` on an ephemeral local port and returns its base URL (for real-socket clients such as SSE). */
+export async function listen(app: FastifyInstance): Promise<string> {
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('no address');
+  return `http://127.0.0.1:${address.port}`;
+}
