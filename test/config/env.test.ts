@@ -3,16 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeBackends, loadConfig, type Env } from '../../src/config/env.js';
+import { refused } from './refused.js';
 
-/** The variable a config error names, or undefined when the environment loads. */
-function refused(env: Env): string | undefined {
-  try {
-    loadConfig(env);
-    return undefined;
-  } catch (error) {
-    return (error as { context?: { variable?: string } }).context?.variable ?? `not a config error: ${String(error)}`;
-  }
-}
 
 describe('loadConfig', () => {
   it('loads the defaults from an empty environment', () => {

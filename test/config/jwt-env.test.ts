@@ -1,17 +1,10 @@
 /** The JWT rules from the environment: time defaults, accepted values, refusals naming the variable. */
 import { describe, expect, it } from 'vitest';
-import { describeBackends, loadConfig, type Env } from '../../src/config/env.js';
+import { describeBackends, loadConfig } from '../../src/config/env.js';
+import { refused } from './refused.js';
 
 const SECRET = { AGENTSTORE_JWT_SECRET: 's'.repeat(32) };
 
-function refused(env: Env): string | undefined {
-  try {
-    loadConfig(env);
-    return undefined;
-  } catch (error) {
-    return (error as { context?: { variable?: string } }).context?.variable ?? `not a config error: ${String(error)}`;
-  }
-}
 
 describe('JWT rules from the environment', () => {
   it('default to exp required, 30 s of skew and a 24 h lifetime, shown in the start log', () => {

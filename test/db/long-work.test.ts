@@ -14,24 +14,8 @@ import { createFairGate } from '../../src/db/fair-gate.js';
 import { Sqlite } from '../../src/db/sqlite-driver.js';
 import { openStore, resolveStoreConfig, type Store } from '../../src/store.js';
 import { forEachBackend, useTestStore } from '../helpers/backends.js';
+import { longestStall } from '../helpers/loop-meter.js';
 
-/** The longest gap between 5 ms timer ticks while `work` runs: how long the loop was held. */
-async function longestStall<T>(work: () => Promise<T>): Promise<{ stallMs: number; result: T; tookMs: number }> {
-  let last = performance.now();
-  let stallMs = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    stallMs = Math.max(stallMs, now - last);
-    last = now;
-  }, 5);
-  const started = performance.now();
-  try {
-    const result = await work();
-    return { result, stallMs: Math.max(stallMs, performance.now() - last), tookMs: performance.now() - started };
-  } finally {
-    clearInterval(timer);
-  }
-}
 
 describe('a scan on SQLite runs off the event loop', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentstore-scan-'));

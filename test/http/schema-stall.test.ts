@@ -10,26 +10,9 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { forEachBackend } from '../helpers/index.js';
+import { loopMeter } from '../helpers/loop-meter.js';
 import { bearer, createTenant, useHttp, type HttpTenant } from './http-kit.js';
 
-/** Starts timing the loop; `stop()` waits for one more tick and returns the longest gap (ms). */
-function loopMeter(): { stop(): Promise<number> } {
-  let last = performance.now();
-  let longest = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    longest = Math.max(longest, now - last);
-    last = now;
-  }, 5);
-  return {
-    async stop() {
-      // A block that just ended is seen by the next tick, not before.
-      await new Promise((resolve) => setTimeout(resolve, 15));
-      clearInterval(timer);
-      return Math.max(longest, performance.now() - last);
-    },
-  };
-}
 
 // Each measurement starts from a collected heap: otherwise the previous request's garbage
 // (a parsed 1 MiB body is ~20 MB of objects) is collected during the next one.
