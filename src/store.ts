@@ -9,6 +9,7 @@ import { assertSchemaCurrent, migrateUp, migrationStatus, type SchemaStatus } fr
 import { createUnitOfWorkRunner } from './db/unit-of-work.js';
 import { createAuditService, type AuditService } from './modules/audit/service.js';
 import { createChangesService, type ChangesService } from './modules/changes/service.js';
+import { createIndexBuilds } from './modules/collections/index-builds.js';
 import { createCollectionsService, type CollectionsService } from './modules/collections/service.js';
 import { createCountersService, type CountersService } from './modules/counters/service.js';
 import { createApiKeysService, type ApiKeysService } from './modules/tenancy/api-keys-service.js';
@@ -133,7 +134,7 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
     users: createUsersService({ uow, onSessionsChanged: (hashes) => hashes.forEach((hash) => auth.forget(hash)) }),
     apiKeys: createApiKeysService({ uow, onRevoke: (hash) => auth.forget(hash) }),
     auth,
-    collections: createCollectionsService({ db, uow, limits: config.tenantLimits }),
+    collections: createCollectionsService({ db, uow, limits: config.tenantLimits, indexBuilds: createIndexBuilds(db, config.migrateDatabase, config.postgres) }),
     counters: createCountersService({ uow }),
     audit: createAuditService({ uow }),
     changes: createChangesService({ uow, bus, dialect: db.dialect }),

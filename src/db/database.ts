@@ -14,6 +14,7 @@ import { CommitOutcomeUnknown, createGroupCommitter } from './group-commit.js';
 import { postgresPoolConfig } from './postgres-connection.js';
 import { createReadBatcher, KEYS } from './postgres-read-batch.js';
 import { createFairGate, type FairGate } from './fair-gate.js';
+import { withSqliteWriteWorker } from './sqlite-write-worker.js';
 import { createSqliteScanPool, scanTimeout } from './sqlite-scan-pool.js';
 import type { DB } from './schema.js';
 
@@ -44,6 +45,14 @@ export interface TransactionOptions {
    * event loop, cancelled with 503 after the scan timeout. Only with `readOnly`.
    */
   readonly scan?: boolean;
+  /**
+   * A write whose size the caller cannot bound (deleting a collection): on SQLite the whole
+   * transaction, COMMIT included, runs on a worker thread's own connection in the writer's
+   * turn, so the event loop goes on (src/db/sqlite-write-worker.ts). Ignored on PostgreSQL,
+   * whose work never runs on the loop, and on an in-memory SQLite database, which no other
+   * thread can open.
+   */
+  readonly offLoop?: boolean;
 }
 
 /**
@@ -71,6 +80,16 @@ export interface Database {
    * `params`; the tenant is passed apart for row-level security and must also be a param.
    */
   prepareRead<R>(sql: PointReadSql): PointRead<R>;
+  /**
+   * Runs DDL that can take long (a declared index's build) outside every transaction of the
+   * caller and without holding the event loop. SQLite: in one transaction on a worker
+   * thread's own connection, in the writer's turn (writes queue behind it; reads go on); an
+   * in-memory database, which no other thread can open, runs it on the writer. PostgreSQL:
+   * each statement on its own on one pooled connection, outside a transaction block, so
+   * `CREATE INDEX CONCURRENTLY` may run (as a role that may run it), not retried. The
+   * statements should be idempotent (IF NOT EXISTS): on SQLite a transient failure is retried.
+   */
+  runDdl(statements: readonly string[]): Promise<void>;
   ping(): Promise<void>;
   poolStats(): PoolStats;
   close(): Promise<void>;
@@ -189,6 +208,13 @@ function openSqlite(file: string, options: StoreConfig['sqlite'], retry: RetryPo
   const gate = scanGate(options.scanWorkers);
   const read = <T>(key: string, fn: (trx: Executor) => Promise<T>, opts: TransactionOptions | undefined): Promise<T> =>
     opts?.scan ? gate.run(key, () => retrying(retry, () => fn(scanKysely))) : retrying(retry, () => fn(readKysely));
+  const worker = { file, busyTimeoutMs: options.busyTimeoutMs, synchronous: options.synchronous };
+  const write = <T>(fn: (trx: Executor) => Promise<T>, opts: TransactionOptions | undefined): Promise<T> =>
+    retrying(retry, () =>
+      opts?.offLoop && reader
+        ? writes.exclusive(() => withSqliteWriteWorker(worker, (offLoop) => runTransaction(offLoop, 'begin immediate', fn)))
+        : writes.submit(fn),
+    );
   return {
     dialect: 'sqlite',
     kysely,
@@ -196,9 +222,9 @@ function openSqlite(file: string, options: StoreConfig['sqlite'], retry: RetryPo
     // each statement sees a committed snapshot.
     inTenant: (tenantId, fn, opts) => {
       assertTenantId(tenantId);
-      return opts?.readOnly ? read(tenantId, fn, opts) : retrying(retry, () => writes.submit(fn));
+      return opts?.readOnly ? read(tenantId, fn, opts) : write(fn, opts);
     },
-    inSystem: (fn, opts) => (opts?.readOnly ? read('', fn, opts) : retrying(retry, () => writes.submit(fn))),
+    inSystem: (fn, opts) => (opts?.readOnly ? read('', fn, opts) : write(fn, opts)),
     readOne: async <R>(tenantId: string, query: CompiledQuery<R>) => {
       assertTenantId(tenantId);
       return (await retrying(retry, () => readKysely.executeQuery(query))).rows[0];
@@ -225,6 +251,13 @@ function openSqlite(file: string, options: StoreConfig['sqlite'], retry: RetryPo
         }
       };
     },
+    runDdl: (statements) =>
+      write(
+        async (trx) => {
+          for (const statement of statements) await sql.raw(statement).execute(trx);
+        },
+        { offLoop: true },
+      ),
     ping: async () => {
       await sql`select 1`.execute(kysely);
     },
@@ -429,6 +462,27 @@ function openPostgres(url: string, options: StoreConfig['postgres'], retry: Retr
         const others = literals.slice(0, -1);
         return batcher.read<R>(tenantId, text, { shape: `${shape}\u0000${others.join('\u0000')}`, column: many.column, key, sql: () => render(list, others) });
       };
+    },
+    runDdl: async (statements) => {
+      if (closed) throw new Error('the database is closed');
+      const client = await pool.connect().catch((error: unknown) => {
+        throw isTransientDbError(error) ? AgentstoreError.unavailable('the database is unavailable', error) : error;
+      });
+      let failed = false;
+      try {
+        // Outside a transaction no per-transaction timeout applies: the session's, for the
+        // DDL only (behind a transaction pooler it may land on another server connection of
+        // this role, which is why the owner's URL should be a direct one).
+        await client.query(`set statement_timeout = ${timeout}`);
+        for (const statement of statements) await client.query(statement);
+        await client.query('reset statement_timeout');
+      } catch (error) {
+        failed = true;
+        throw isTransientDbError(error) ? AgentstoreError.unavailable('the database is unavailable', error) : error;
+      } finally {
+        // A failed client still holds the session's timeout: it is closed, not pooled.
+        client.release(failed);
+      }
     },
     ping: () => tracked(async () => void (await sql`select 1`.execute(kysely))),
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: options.poolMax }),

@@ -6,6 +6,8 @@ type Work = (trx: Kysely<DB>) => Promise<unknown>;
 
 interface Job {
   readonly work: Work;
+  /** Runs alone, between batches, outside the writer's transactions (see `exclusive`). */
+  readonly alone?: boolean;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -16,6 +18,13 @@ export class CommitOutcomeUnknown extends Error {}
 export interface GroupCommitter {
   /** Runs `work` in its own savepoint of the next batch; settles after the batch commits. */
   submit<T>(work: (trx: Kysely<DB>) => Promise<T>): Promise<T>;
+  /**
+   * Runs `work` in the writer's turn but outside its transactions: no batch runs until it
+   * settles, and it runs after everything submitted before it. For work that writes through
+   * another connection (a DDL worker thread), which would otherwise contend with the
+   * writer's lock.
+   */
+  exclusive<T>(work: () => Promise<T>): Promise<T>;
   /** Refuses new work and waits until everything submitted before has been answered. */
   close(): Promise<void>;
 }
@@ -112,7 +121,14 @@ export function createGroupCommitter(kysely: Kysely<DB>, isAborted: () => boolea
   const drain = async (): Promise<void> => {
     try {
       while (queue.length > 0) {
-        const batch = queue.splice(0, MAX_BATCH);
+        const head = queue[0] as Job;
+        if (head.alone) {
+          queue.shift();
+          await head.work(kysely).then(head.resolve, head.reject);
+          continue;
+        }
+        const end = queue.findIndex((job) => job.alone === true);
+        const batch = queue.splice(0, Math.min(MAX_BATCH, end < 0 ? queue.length : end));
         try {
           await runBatch(batch);
         } catch (error) {
@@ -126,21 +142,23 @@ export function createGroupCommitter(kysely: Kysely<DB>, isAborted: () => boolea
     }
   };
 
+  const enqueue = <T>(work: Work, alone: boolean): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      if (closed) {
+        reject(new Error('the database is closed'));
+        return;
+      }
+      queue.push({ work, alone, resolve: resolve as (value: unknown) => void, reject });
+      if (!draining) {
+        draining = true;
+        // After the current I/O phase: the requests parsed in it join this batch.
+        drained = new Promise<void>((settled) => setImmediate(() => void drain().finally(settled)));
+      }
+    });
+
   return {
-    submit<T>(work: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
-      return new Promise<T>((resolve, reject) => {
-        if (closed) {
-          reject(new Error('the database is closed'));
-          return;
-        }
-        queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
-        if (!draining) {
-          draining = true;
-          // After the current I/O phase: the requests parsed in it join this batch.
-          drained = new Promise<void>((settled) => setImmediate(() => void drain().finally(settled)));
-        }
-      });
-    },
+    submit: <T>(work: (trx: Kysely<DB>) => Promise<T>) => enqueue<T>(work, false),
+    exclusive: <T>(work: () => Promise<T>) => enqueue<T>(() => work(), true),
     async close() {
       closed = true;
       // What was submitted before close still runs and is answered.

@@ -44,7 +44,7 @@ export interface UnitOfWorkRunner {
    * for each recorded mutation; after commit, wakes change-feed listeners. A unit that
    * records nothing is a bug: it would be a mutation the audit log never saw.
    */
-  write<T>(ctx: TenantContext, fn: (uow: UnitOfWork) => Promise<T>): Promise<T>;
+  write<T>(ctx: TenantContext, fn: (uow: UnitOfWork) => Promise<T>, options?: Pick<TransactionOptions, 'offLoop'>): Promise<T>;
   read<T>(ctx: TenantContext, fn: (trx: Executor) => Promise<T>, options?: Omit<TransactionOptions, 'readOnly'>): Promise<T>;
 }
 
@@ -96,7 +96,7 @@ export function createUnitOfWorkRunner(db: Database, bus: EventBus): UnitOfWorkR
       : new AgentstoreError('agentstore.not_found', 'tenant not found', {}, { cause });
   };
   return {
-    async write(ctx, fn) {
+    async write(ctx, fn, options) {
       let lastSeq = 0;
       const result = await db.inTenant(ctx.tenantId, async (trx) => {
         const pending: { mutation: Mutation; auditId: string }[] = [];
@@ -154,7 +154,7 @@ export function createUnitOfWorkRunner(db: Database, bus: EventBus): UnitOfWorkR
           await trx.insertInto('changes').values(changes.map((c, i) => ({ ...c, tenant_seq: first + i }))).execute();
         }
         return value;
-      }).catch(async (error: unknown) => {
+      }, options).catch(async (error: unknown) => {
         throw isForeignKeyViolation(error) ? await foreignKeyError(ctx.tenantId, error) : error;
       });
       bus.publish({ tenantId: ctx.tenantId, seq: lastSeq });

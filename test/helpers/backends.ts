@@ -178,6 +178,12 @@ export interface TestStoreOptions {
   readonly database?: TestDatabase;
   readonly rateLimiter?: RateLimiter;
   readonly sqlite?: 'file' | 'memory';
+  /**
+   * PostgreSQL: the store gets no owner URL (the database is migrated before it opens), as a
+   * server given only the runtime role's DATABASE_URL; declared indexes then go through
+   * migration 0003's functions instead of CONCURRENTLY as the owner.
+   */
+  readonly runtimeOnly?: boolean;
 }
 
 export interface TestStore {
@@ -194,16 +200,18 @@ export interface TestStore {
  */
 export async function openTestStore(backend: Backend, options: TestStoreOptions = {}): Promise<TestStore> {
   const owned = options.database === undefined;
-  const database = options.database ?? (await createTestDatabase(backend, { sqlite: options.sqlite ?? 'file' }));
+  const runtimeOnly = options.runtimeOnly === true && backend.dialect === 'postgres';
+  const database =
+    options.database ?? (runtimeOnly ? await createMigratedTestDatabase(backend) : await createTestDatabase(backend, { sqlite: options.sqlite ?? 'file' }));
   try {
     const { bootstrapServiceKey, ...storeOptions } = options.store ?? {};
     const config = resolveStoreConfig(
       {
         dataDir: path.join(os.tmpdir(), 'agentstore-test-data'),
-        migrateOnStart: true,
+        migrateOnStart: !runtimeOnly,
         ...storeOptions,
         databaseUrl: database.url,
-        ...(database.backend.dialect === 'postgres' ? { migrateDatabaseUrl: database.ownerUrl } : {}),
+        ...(database.backend.dialect === 'postgres' && !runtimeOnly ? { migrateDatabaseUrl: database.ownerUrl } : {}),
       },
       {},
     );

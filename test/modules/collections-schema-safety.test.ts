@@ -102,7 +102,8 @@ forEachBackend('collections: schema safety', (backend) => {
     // Ajv's own pairwise check: 2·10⁸ deep comparisons, seconds.
     const { ms, result } = await timed(() => t.store.collections.create(ctx, 'uniq', { list }));
     expect(result.status, String((result as PromiseRejectedResult).reason)).toBe('fulfilled');
-    expect(ms).toBeLessThan(1000);
+    // Linear is tens of ms; the pairwise check tens of seconds. Loose, for a busy machine.
+    expect(ms).toBeLessThan(4000);
     await expectError(t.store.collections.create(ctx, 'uniq', { list: [{ a: 1, b: [1, { c: 2 }] }, { b: [1, { c: 2 }], a: 1 }] }), 'agentstore.validation', { field: '/data/list' });
     await expectError(t.store.collections.create(ctx, 'uniq', { list: [1, 2, 1] }), 'agentstore.validation', { field: '/data/list' });
     await t.store.collections.create(ctx, 'uniq', { list: [1, '1', [1], { 1: 1 }, null, true, 1.5] });

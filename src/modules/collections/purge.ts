@@ -7,12 +7,11 @@ const CHUNK = 500;
 
 /**
  * Deletes every record of one tenant's collection, in the caller's transaction, and returns
- * how many there were. On SQLite a single DELETE of 200,000 records held the event loop for
- * 2.3 s (better-sqlite3 is synchronous), so it deletes in chunks and lets the loop turn between
- * them: the transaction stays open across the turns (only the group committer writes, and reads
- * use other connections), so the deletion is still all-or-nothing. The COMMIT still runs on the
- * loop and writes every changed page: ~180 ms for 200,000 records here. PostgreSQL does not hold
- * the loop: one statement.
+ * how many there were. On SQLite the caller runs it off the event loop (`offLoop`: a worker
+ * thread's connection, where a single DELETE of 200,000 records and its COMMIT took ~2.5 s);
+ * an in-memory database has no such thread, so the deletion goes in chunks and lets the loop
+ * turn between them, in the one transaction (only the group committer writes, and reads use
+ * other connections), still all-or-nothing. PostgreSQL does not hold the loop: one statement.
  */
 export async function deleteAllRecords(trx: Executor, dialect: DialectName, tenantId: string, collection: string): Promise<number> {
   if (dialect === 'postgres') {

@@ -11,7 +11,8 @@ import { isIndexRowTooLarge, isUniqueViolation } from '../../db/errors.js';
 import type { CollectionsTable, RecordsTable } from '../../db/schema.js';
 import type { UnitOfWork, UnitOfWorkRunner } from '../../db/unit-of-work.js';
 import { compileFilter, parseFilter } from './filter.js';
-import { indexExpression, parseFieldPath } from './json-path.js';
+import { createIndexBuilds, indexName, type IndexBuilds } from './index-builds.js';
+import { parseFieldPath } from './json-path.js';
 import { declaredIndexesInDatabase, lockTenantCollections, tenantUsage, tooManyCollections, tooManyIndexes, tooManyIndexesInDatabase } from './limits.js';
 import { pageWithinBudget } from '../../core/page-budget.js';
 import { indexGivesOrder, selectPage } from './list-query.js';
@@ -66,32 +67,13 @@ function toCollection(row: CollectionsTable): Collection {
 }
 
 /**
- * A declared index is partial to one tenant's collection: one tenant declaring an index
- * costs no other tenant anything, and cannot make another tenant's large values fail to
- * index. The name is a hash because tenant and collection do not fit PostgreSQL's 63
- * characters.
+ * Builds a declared index inside a unit of work, on PostgreSQL as the runtime role alone
+ * (IndexBuilds.outside is false): the role owns no table and may not run CREATE INDEX, so
+ * migration 0003's SECURITY DEFINER function does it for the tenant of the transaction
+ * (never one named by the caller), after checking the name and path again.
  */
-function indexName(tenantId: string, collection: string, field: string): string {
-  return `records_f_${createHash('sha256').update(`${tenantId}\0${collection}\0${field}`).digest('hex').slice(0, 24)}`;
-}
-
-
-/** Tenant ids are UUIDs and collection names a quote-free alphabet (both validated), so they are safe as literals. */
-function createIndexSql(tenantId: string, collection: string, segments: readonly string[]): string {
-  return (
-    `CREATE INDEX IF NOT EXISTS ${indexName(tenantId, collection, segments.join('.'))} ON records (${indexExpression('sqlite', segments)}) ` +
-    `WHERE tenant_id = '${tenantId}' AND collection = '${collection}'`
-  );
-}
-
-/**
- * Builds a declared index. On PostgreSQL the server's role owns no table and may not run
- * CREATE INDEX: migration 0003's SECURITY DEFINER function does it for the tenant of the
- * transaction (never one named by the caller), after checking the name and path again.
- */
-async function createIndex(trx: Executor, dialect: Database['dialect'], tenantId: string, collection: string, segments: readonly string[]): Promise<void> {
-  if (dialect === 'sqlite') await sql.raw(createIndexSql(tenantId, collection, segments)).execute(trx);
-  else await sql`select agentstore_create_record_index(${collection}, ${[...segments]}::text[])`.execute(trx);
+async function createIndex(trx: Executor, collection: string, segments: readonly string[]): Promise<void> {
+  await sql`select agentstore_create_record_index(${collection}, ${[...segments]}::text[])`.execute(trx);
 }
 
 async function dropIndexes(trx: Executor, dialect: Database['dialect'], tenantId: string, collection: string, fields: readonly string[]): Promise<void> {
@@ -146,8 +128,9 @@ function recordJson(row: RecordText): string {
   return `{"id":${JSON.stringify(row.id)},"version":${Number(row.version)},"createdAt":${JSON.stringify(row.created_at)},"updatedAt":${JSON.stringify(row.updated_at)},"data":${row.data}}`;
 }
 
-export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRunner; limits?: TenantLimits }): CollectionsService {
+export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRunner; limits?: TenantLimits; indexBuilds?: IndexBuilds }): CollectionsService {
   const { db, uow } = deps;
+  const builds = deps.indexBuilds ?? createIndexBuilds(db, undefined, undefined);
   const limits = deps.limits ?? DEFAULT_TENANT_LIMITS;
   const dialect = db.dialect;
   const readRecord = db.prepareRead<RecordText>(RECORD_BY_ID);
@@ -270,18 +253,34 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
         if (path.kind !== 'data') throw AgentstoreError.invalidField(at, `"${field}" is a record attribute and indexed already`);
         return path.segments;
       });
-      const run = () => uow.write(ctx, async (w) => {
+      const dotted = (segments: readonly string[]) => segments.join('.');
+      const declaredFields = (row: CollectionsTable | undefined) =>
+        row ? fromJsonColumn<string[]>(row.indexes).map((field) => parseFieldPath(field, 'indexes')).map((p) => (p.kind === 'data' ? dotted(p.segments) : '')) : [];
+      /**
+       * The collection and index limits, against the definition as it stands. `built` are
+       * indexes this call already built outside the unit of work: the database counts them.
+       */
+      const checkLimits = async (trx: Executor, existing: CollectionsTable | undefined, built: number): Promise<void> => {
+        if (existing && indexes === undefined) return;
+        const usage = await tenantUsage(trx, dialect, ctx.tenantId, name);
+        if (!existing && usage.collections >= limits.collections) throw tooManyCollections(limits);
+        const wanted = indexes?.length ?? 0;
+        if (usage.indexes + wanted > limits.declaredIndexes) throw tooManyIndexes(limits, usage.indexes, wanted);
+        if (indexes === undefined) return;
+        const before = declaredFields(existing);
+        const kept = new Set(paths.map(dotted));
+        const added = [...kept].filter((field) => !before.includes(field)).length;
+        if (added === 0) return;
+        const removed = before.filter((field) => !kept.has(field)).length;
+        if ((await declaredIndexesInDatabase(trx, dialect)) - built - removed + added > limits.declaredIndexesTotal) throw tooManyIndexesInDatabase(limits);
+      };
+      const run = (built: number) => uow.write(ctx, async (w) => {
         await lockTenantCollections(w.trx, dialect, ctx.tenantId);
         let load = w.trx.selectFrom('collections').selectAll().where('tenant_id', '=', ctx.tenantId).where('name', '=', name);
         // Concurrent redefinitions must not both compute the same next version.
         if (dialect === 'postgres') load = load.forUpdate();
         const existing = await load.executeTakeFirst();
-        if (!existing || indexes !== undefined) {
-          const usage = await tenantUsage(w.trx, dialect, ctx.tenantId, name);
-          if (!existing && usage.collections >= limits.collections) throw tooManyCollections(limits);
-          const wanted = indexes?.length ?? 0;
-          if (usage.indexes + wanted > limits.declaredIndexes) throw tooManyIndexes(limits, usage.indexes, wanted);
-        }
+        await checkLimits(w.trx, existing, built);
         const row: CollectionsTable = {
           tenant_id: ctx.tenantId,
           name,
@@ -302,27 +301,36 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
           await w.trx.insertInto('collections').values(row).execute();
         }
         if (indexes !== undefined) {
-          const kept = new Set(paths.map((segments) => segments.join('.')));
-          const before = existing
-            ? fromJsonColumn<string[]>(existing.indexes).map((field) => parseFieldPath(field, 'indexes')).map((p) => (p.kind === 'data' ? p.segments.join('.') : ''))
-            : [];
-          const added = [...kept].filter((field) => !before.includes(field)).length;
-          if (added > 0) {
-            const removed = before.filter((field) => !kept.has(field)).length;
-            if ((await declaredIndexesInDatabase(w.trx, dialect)) - removed + added > limits.declaredIndexesTotal) throw tooManyIndexesInDatabase(limits);
-          }
-          await dropIndexes(w.trx, dialect, ctx.tenantId, name, before.filter((field) => !kept.has(field)));
+          const kept = new Set(paths.map(dotted));
+          await dropIndexes(w.trx, dialect, ctx.tenantId, name, declaredFields(existing).filter((field) => !kept.has(field)));
         }
-        for (const segments of paths) await createIndex(w.trx, dialect, ctx.tenantId, name, segments).catch(mapIndexLimit);
+        if (!builds.outside) for (const segments of paths) await createIndex(w.trx, name, segments).catch(mapIndexLimit);
         const collection = toCollection(row);
         await w.record({ action: existing ? 'update' : 'create', resourceType: 'collection', resourceId: name, collection: name, version: row.version, data: collection });
         return collection;
       });
       // A concurrent define or first record write can create the row (or the same index)
       // between our read and insert; once more, it is an update and the index exists.
-      return run().catch((error: unknown) => {
-        if (isUniqueViolation(error)) return run();
-        throw error;
+      const attempt = (built: number) =>
+        run(built).catch((error: unknown) => {
+          if (isUniqueViolation(error)) return run(built);
+          throw error;
+        });
+      if (!builds.outside || paths.length === 0) return attempt(0);
+      // Built before the unit of work that records them, after the limits were checked once
+      // (the unit checks them again): a build that fails changes nothing.
+      return builds.serially(async () => {
+        await uow.read(ctx, async (trx) => checkLimits(trx, await loadCollection(trx, ctx, name), 0));
+        const created = await builds.build(ctx.tenantId, name, paths).catch(mapIndexLimit);
+        try {
+          return await attempt(created.length);
+        } catch (error) {
+          // Unless a concurrent definition that committed uses them, the indexes this call built go.
+          const current = await uow.read(ctx, (trx) => loadCollection(trx, ctx, name)).catch(() => undefined);
+          const used = new Set(declaredFields(current));
+          await builds.drop(ctx.tenantId, name, created.filter((field) => !used.has(field))).catch(() => undefined);
+          throw error;
+        }
       });
     },
 
@@ -357,7 +365,8 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
         const declared = fromJsonColumn<string[]>(existing.indexes).map((field) => parseFieldPath(field, 'indexes'));
         await dropIndexes(w.trx, dialect, ctx.tenantId, name, declared.map((p) => (p.kind === 'data' ? p.segments.join('.') : '')));
         await w.record({ action: 'delete', resourceType: 'collection', resourceId: name, collection: name, data: null, details: { records: removed } });
-      });
+        // A collection of any size: on SQLite the deletion and its COMMIT run off the event loop.
+      }, { offLoop: true });
     },
 
     async create(ctx, collection, data, options = {}) {
