@@ -1,7 +1,7 @@
 import { createLocalEventBus } from './adapters/event-bus/local.js';
 import { createMemoryRateLimiter } from './adapters/rate-limiter/memory.js';
 import type { StoreConfig } from './config/config.js';
-import { describeBackends, loadConfig } from './config/env.js';
+import { describeBackends, loadConfig, type Env } from './config/env.js';
 import { createDatabase, type Database } from './db/database.js';
 import { checkPrivileges } from './db/privileges.js';
 import { AgentstoreError } from './core/errors.js';
@@ -58,7 +58,8 @@ export type StoreOptions = Partial<Omit<StoreConfig, 'postgres' | 'sqlite' | 'au
   readonly bootstrapServiceKey?: boolean;
 };
 
-export function resolveStoreConfig(options: StoreOptions = {}, env: NodeJS.ProcessEnv = process.env): StoreConfig {
+// `Env`, not `NodeJS.ProcessEnv`: the package's public types then need no @types/node.
+export function resolveStoreConfig(options: StoreOptions = {}, env: Env = process.env): StoreConfig {
   const fromEnv = loadConfig({
     ...env,
     ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
