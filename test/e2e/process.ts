@@ -65,19 +65,35 @@ export interface CliResult extends Exit {
 }
 
 /** Runs `agentstore <args>` to completion. */
-export async function runCli(args: readonly string[], env: Env, timeoutMs = 30_000): Promise<CliResult> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+export function runCli(args: readonly string[], env: Env, timeoutMs = 30_000): Promise<CliResult> {
+  return runCommand(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv(env), timeoutMs });
+}
+
+/** Runs any command to completion with exactly `env`; SIGKILLed after `timeoutMs`. */
+export async function runCommand(
+  command: string,
+  args: readonly string[],
+  options: { readonly cwd: string; readonly env: NodeJS.ProcessEnv; readonly timeoutMs: number },
+): Promise<CliResult> {
+  const { timeoutMs } = options;
+  const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   children.add(child);
-  // 'close' (not 'exit'): it comes after the pipes are drained.
-  const exit = await new Promise<Exit>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
-  children.delete(child);
-  clearTimeout(timer);
-  return { ...exit, stdout, stderr };
+  try {
+    // 'close' (not 'exit'): it comes after the pipes are drained. 'error': it did not start.
+    const exit = await new Promise<Exit>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (code, signal) => resolve({ code, signal }));
+    });
+    return { ...exit, stdout, stderr };
+  } finally {
+    children.delete(child);
+    clearTimeout(timer);
+  }
 }
 
 export interface ServerProcess {
@@ -113,10 +129,11 @@ export class ServerStartError extends Error {
 /**
  * Starts `agentstore serve` with `env` (PORT=0, HOST=127.0.0.1 unless given) and resolves
  * when it listens. Rejects with the output when the process exits first or takes too long.
+ * `bin` and `cwd` run another copy of the package (an installed one) instead of the checkout's.
  */
-export async function startServer(env: Env, options: { timeoutMs?: number } = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [BIN, 'serve'], {
-    cwd: ROOT,
+export async function startServer(env: Env, options: { timeoutMs?: number; bin?: string; cwd?: string } = {}): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [options.bin ?? BIN, 'serve'], {
+    cwd: options.cwd ?? ROOT,
     env: childEnv({ PORT: '0', HOST: '127.0.0.1', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
