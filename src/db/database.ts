@@ -16,6 +16,7 @@ import { createReadBatcher, KEYS } from './postgres-read-batch.js';
 import { createFairGate, type FairGate } from './fair-gate.js';
 import { withSqliteWriteWorker } from './sqlite-write-worker.js';
 import { createSqliteScanPool, scanTimeout } from './sqlite-scan-pool.js';
+import { watchCommits } from './sqlite-commit-watch.js';
 import type { DB } from './schema.js';
 
 export type Executor = Kysely<DB>;
@@ -90,6 +91,15 @@ export interface Database {
    * statements should be idempotent (IF NOT EXISTS): on SQLite a transient failure is retried.
    */
   runDdl(statements: readonly string[]): Promise<void>;
+  /**
+   * Present only on a SQLite file: calls `listener` within about 25 ms after another
+   * connection to the file committed, in practice another process (a script, the CLI)
+   * writing to the same store (src/db/sqlite-commit-watch.ts). Never for the writer's own
+   * commits; this handle's short-lived write worker (`offLoop`, `runDdl`) is another
+   * connection, so its rare commits are reported too. PostgreSQL has none: other
+   * instances' commits are issue 15's LISTEN/NOTIFY. Returns the function that unsubscribes.
+   */
+  readonly onExternalCommit?: (listener: () => void) => () => void;
   ping(): Promise<void>;
   poolStats(): PoolStats;
   close(): Promise<void>;
@@ -206,6 +216,8 @@ function openSqlite(file: string, options: StoreConfig['sqlite'], retry: RetryPo
   const scans = reader ? createSqliteScanPool({ file, size: options.scanWorkers, timeoutMs: options.scanTimeoutMs, busyTimeoutMs: options.busyTimeoutMs }) : undefined;
   const scanKysely = scans ? new Kysely<DB>({ dialect: scans.dialect() }) : readKysely;
   const gate = scanGate(options.scanWorkers);
+  // Another connection can open only a file: an in-memory database is this process's alone.
+  const commits = reader ? watchCommits(native) : undefined;
   const read = <T>(key: string, fn: (trx: Executor) => Promise<T>, opts: TransactionOptions | undefined): Promise<T> =>
     opts?.scan ? gate.run(key, () => retrying(retry, () => fn(scanKysely))) : retrying(retry, () => fn(readKysely));
   const worker = { file, busyTimeoutMs: options.busyTimeoutMs, synchronous: options.synchronous };
@@ -258,11 +270,14 @@ function openSqlite(file: string, options: StoreConfig['sqlite'], retry: RetryPo
         },
         { offLoop: true },
       ),
+    ...(commits ? { onExternalCommit: commits.subscribe } : {}),
     ping: async () => {
       await sql`select 1`.execute(kysely);
     },
     poolStats: () => ({ total: 1, idle: 1, waiting: 0, max: 1 }),
     close: async () => {
+      // First: a poll on the writer after it closed would only fail.
+      commits?.close();
       try {
         await writes.close();
         await kysely.destroy();
