@@ -7,6 +7,7 @@ import { checkPrivileges } from './db/privileges.js';
 import { AgentstoreError } from './core/errors.js';
 import { assertSchemaCurrent, migrateUp, migrationStatus, type SchemaStatus } from './db/migrator.js';
 import { createUnitOfWorkRunner } from './db/unit-of-work.js';
+import { followExternalChanges, type ExternalChanges } from './db/external-changes.js';
 import { createAuditService, type AuditService } from './modules/audit/service.js';
 import { createChangesService, type ChangesService } from './modules/changes/service.js';
 import { createIndexBuilds } from './modules/collections/index-builds.js';
@@ -40,8 +41,11 @@ export interface Store {
   readonly securityWarnings: readonly string[];
   /** Database reachable and schema current. */
   ready(): Promise<{ ok: boolean; schema: SchemaStatus | null; error?: string; warnings: readonly string[] }>;
-  /** Low-level handles for the CLI, the server's metrics, and tests. */
-  readonly internals: { readonly db: Database; readonly bus: EventBus };
+  /**
+   * Low-level handles for the CLI, the server's metrics, and tests. `externalChanges`
+   * follows other processes' commits to the same SQLite file (inert on PostgreSQL).
+   */
+  readonly internals: { readonly db: Database; readonly bus: EventBus; readonly externalChanges: ExternalChanges };
   close(): Promise<void>;
 }
 
@@ -128,6 +132,13 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
   const uow = createUnitOfWorkRunner(db, bus);
   const tenants = createTenantsService({ db, uow });
   const auth = createAuthService({ db, uow, tenants, rateLimiter: opts.rateLimiter ?? createMemoryRateLimiter(), config: config.auth });
+  // Another process's writes to the same SQLite file wake this one's event streams, and its
+  // revocations reach this one's auth cache, within ~25-100 ms (docs/architecture.md,
+  // "Several processes on one SQLite store").
+  const externalChanges = await followExternalChanges({ db, bus, onCredentialChanges: (changes) => auth.invalidate(changes) }).catch(async (error: unknown) => {
+    await db.close();
+    throw error;
+  });
   const generatedServiceKey = opts.bootstrapServiceKey || config.auth.serviceKey ? await tenants.ensureServiceKey(config.auth.serviceKey) : undefined;
   return {
     config,
@@ -152,8 +163,9 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
         return { ok: false, schema: null, error: (error as Error).message, warnings };
       }
     },
-    internals: { db, bus },
+    internals: { db, bus, externalChanges },
     async close() {
+      await externalChanges.close();
       await bus.close();
       await db.close();
     },

@@ -60,6 +60,27 @@ export function registerMetrics(app: FastifyInstance, store: Store, options: { q
     },
   });
 
+  new Counter({
+    name: 'agentstore_external_changes_total',
+    help: 'SQLite: commits of other processes to the same file seen by this one (catch_ups), wake-ups published for them, own commits not woken twice (own_skipped), duplicate wake-ups, credential changes passed to the auth cache, failed reads',
+    labelNames: ['event'] as const,
+    registers: [registry],
+    collect() {
+      const stats = store.internals.externalChanges.stats();
+      this.reset();
+      for (const [event, value] of [
+        ['catch_ups', stats.catchUps],
+        ['wakeups', stats.wakeups],
+        ['own_skipped', stats.ownSkipped],
+        ['duplicate_wakeups', stats.duplicateWakeups],
+        ['credential_changes', stats.credentialChanges],
+        ['failures', stats.failures],
+      ] as const) {
+        this.inc({ event }, value);
+      }
+    },
+  });
+
   const http = new HttpMetrics();
   app.addHook('onRoute', (route: RouteOptions) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];

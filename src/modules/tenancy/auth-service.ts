@@ -4,6 +4,7 @@ import { AgentstoreError, isAgentstoreError } from '../../core/errors.js';
 import type { Role, TenantContext } from '../../core/context.js';
 import { isUuid, uuidv7 } from '../../core/ids.js';
 import type { Database } from '../../db/database.js';
+import type { CredentialChange } from '../../db/external-changes.js';
 import { toIso } from '../../db/dialect.js';
 import type { UnitOfWorkRunner } from '../../db/unit-of-work.js';
 import type { RateLimiter } from '../../ports/rate-limiter.js';
@@ -44,11 +45,24 @@ export interface AuthService {
   me(ctx: TenantContext): Promise<Identity>;
   /** Drops a cached credential at once (revocation in this process). */
   forget(tokenHash: string): void;
+  /**
+   * Drops the cached credentials these changes may have revoked or altered: an API key or a
+   * session by id, every session of a user. For changes another process made to the same
+   * SQLite store, read from the change log (src/db/external-changes.ts), which knows ids,
+   * not token hashes.
+   */
+  invalidate(changes: readonly CredentialChange[]): void;
+  /**
+   * A number that moves with every `forget` and `invalidate`: an event stream checks its
+   * credential again when it moved since its last check.
+   */
+  revocationEpoch(): number;
 }
 
 // Credentials are looked up on every request; caching the answer for a few seconds keeps
-// the hot path off the database. Revocation here is immediate (forget); on other
-// instances it takes effect within this TTL.
+// the hot path off the database. Revocation here is immediate (forget); by another process
+// on the same SQLite file, within the external-change poll (invalidate, ~25-100 ms); on
+// other PostgreSQL instances, within this TTL.
 const AUTH_CACHE_TTL_MS = 5_000;
 
 export function createAuthService(deps: {
@@ -131,6 +145,28 @@ export function createAuthService(deps: {
     revocations += 1;
     const token = tokenByHash.get(hash);
     if (token !== undefined) cache.delete(token);
+  };
+
+  const invalidate = (changes: readonly CredentialChange[]): void => {
+    if (changes.length === 0) return;
+    revocations += 1;
+    const changed = new Set(changes.map((c) => `${c.tenantId} ${c.resourceType} ${c.resourceId}`));
+    const has = (tenantId: string, type: CredentialChange['resourceType'], id: string | undefined) => id !== undefined && changed.has(`${tenantId} ${type} ${id}`);
+    // One pass over the cache (at most 50,000 entries, a few ms) per batch of changes, which
+    // are rare: an index by id would cost every cached lookup to save this.
+    const drop: string[] = [];
+    for (const [token, { principal }] of cache.entries()) {
+      if (principal.kind !== 'tenant') continue;
+      const { tenantId, actor } = principal.ctx;
+      if (
+        (actor.type === 'api_key' && has(tenantId, 'api_key', actor.id)) ||
+        has(tenantId, 'session', principal.sessionId) ||
+        (actor.type === 'user' && has(tenantId, 'user', actor.id))
+      ) {
+        drop.push(token);
+      }
+    }
+    for (const token of drop) cache.delete(token);
   };
 
   const byJwt = async (verifier: JwtVerifier, token: string): Promise<Principal> => {
@@ -238,5 +274,7 @@ export function createAuthService(deps: {
     },
 
     forget,
+    invalidate,
+    revocationEpoch: () => revocations,
   };
 }
