@@ -137,6 +137,7 @@ export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs
         return now?.kind === 'tenant' && now.ctx.tenantId === ctx.tenantId && now.ctx.role === ctx.role;
       };
       let checkedAt = Date.now();
+      let checkedEpoch = store.auth.revocationEpoch();
       const types = parseTypes(req.query.types);
       const collection = req.query.collection;
       const fromId = parseSeq(req.headers['last-event-id'], 'last-event-id');
@@ -204,8 +205,14 @@ export async function changeRoutes(app: Api, { store }: RouteDeps, { heartbeatMs
           if (wakeup.seq > cursor) wake?.();
         });
         while (!closed) {
-          if (Date.now() - checkedAt >= heartbeatMs) {
+          // Also at the first wake-up after any revocation (the epoch moved). Another process's
+          // revocation is out of the cache before the wake-up its own change brings
+          // (src/db/external-changes.ts), so that stream ends at once; in this process `forget`
+          // runs just after the commit whose wake-up may come first, and then the tenant's next
+          // change or the heartbeat ends it.
+          if (Date.now() - checkedAt >= heartbeatMs || store.auth.revocationEpoch() !== checkedEpoch) {
             checkedAt = Date.now();
+            checkedEpoch = store.auth.revocationEpoch();
             // Ended, not answered 401: the stream's status is sent. EventSource reconnects
             // with Last-Event-ID, and that request gets the 401 (or the new role).
             if (!(await stillValid())) break;
