@@ -1,6 +1,7 @@
 /**
  * Child processes for the out-of-process suites: the real server (`agentstore serve`) and
- * one-shot CLI commands, both run through the package bin (`node bin/agentstore.js`).
+ * one-shot CLI commands, both run through the package bin (`node bin/agentstore.js`), and
+ * node scripts of the tests' own (`spawnNode`).
  *
  * - The environment is built from scratch (PATH, HOME + what the test passes), so a
  *   developer's DATABASE_URL or AGENTSTORE_SERVICE_KEY never leaks into a test.
@@ -64,22 +65,28 @@ export interface CliResult extends Exit {
   readonly stderr: string;
 }
 
-/** Runs `agentstore <args>` to completion. */
-export function runCli(args: readonly string[], env: Env, timeoutMs = 30_000): Promise<CliResult> {
-  return runCommand(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv(env), timeoutMs });
+/**
+ * Runs `agentstore <args>` to completion. `onStdout` sees each chunk as it arrives (when a
+ * command printed, not when its process ended).
+ */
+export function runCli(args: readonly string[], env: Env, timeoutMs = 30_000, onStdout?: (chunk: string) => void): Promise<CliResult> {
+  return runCommand(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv(env), timeoutMs, ...(onStdout ? { onStdout } : {}) });
 }
 
 /** Runs any command to completion with exactly `env`; SIGKILLed after `timeoutMs`. */
 export async function runCommand(
   command: string,
   args: readonly string[],
-  options: { readonly cwd: string; readonly env: NodeJS.ProcessEnv; readonly timeoutMs: number },
+  options: { readonly cwd: string; readonly env: NodeJS.ProcessEnv; readonly timeoutMs: number; readonly onStdout?: (chunk: string) => void },
 ): Promise<CliResult> {
-  const { timeoutMs } = options;
+  const { timeoutMs, onStdout } = options;
   const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+    onStdout?.(d);
+  });
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   children.add(child);
@@ -94,6 +101,16 @@ export async function runCommand(
     children.delete(child);
     clearTimeout(timer);
   }
+}
+
+/**
+ * Starts `node <args>` (a script of the test's) with the same scratch environment, all
+ * three stdio streams piped, tracked like every child (`killChildren`).
+ */
+export function spawnNode(args: readonly string[], env: Env): ChildProcess {
+  const child = spawn(process.execPath, [...args], { cwd: ROOT, env: childEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
+  void track(child);
+  return child;
 }
 
 export interface ServerProcess {
