@@ -5,7 +5,8 @@ import type BetterSqlite3 from 'better-sqlite3';
  * bound the issue sets for another process's write to reach this one's event streams (and
  * for its revocations to take effect) is 100 ms; polling at a quarter of it leaves the rest
  * for the change-log read, the wake-up and a loaded event loop. One poll is a prepared
- * `PRAGMA data_version`: ~1.1 µs here, so 40 a second cost ~45 µs of CPU a second.
+ * `PRAGMA data_version`: 1.1 µs on this 2-core machine when quiet, 3-5.5 µs under a load
+ * average of 12 (bench/data-version.ts), so 40 a second cost 45-220 µs of CPU a second.
  */
 export const COMMIT_POLL_MS = 25;
 
