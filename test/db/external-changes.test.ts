@@ -7,6 +7,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Role } from '../../src/core/context.js';
+import type { Session } from '../../src/modules/tenancy/types.js';
 import type { ChangeWakeup } from '../../src/ports/event-bus.js';
 import type { Store } from '../../src/store.js';
 import { forEachBackend, openTestStore, type TestStore } from '../helpers/backends.js';
@@ -52,6 +54,17 @@ forEachBackend('several stores on one database', (backend) => {
     await b?.close();
     await a?.close();
   });
+
+  /** A user made by store a, logged in `count` times on store b, each session cached by b. */
+  const userWithSessions = async (role: Role, count: number) => {
+    const { ctx } = await newTenant(a.store);
+    const email = `u${Date.now()}-${Math.random().toString(36).slice(2)}@example.com`;
+    const password = 'correct horse battery staple';
+    const user = await a.store.users.create(ctx, { email, password, role });
+    const sessions: Session[] = [];
+    for (let i = 0; i < count; i++) sessions.push(await b.store.auth.login({ tenantId: ctx.tenantId, email, password }, `127.0.0.${i + 1}`));
+    return { ctx, user, sessions };
+  };
 
   if (backend.dialect === 'postgres') {
     it('PostgreSQL: nothing follows other instances here; each store reads the other\'s writes', async () => {
@@ -117,12 +130,8 @@ forEachBackend('several stores on one database', (backend) => {
   });
 
   it('a session ended, or every session of a user whose password was reset, by one store ends on the other', async () => {
-    const { ctx } = await newTenant(a.store);
-    const email = `u${Date.now()}@example.com`;
-    const password = 'correct horse battery staple';
-    const user = await a.store.users.create(ctx, { email, password, role: 'member' });
-    const first = await b.store.auth.login({ tenantId: ctx.tenantId, email, password }, '127.0.0.1');
-    const second = await b.store.auth.login({ tenantId: ctx.tenantId, email, password }, '127.0.0.2');
+    const { ctx, user, sessions } = await userWithSessions('member', 2);
+    const [first, second] = sessions as [Session, Session];
     const principal = await b.store.auth.verify(first.token);
     await b.store.auth.verify(second.token);
     if (principal.kind !== 'tenant') throw new Error('a session is a tenant principal');
@@ -137,11 +146,8 @@ forEachBackend('several stores on one database', (backend) => {
   });
 
   it('a role lowered by one store is not served from the other\'s cache', async () => {
-    const { ctx } = await newTenant(a.store);
-    const email = `r${Date.now()}@example.com`;
-    const password = 'correct horse battery staple';
-    const user = await a.store.users.create(ctx, { email, password, role: 'admin' });
-    const session = await b.store.auth.login({ tenantId: ctx.tenantId, email, password }, '127.0.0.3');
+    const { ctx, user, sessions } = await userWithSessions('admin', 1);
+    const session = sessions[0] as Session;
     expect(await b.store.auth.verify(session.token)).toMatchObject({ ctx: { role: 'admin' } });
     await a.store.users.update(ctx, user.id, { role: 'viewer' });
     await until(() => b.store.auth.cached(session.token) === undefined);
