@@ -22,10 +22,13 @@ export interface CommitWatch {
  *
  * `PRAGMA data_version` changes between two calls on one connection exactly when another
  * connection committed in between; the connection's own commits never change it. It is read
- * on the **writer**: this process's only connection that writes, so none of this process's
- * commits ever shows up here, and a commit seen here is always somebody else's. (The
- * read-only reader's value also moves for this process's own commits, which the unit of
- * work has already announced: every write would be seen twice.)
+ * on the **writer**, the connection through which this process writes, so its commits, which
+ * the unit of work has already announced, never show up here. (The read-only reader's value
+ * moves for every one of them: every write would be seen twice.) The one other connection of
+ * this process that commits is the short-lived write worker of collection deletes and index
+ * builds (src/db/sqlite-write-worker.ts): those rare commits are seen, and the change
+ * follower's read finds them already announced, or announces them once more (a wake-up that
+ * reads nothing new; src/db/external-changes.ts counts both).
  *
  * The pragma is synchronous and may run while the group commit holds the writer inside an
  * open transaction across a turn of the event loop: it only reads the pager's counter, and
