@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@fastify/type-provider-typebox';
 import { AgentstoreError, isAgentstoreError, type FieldError } from '../core/errors.js';
+import { bearer } from './auth.js';
 
 /** RFC 9457 problem details, as every error of the API is rendered. */
 export const ProblemSchema = Type.Object(
@@ -115,8 +116,31 @@ export function renderProblem(request: FastifyRequest, status: number, code: str
   };
 }
 
+const REALM = 'Bearer realm="agentstore"';
+
+/**
+ * The challenge of a 401 (RFC 9110 §11.6.1 requires one): the Bearer scheme (RFC 6750 §3),
+ * with `error="invalid_token"` when the request sent a credential to a route that takes one
+ * and it was refused (unknown, revoked, expired, a JWT check failed). Without a credential,
+ * with one in another scheme (`Basic …`) or a malformed Authorization header, and on the
+ * login route (its credential is the body's password), the challenge carries no error code,
+ * as §3.1 says for a request that lacks authentication information.
+ */
+export function authChallenge(request: FastifyRequest): string {
+  if (request.routeOptions.config?.auth === 'none') return REALM;
+  let token: string | undefined;
+  try {
+    token = bearer(request);
+  } catch {
+    token = undefined;
+  }
+  return token === undefined ? REALM : `${REALM}, error="invalid_token"`;
+}
+
+/** Every problem response goes through here, so every 401 carries its challenge. */
 export function sendProblem(reply: FastifyReply, problem: Problem, retryAfter?: number): FastifyReply {
   if (retryAfter !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
+  if (problem.status === 401) void reply.header('www-authenticate', authChallenge(reply.request));
   return reply.status(problem.status).type('application/problem+json').send(problem);
 }
 

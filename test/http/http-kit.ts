@@ -140,6 +140,9 @@ export function expectProblem(res: LightMyRequestResponse, status: number | read
   expect(body.detail.length, where).toBeGreaterThan(0);
   expect(typeof body.title, where).toBe('string');
   expect(typeof body.requestId, where).toBe('string');
+  // RFC 9110 §11.6.1: every 401 says how to authenticate (test/http/www-authenticate.test.ts).
+  if (res.statusCode === 401) expect(res.headers['www-authenticate'], where).toMatch(/^Bearer realm="agentstore"(, error="invalid_token")?$/);
+  else expect(res.headers['www-authenticate'], where).toBeUndefined();
   if (expected.code) expect(body.code, where).toBe(expected.code);
   if (expected.field !== undefined) {
     const fields = (body.errors ?? []).map((e) => e.field);
