@@ -1,27 +1,44 @@
 import fs from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { sql } from 'kysely';
+import { sqliteDatabase, type StoreConfig } from '../config/config.js';
 import { loadConfig, describeBackends } from '../config/env.js';
 import type { Role } from '../core/context.js';
-import { isAgentstoreError } from '../core/errors.js';
+import { AgentstoreError, isAgentstoreError } from '../core/errors.js';
 import { createDatabase, type Database } from '../db/database.js';
-import { MIGRATIONS } from '../db/migrations/index.js';
 import { migrateUp, migrationPlan, migrationStatus } from '../db/migrator.js';
 import { TENANT_TABLES } from '../db/schema.js';
 import { DEFAULT_API_KEY_ROLE } from '../modules/tenancy/api-keys-service.js';
 import type { Store } from '../store.js';
+import { parseMigrationVersion } from './migrate-args.js';
 
 function print(value: unknown): void {
   process.stdout.write(`${typeof value === 'string' ? value : JSON.stringify(value, null, 2)}\n`);
 }
 
 /**
+ * The configured SQLite file when it does not exist. Opening it would create it (and its
+ * directory): a read-only command (`status`, `migrate status` and `plan`, the lists) reads a
+ * missing file as what it is, an empty database, and says so, instead of writing one.
+ */
+function missingSqliteFile(store: StoreConfig): string | undefined {
+  const database = store.database;
+  return database.kind === 'sqlite' && database.file !== ':memory:' && !fs.existsSync(database.file) ? database.file : undefined;
+}
+
+/** The configuration a read-only command opens: a missing SQLite file stands in as an empty in-memory database. */
+function readOnlyConfig(store: StoreConfig): StoreConfig {
+  return missingSqliteFile(store) === undefined ? store : { ...store, database: sqliteDatabase(':memory:') };
+}
+
+/**
  * A raw database handle. `owner`: the migration commands connect as the role that owns the
  * tables (AGENTSTORE_MIGRATE_DATABASE_URL) when one is configured, since the server's role
- * may not run DDL.
+ * may not run DDL. `readOnly`: the command only reads (see `missingSqliteFile`).
  */
-async function withDatabase<T>(fn: (db: Database) => Promise<T>, options: { owner?: boolean } = {}): Promise<T> {
-  const { store } = loadConfig();
+async function withDatabase<T>(fn: (db: Database) => Promise<T>, options: { owner?: boolean; readOnly?: boolean } = {}): Promise<T> {
+  const configured = loadConfig().store;
+  const store = options.readOnly ? readOnlyConfig(configured) : configured;
   const database = (options.owner ? store.migrateDatabase : undefined) ?? store.database;
   const db = createDatabase({ database, postgres: store.postgres, sqlite: store.sqlite });
   try {
@@ -31,12 +48,28 @@ async function withDatabase<T>(fn: (db: Database) => Promise<T>, options: { owne
   }
 }
 
-// The store (every service, argon2, jose) and the HTTP server (Fastify, swagger, TypeBox) are
-// loaded only by the commands that use them: imported at the top, they were most of the
-// start-up time of every command, `status` and `migrate` included.
-async function withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
+/**
+ * The store (every service, argon2, jose) and the HTTP server (Fastify, swagger, TypeBox) are
+ * loaded only by the commands that use them: imported at the top, they were most of the
+ * start-up time of every command, `status` and `migrate` included.
+ *
+ * `readOnly`: the lists. They neither create a missing SQLite file (it reads as an empty
+ * database, migrated in memory) nor migrate a database that is behind (they refuse, naming
+ * `agentstore migrate up`, as the server does without AGENTSTORE_MIGRATE_ON_START).
+ */
+async function withStore<T>(fn: (store: Store) => Promise<T>, options: { readOnly?: boolean } = {}): Promise<T> {
   const { openStore } = await import('../store.js');
-  const store = await openStore(loadConfig().store);
+  const configured = loadConfig().store;
+  const missing = missingSqliteFile(configured) !== undefined;
+  if (options.readOnly && !missing) {
+    // The store's own refusal tells to set AGENTSTORE_MIGRATE_ON_START, which is for the server.
+    const status = await withDatabase((db) => migrationStatus(db));
+    if (status.current < status.latest) {
+      throw new AgentstoreError('agentstore.schema_mismatch', `the database schema is at version ${status.current} of ${status.latest}, and this command only reads: run \`agentstore migrate up\` first`);
+    }
+  }
+  const config = options.readOnly ? { ...readOnlyConfig(configured), migrateOnStart: missing } : configured;
+  const store = await openStore(config);
   try {
     return await fn(store);
   } finally {
@@ -44,17 +77,14 @@ async function withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
   }
 }
 
+/** The line a read-only command adds when the SQLite file is not there yet. */
+function printIfMissing(): void {
+  const file = missingSqliteFile(loadConfig().store);
+  if (file) print(`database: sqlite ${file} does not exist yet (created by \`agentstore migrate up\` or the server's start)`);
+}
+
 /** The service key acts as owner of the tenant it administers from the CLI. */
 const owner = (tenantId: string) => ({ tenantId, actor: { type: 'service' as const, id: 'cli' }, role: 'owner' as const });
-
-/** `--to`: a version this code has; anything else (`abc` was NaN, which applied every migration) is refused. */
-function parseVersion(value: string): number {
-  const version = Number(value);
-  if (!/^\d+$/.test(value) || version < 1 || version > MIGRATIONS.length) {
-    throw new InvalidArgumentError(`must be a migration version from 1 to ${MIGRATIONS.length}`);
-  }
-  return version;
-}
 
 const program = new Command()
   .name('agentstore')
@@ -75,16 +105,29 @@ migrate
       const status = await migrationStatus(db);
       print(`schema version ${status.current} of ${status.latest} (${status.upToDate ? 'up to date' : 'NOT up to date'})`);
       for (const m of status.migrations) print(`  ${String(m.version).padStart(4, '0')} ${m.name.padEnd(32)} ${m.state}${m.appliedAt ? `  ${m.appliedAt}` : ''}`);
-    }, { owner: true }),
+      printIfMissing();
+    }, { owner: true, readOnly: true }),
   );
 migrate
   .command('plan')
   .description('print the SQL that `migrate up` would run')
-  .action(() => withDatabase(async (db) => print((await migrationPlan(db)) || '-- nothing to apply'), { owner: true }));
+  .action(() =>
+    withDatabase(async (db) => {
+      if (missingSqliteFile(loadConfig().store)) print('-- the database file does not exist yet: `migrate up` creates it, then runs:');
+      print((await migrationPlan(db)) || '-- nothing to apply');
+    }, { owner: true, readOnly: true }),
+  );
 migrate
   .command('up')
   .description('apply pending migrations, each in its own transaction')
-  .option('--to <version>', 'stop at this version', parseVersion)
+  .option('--to <version>', 'stop at this version', (value: string) => {
+    try {
+      return parseMigrationVersion(value);
+    } catch (error) {
+      // Commander names the option and the value in front of the reason.
+      throw new InvalidArgumentError((error as Error).message);
+    }
+  })
   .action((opts: { to?: number }) =>
     withDatabase(async (db) => {
       const applied = await migrateUp(db, opts.to !== undefined ? { target: opts.to } : {});
@@ -97,12 +140,10 @@ program
   .description('backends, schema version and row counts (reads only: creates and migrates nothing)')
   .action(async () => {
     const { store } = loadConfig();
-    const sqliteFile = store.database.kind === 'sqlite' && store.database.file !== ':memory:' ? store.database.file : undefined;
-    // Opening a SQLite file that is not there would create it (and its directory): a status
-    // that writes. There is nothing to report on yet.
-    const missing = sqliteFile !== undefined && !fs.existsSync(sqliteFile);
+    // There is nothing to report on yet (missingSqliteFile).
+    const missing = missingSqliteFile(store);
     for (const line of describeBackends(store)) {
-      if (line.startsWith('database: ') && missing) print(`database: sqlite ${sqliteFile} (does not exist yet)`);
+      if (line.startsWith('database: ') && missing) print(`database: sqlite ${missing} (does not exist yet)`);
       // What `serve` does with pending migrations, not what this command did (nothing).
       else if (line.startsWith('migrations: ')) print(`migrations: ${store.migrateOnStart ? 'pending ones are applied when the server starts' : 'the server refuses to start while any is pending'}`);
       else print(line);
@@ -146,7 +187,7 @@ tenants
   .command('list')
   .description('list tenants')
   .option('--limit <n>', 'page size', '100')
-  .action((opts: { limit: string }) => withStore(async (store) => print(await store.tenants.list({ limit: Number(opts.limit) }))));
+  .action((opts: { limit: string }) => withStore(async (store) => print(await store.tenants.list({ limit: Number(opts.limit) })), { readOnly: true }));
 
 const keys = program.command('keys').description("a tenant's API keys");
 keys
@@ -165,7 +206,7 @@ keys
   .command('list')
   .requiredOption('--tenant <id>', 'tenant id')
   .description('list API keys (never their secrets)')
-  .action((opts: { tenant: string }) => withStore(async (store) => print(await store.apiKeys.list(owner(opts.tenant), { limit: 500 }))));
+  .action((opts: { tenant: string }) => withStore(async (store) => print(await store.apiKeys.list(owner(opts.tenant), { limit: 500 })), { readOnly: true }));
 keys
   .command('revoke <keyId>')
   .requiredOption('--tenant <id>', 'tenant id')
