@@ -1,75 +1,31 @@
 /**
  * The database becomes unreachable mid-run: the store reaches PostgreSQL (directly or via
- * pgbouncer) through a TCP proxy of ours, which we then switch to accepting connections and
- * destroying them at once. Requests must answer a 503 problem with Retry-After after a
- * bounded retry (seconds, not a hang), never a 500, and work again once it is back.
+ * pgbouncer) through a TCP proxy of ours (test/helpers/tcp-proxy.ts), which we then switch to
+ * accepting connections and destroying them at once. Requests must answer a 503 problem with
+ * Retry-After after a bounded retry (seconds, not a hang), never a 500, and work again once it
+ * is back. (An open event stream through the same outage: event-stream-outage.test.ts.)
  */
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildApp } from '../../src/server/app.js';
 import { createMigratedTestDatabase, forEachBackend, openTestStore, type TestDatabase, type TestStore } from '../helpers/index.js';
+import { startTcpProxy, targetOf, viaProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { SERVICE_KEY, bearer, createKey, createTenant, expectProblem, type HttpTenant } from './http-kit.js';
-
-interface Proxy {
-  readonly port: number;
-  /** down: every open connection is cut and new ones are accepted then destroyed. */
-  setDown(down: boolean): void;
-  close(): Promise<void>;
-}
-
-async function startProxy(target: { host: string; port: number }): Promise<Proxy> {
-  let down = false;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    sockets.add(client);
-    client.on('close', () => sockets.delete(client));
-    client.on('error', () => undefined);
-    if (down) {
-      client.destroy();
-      return;
-    }
-    const upstream = net.connect(target.port, target.host);
-    sockets.add(upstream);
-    upstream.on('close', () => sockets.delete(upstream));
-    upstream.on('error', () => client.destroy());
-    client.on('error', () => upstream.destroy());
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    setDown(value) {
-      down = value;
-      if (down) for (const s of sockets) s.destroy();
-    },
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 forEachBackend(
   'http backend failure',
   (backend) => {
     let database: TestDatabase;
-    let proxy: Proxy;
+    let proxy: TcpProxy;
     let test: TestStore;
     let app: Awaited<ReturnType<typeof buildApp>>;
     let T: HttpTenant;
 
     beforeAll(async () => {
       database = await createMigratedTestDatabase(backend);
-      const url = new URL(database.url);
-      proxy = await startProxy({ host: url.hostname, port: Number(url.port || 5432) });
-      url.hostname = '127.0.0.1';
-      url.port = String(proxy.port);
-      test = await openTestStore(backend, { database: { ...database, url: url.toString() }, store: { auth: { serviceKey: SERVICE_KEY } } });
+      proxy = await startTcpProxy(targetOf(database.url));
+      test = await openTestStore(backend, { database: { ...database, url: viaProxy(database.url, proxy) }, store: { auth: { serviceKey: SERVICE_KEY } } });
       app = await buildApp(test.store, { logger: false });
       T = await createTenant(app, `failure-${randomBytes(4).toString('hex')}`, 'owner');
     });
