@@ -43,14 +43,51 @@ export interface BenchResults {
     openSettleS?: number;
     /** V8 flags of the server children (absent in results before they had any). */
     serverNodeFlags?: string[];
+    /** ms each server child waited after listening before its idle RSS reading (absent before it was taken). */
+    idleSettleMs?: number;
     runs: number;
     records: number;
     wallClockS: number;
   };
   inproc: Partial<Record<string, InprocResult[]>>;
   http: HttpResult[];
-  memory: Record<string, { rss: number; peakRss: number }>;
+  /** Per server child; `idleRss` is absent in results from before it was measured. */
+  memory: Record<string, MemoryResult>;
   verdicts: Verdict[];
+}
+
+export interface MemoryResult {
+  /** After start-up settled, before any request (bench/server.ts). */
+  readonly idleRss?: number;
+  /** Just before the server closed, at the end of the run. */
+  readonly rss: number;
+  /** The peak resident set (VmHWM) over the child's life. */
+  readonly peakRss: number;
+}
+
+/** Server names as the memory table shows them. */
+export function serverName(name: string): string {
+  return name === 'baseline' ? 'bare Fastify baselines' : name.startsWith('baseline:') ? `bare Fastify baselines (${name.slice('baseline:'.length)} phase)` : `agentstore app (${name})`;
+}
+
+/** The bare-Fastify baselines measured beside a server: those of its phase (or the only ones, in results from before the phases). */
+function bareOf(memory: Record<string, MemoryResult>, name: string): MemoryResult | undefined {
+  const phase = name.startsWith('baseline') ? undefined : name;
+  return (phase ? memory[`baseline:${phase}`] : undefined) ?? memory.baseline;
+}
+
+/**
+ * The memory table: idle RSS, RSS at the end of the run and peak, each with its ratio to the
+ * bare-Fastify baselines of the same phase (measured in the same run).
+ */
+export function memoryTable(memory: Record<string, MemoryResult>): string {
+  const x = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? ` (${fmt(a / b, 2)}x)` : '');
+  const lines = Object.entries(memory).map(([name, mem]) => {
+    const bare = name.startsWith('baseline') ? undefined : bareOf(memory, name);
+    const idle = mem.idleRss === undefined ? 'n/r' : `${mib(mem.idleRss)}${x(mem.idleRss, bare?.idleRss)}`;
+    return `| ${serverName(name)} | ${idle} | ${mib(mem.rss)}${x(mem.rss, bare?.rss)} | ${mib(mem.peakRss)}${x(mem.peakRss, bare?.peakRss)} |`;
+  });
+  return ['| server | idle RSS | RSS at the end | peak RSS |', '|---|---:|---:|---:|', ...lines].join('\n');
 }
 
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a');
@@ -206,10 +243,12 @@ export function renderMarkdown(results: BenchResults): string {
   out.push('', '"vs raw driver": get by id over the raw pk select, create over the raw single-row insert, same concurrency.', '');
   out.push('#### Targets', '', '| target | backend | measured | threshold | verdict |', '|---|---|---|---|---|');
   for (const v of results.verdicts) out.push(`| ${v.target} | ${v.backend} | ${v.value} | ${v.threshold} | ${v.met ? 'met' : '**not met**'} |`);
-  out.push('', '#### Server memory (RSS at the end of the run / peak)', '', '| server | RSS | peak RSS |', '|---|---:|---:|');
-  const serverName = (name: string) => (name === 'baseline' ? 'bare Fastify baselines' : name.startsWith('baseline:') ? `bare Fastify baselines (${name.slice('baseline:'.length)} phase)` : `agentstore app (${name})`);
-  for (const [name, mem] of Object.entries(results.memory)) out.push(`| ${serverName(name)} | ${mib(mem.rss)} | ${mib(mem.peakRss)} |`);
-  out.push('');
+  out.push('', '#### Server memory (idle / at the end of the run / peak)', '', memoryTable(results.memory), '');
+  out.push(
+    `Idle RSS: read by each server child ${fmt(m.idleSettleMs ?? 0)} ms after it listened, before any request, without a forced GC (n/r: not recorded in this run); ` +
+      'RSS at the end: just before it closed; peak: VmHWM. In parentheses: over the bare-Fastify baselines of the same phase.',
+    '',
+  );
   return out.join('\n');
 }
 

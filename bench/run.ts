@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Request } from 'autocannon';
 import type { InprocResult } from './inproc.js';
-import { BENCH_DIR, runScript, SERVER_NODE_FLAGS, startServer, type ServerChild } from './lib/child.js';
+import { BENCH_DIR, memoryName, runScript, SERVER_NODE_FLAGS, startPhaseServers, type ServerMemory } from './lib/child.js';
 import { BENCH, queryFilter } from './lib/config.js';
 import { createFixture, type BackendName, type Fixture } from './lib/fixture.js';
 import { measureHttp, untilIdle } from './lib/http.js';
@@ -96,14 +96,9 @@ function gitCommit(): string {
 }
 
 /** The HTTP measurements of one backend against the baselines of its phase. */
-async function httpPhase(fx: Fixture): Promise<{ http: HttpResult[]; memory: Record<string, { rss: number; peakRss: number }> }> {
-  const servers = new Map<string, ServerChild>();
+async function httpPhase(fx: Fixture): Promise<{ http: HttpResult[]; memory: Record<string, ServerMemory> }> {
+  const servers = await startPhaseServers(fx);
   try {
-    if (fx.backend === 'sqlite' && !fx.sqliteFile) throw new Error('the SQLite fixture has no file for the raw better-sqlite3 route');
-    servers.set('baseline', await startServer('baseline', fx.backend === 'sqlite'
-      ? { BENCH_SQLITE_FILE: fx.sqliteFile as string, BENCH_SQLITE_TENANT: fx.tenantId }
-      : { BENCH_PG_URL: fx.url, BENCH_PG_TENANT: fx.tenantId }));
-    servers.set(fx.backend, await startServer('app', { BENCH_DATABASE_URL: fx.url }));
     const auth = { authorization: `Bearer ${fx.apiKey}` };
 
     const measure = async (s: Scenario, durationS: number): Promise<Sample> => {
@@ -160,8 +155,8 @@ async function httpPhase(fx: Fixture): Promise<{ http: HttpResult[]; memory: Rec
     const get = appScenarios(fx).find((s) => s.id === `${fx.backend}:get:1000`) as Scenario;
     const open = await runInterleaved([...openBaselines, { ...get, id: `${fx.backend}:get-open:1000`, label: 'get by id, open loop', overallRate: rate }]);
 
-    const memory: Record<string, { rss: number; peakRss: number }> = {};
-    for (const [name, server] of servers) memory[name === 'baseline' ? `baseline:${fx.backend}` : name] = await server.stop();
+    const memory: Record<string, ServerMemory> = {};
+    for (const [name, server] of servers) memory[memoryName(name, fx.backend)] = await server.stop();
     servers.clear();
     return { http: [...closed, ...open], memory };
   } finally {
@@ -173,7 +168,7 @@ const fixtures: Fixture[] = [];
 try {
   const inproc: Partial<Record<BackendName, InprocResult[]>> = {};
   const http: HttpResult[] = [];
-  const memory: Record<string, { rss: number; peakRss: number }> = {};
+  const memory: Record<string, ServerMemory> = {};
   for (const backend of BENCH.backends) {
     log(`${backend} phase: seeding ${BENCH.records} records x 2 collections ...`);
     const fx = await createFixture(backend, BENCH.records);
@@ -204,6 +199,7 @@ try {
       warmupS: BENCH.warmupS,
       openSettleS: BENCH.openSettleS,
       serverNodeFlags: [...SERVER_NODE_FLAGS],
+      idleSettleMs: BENCH.idleSettleMs,
       runs: BENCH.runs,
       records: BENCH.records,
       wallClockS: 0,

@@ -7,13 +7,18 @@
  *             CPU), GET /raw-sqlite/:id (a prepared
  *             better-sqlite3 pk select), GET /raw-pg/:id (one pg pool query)
  *
- * It listens on an ephemeral port and reports it over IPC; on {type:'stop'} it reports its
- * RSS (current and peak) and exits.
+ * It listens on an ephemeral port, waits BENCH_IDLE_SETTLE_MS (start-up work settles: the
+ * first timers, lazy module loads, V8's first collections), reads its idle RSS (after a
+ * global.gc() only when the child runs with --expose-gc: the benchmark's children do not, as
+ * `npm start` does not), and reports port and idle RSS over IPC; on {type:'stop'} it reports
+ * its RSS (current and peak) and exits.
  */
 import fs from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Sqlite } from '../src/db/sqlite-driver.js';
 import Fastify, { type FastifyInstance } from 'fastify';
 import pg from 'pg';
+import { BENCH } from './lib/config.js';
 
 type Message = { type: 'stop' };
 
@@ -104,7 +109,10 @@ if (!server) throw new Error(`usage: server.ts app|baseline (got ${mode})`);
 // The same backlog as `agentstore serve` (src/cli/serve.ts), for every server alike.
 await server.app.listen({ host: '127.0.0.1', port: 0, backlog: 4096 });
 const address = server.app.server.address();
-send({ type: 'ready', port: typeof address === 'object' && address ? address.port : 0 });
+await sleep(BENCH.idleSettleMs);
+const gc = (globalThis as { gc?: () => void }).gc;
+gc?.();
+send({ type: 'ready', port: typeof address === 'object' && address ? address.port : 0, idleRss: process.memoryUsage().rss, idleGc: gc !== undefined });
 process.on('message', (message: Message) => {
   if (message.type !== 'stop') return;
   const rss = process.memoryUsage().rss;

@@ -31,6 +31,11 @@ export const BENCH = {
   scenarios: process.env.BENCH_SCENARIOS ? new RegExp(process.env.BENCH_SCENARIOS) : undefined,
   /** BENCH_INPROC=0 skips the in-process phase. */
   inproc: process.env.BENCH_INPROC !== '0',
+  /**
+   * Idle RSS: ms a server child waits after it listens, before any request, for start-up work
+   * to settle (bench/server.ts), before it reads its RSS and reports that it is ready.
+   */
+  idleSettleMs: Math.trunc(num('BENCH_IDLE_SETTLE_MS', quick ? 500 : 2000)),
 };
 
 /** The filter of the query workload; `{gte: X}` with X drawn from [0, records/2). */
