@@ -7,16 +7,10 @@ import type { ApiKeysTable } from '../../db/schema.js';
 import type { Executor } from '../../db/database.js';
 import type { UnitOfWorkRunner } from '../../db/unit-of-work.js';
 import { validateName } from './tenants-service.js';
-import { assertCanGrant, assertCanManage } from './role-rules.js';
+import { assertCanGrant, assertCanManage, DEFAULT_API_KEY_ROLE } from './role-rules.js';
 import { displayPrefix, hashToken, issueToken } from './tokens.js';
 import type { ApiKey, CreatedApiKey } from './types.js';
 import { validateRole } from './users-service.js';
-
-/**
- * The role of a key created without one: it reads and writes records and counters, and
- * manages nothing. A key that can manage keys, users or collections is asked for by name.
- */
-export const DEFAULT_API_KEY_ROLE: Role = 'member';
 
 export interface ApiKeysService {
   /** `role` defaults to {@link DEFAULT_API_KEY_ROLE}; nobody creates a key above their own role. */

@@ -2,7 +2,7 @@ import { Type } from '@fastify/type-provider-typebox';
 import type { Role, TenantContext } from '../../core/context.js';
 import { AgentstoreError } from '../../core/errors.js';
 import { PageQuery, Timestamps, emptyBodyAsObject, pageOf, tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
-import { DEFAULT_API_KEY_ROLE } from './api-keys-service.js';
+import { DEFAULT_API_KEY_ROLE } from './role-rules.js';
 
 const RoleSchema = Type.Union([Type.Literal('owner'), Type.Literal('admin'), Type.Literal('member'), Type.Literal('viewer')]);
 const TenantSchema = Type.Object({ id: Type.String(), name: Type.String(), version: Type.Integer(), ...Timestamps }, { $id: 'Tenant' });
