@@ -3,13 +3,30 @@
  * schema-rules.ts, compiled each in an Ajv instance of its own, and run on records with
  * the safeguards of schema-runtime.ts.
  */
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
-import { formatLimitDefinition } from 'ajv-formats/dist/limit.js';
+import { createRequire } from 'node:module';
+import type { Ajv2020, ValidateFunction } from 'ajv/dist/2020.js';
+import type { formatLimitDefinition as FormatLimitDefinition } from 'ajv-formats/dist/limit.js';
 import { LRUCache } from 'lru-cache';
 import { AgentstoreError } from '../../core/errors.js';
 import { checkSchemaRules, SCHEMA_LIMITS, valuesByDepth } from './schema-rules.js';
 import { boundedFormats, re2Engine, uniqueItemsKeyword, ValidationLimitExceeded, withValidationBudget } from './schema-runtime.js';
 import type { JsonObject } from './types.js';
+
+// Ajv's 2020-12 build (and ajv-formats' limit keywords, which load Ajv) on the first schema,
+// synchronously (CommonJS), as re2js in schema-runtime.ts: ~0.1 s of CPU at every start that
+// the CLI's commands, which never see a schema, need not pay. The server has loaded Ajv's core
+// for its routes by then, so its first schema waits ~10 ms for the rest, once.
+let ajv: { Ajv2020: typeof Ajv2020; formatLimitDefinition: typeof FormatLimitDefinition } | undefined;
+const ajvLib = () => {
+  if (!ajv) {
+    const require = createRequire(import.meta.url);
+    ajv = {
+      Ajv2020: (require('ajv/dist/2020.js') as { Ajv2020: typeof Ajv2020 }).Ajv2020,
+      formatLimitDefinition: (require('ajv-formats/dist/limit.js') as { formatLimitDefinition: typeof FormatLimitDefinition }).formatLimitDefinition,
+    };
+  }
+  return ajv;
+};
 
 // Only checks tenant schemas against the 2020-12 meta-schema: it never compiles or
 // registers one, so it holds no tenant state. Made on first use: CLI commands that never
@@ -23,7 +40,8 @@ let formats: ReturnType<typeof boundedFormats> | undefined;
  * and registers ids globally. Creating one costs ~0.5 ms, paid on define and on a cache miss.
  */
 function newAjv(): Ajv2020 {
-  const ajv = new Ajv2020({
+  const { Ajv2020, formatLimitDefinition } = ajvLib();
+  const instance = new Ajv2020({
     // Strict mode must stay off: besides refusing unknown keywords, its strictSchema check
     // runs every patternProperties pattern on V8's backtracking engine against the
     // property names, at compile time.
@@ -39,10 +57,10 @@ function newAjv(): Ajv2020 {
     // a record's check needs: compile time is the schema's cost on the shared loop.
     code: { regExp: re2Engine, optimize: false },
   });
-  ajv.addKeyword(formatLimitDefinition);
-  ajv.removeKeyword('uniqueItems');
-  ajv.addKeyword(uniqueItemsKeyword);
-  return ajv;
+  instance.addKeyword(formatLimitDefinition);
+  instance.removeKeyword('uniqueItems');
+  instance.addKeyword(uniqueItemsKeyword);
+  return instance;
 }
 
 /** A compiled schema and the worst keyword work it can cost per data value at each depth. */
@@ -54,7 +72,7 @@ export interface CompiledSchema {
 /** Compiles a collection's schema, turning a bad or unsafe schema into a 400 on the `schema` field. */
 export function compileSchema(schema: JsonObject): CompiledSchema {
   const workByDepth = checkSchemaRules(schema);
-  const meta = (metaValidator ??= new Ajv2020({ strict: false, allErrors: false }));
+  const meta = (metaValidator ??= new (ajvLib().Ajv2020)({ strict: false, allErrors: false }));
   if (!meta.validateSchema(schema)) {
     throw AgentstoreError.invalidField('/schema', `is not a valid JSON Schema: ${meta.errorsText(meta.errors)}`);
   }
