@@ -8,7 +8,7 @@ import { sql } from 'kysely';
 import { sqliteDatabase, type StoreConfig } from '../config/config.js';
 import { loadConfig, describeBackends } from '../config/env.js';
 import type { Role } from '../core/context.js';
-import { AgentstoreError } from '../core/errors.js';
+import { AgentstoreError, isAgentstoreError } from '../core/errors.js';
 import { createDatabase, type Database } from '../db/database.js';
 import { migrateUp as applyMigrations, migrationPlan, migrationStatus } from '../db/migrator.js';
 import { TENANT_TABLES } from '../db/schema.js';
@@ -63,15 +63,18 @@ async function withStore<T>(fn: (store: Store) => Promise<T>, options: { readOnl
   const { openStore } = await import('../store.js');
   const configured = loadConfig().store;
   const missing = missingSqliteFile(configured) !== undefined;
-  if (options.readOnly && !missing) {
-    // The store's own refusal tells to set AGENTSTORE_MIGRATE_ON_START, which is for the server.
-    const status = await withDatabase((db) => migrationStatus(db));
-    if (status.current < status.latest) {
-      throw new AgentstoreError('agentstore.schema_mismatch', `the database schema is at version ${status.current} of ${status.latest}, and this command only reads: run \`agentstore migrate up\` first`);
-    }
-  }
   const config = options.readOnly ? { ...readOnlyConfig(configured), migrateOnStart: missing } : configured;
-  const store = await openStore(config);
+  let store: Store;
+  try {
+    store = await openStore(config);
+  } catch (error) {
+    if (!options.readOnly || !isAgentstoreError(error, 'agentstore.schema_mismatch')) throw error;
+    // The store's refusal of a schema that is behind tells to set AGENTSTORE_MIGRATE_ON_START,
+    // which is the server's setting: this command never migrates.
+    const status = await withDatabase((db) => migrationStatus(db));
+    if (status.current >= status.latest) throw error;
+    throw new AgentstoreError('agentstore.schema_mismatch', `the database schema is at version ${status.current} of ${status.latest}, and this command only reads: run \`agentstore migrate up\` first`, {}, { cause: error });
+  }
   try {
     return await fn(store);
   } finally {
