@@ -4,6 +4,8 @@
  * at once) while the database itself, and every client not behind the proxy, go on.
  */
 import net from 'node:net';
+import type { StoreOptions } from '../../src/store.js';
+import { createMigratedTestDatabase, openTestStore, type Backend, type TestDatabase, type TestStore } from './backends.js';
 
 export interface TcpProxy {
   readonly port: number;
@@ -48,7 +50,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
 }
 
 /** `url` with its host and port replaced by the proxy's. */
-export function viaProxy(url: string, proxy: TcpProxy): string {
+function viaProxy(url: string, proxy: TcpProxy): string {
   const parsed = new URL(url);
   parsed.hostname = '127.0.0.1';
   parsed.port = String(proxy.port);
@@ -56,7 +58,43 @@ export function viaProxy(url: string, proxy: TcpProxy): string {
 }
 
 /** The host and port a database URL points at, as `startTcpProxy` takes them. */
-export function targetOf(url: string): { host: string; port: number } {
+function targetOf(url: string): { host: string; port: number } {
   const parsed = new URL(url);
   return { host: parsed.hostname, port: Number(parsed.port || 5432) };
+}
+
+export interface StoreBehindProxy {
+  /** The migrated database; `database.url` reaches it directly, as another instance would. */
+  readonly database: TestDatabase;
+  readonly proxy: TcpProxy;
+  /** A store that reaches the database only through the proxy (it migrates as the owner, directly). */
+  readonly test: TestStore;
+  /** Brings the proxy up, closes the store and the proxy, drops the database. Close an app over the store first. */
+  close(): Promise<void>;
+}
+
+/** A migrated throw-away database on a PostgreSQL backend, and a store that reaches it through a proxy the test can take down. */
+export async function openStoreBehindProxy(backend: Backend, store: StoreOptions = {}): Promise<StoreBehindProxy> {
+  const database = await createMigratedTestDatabase(backend);
+  let proxy: TcpProxy | undefined;
+  try {
+    proxy = await startTcpProxy(targetOf(database.url));
+    const behind = proxy;
+    const test = await openTestStore(backend, { database: { ...database, url: viaProxy(database.url, behind) }, store });
+    return {
+      database,
+      proxy: behind,
+      test,
+      async close() {
+        behind.setDown(false);
+        await test.close();
+        await behind.close();
+        await database.drop();
+      },
+    };
+  } catch (error) {
+    await proxy?.close();
+    await database.drop().catch(() => undefined);
+    throw error;
+  }
 }

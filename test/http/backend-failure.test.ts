@@ -9,32 +9,28 @@ import { randomBytes } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildApp } from '../../src/server/app.js';
-import { createMigratedTestDatabase, forEachBackend, openTestStore, type TestDatabase, type TestStore } from '../helpers/index.js';
-import { startTcpProxy, targetOf, viaProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { forEachBackend } from '../helpers/index.js';
+import { openStoreBehindProxy, type StoreBehindProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { SERVICE_KEY, bearer, createKey, createTenant, expectProblem, type HttpTenant } from './http-kit.js';
 
 forEachBackend(
   'http backend failure',
   (backend) => {
-    let database: TestDatabase;
+    let behind: StoreBehindProxy;
     let proxy: TcpProxy;
-    let test: TestStore;
     let app: Awaited<ReturnType<typeof buildApp>>;
     let T: HttpTenant;
 
     beforeAll(async () => {
-      database = await createMigratedTestDatabase(backend);
-      proxy = await startTcpProxy(targetOf(database.url));
-      test = await openTestStore(backend, { database: { ...database, url: viaProxy(database.url, proxy) }, store: { auth: { serviceKey: SERVICE_KEY } } });
-      app = await buildApp(test.store, { logger: false });
+      behind = await openStoreBehindProxy(backend, { auth: { serviceKey: SERVICE_KEY } });
+      proxy = behind.proxy;
+      app = await buildApp(behind.test.store, { logger: false });
       T = await createTenant(app, `failure-${randomBytes(4).toString('hex')}`, 'owner');
     });
     afterAll(async () => {
       proxy?.setDown(false);
       await app?.close();
-      await test?.close();
-      await proxy?.close();
-      await database?.drop();
+      await behind?.close();
     });
 
     const timed = async (run: () => Promise<LightMyRequestResponse>): Promise<{ res: LightMyRequestResponse; ms: number }> => {

@@ -13,9 +13,9 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { systemContext } from '../../src/core/context.js';
 import { buildApp } from '../../src/server/app.js';
-import { createMigratedTestDatabase, forEachBackend, openTestStore, type TestDatabase, type TestStore } from '../helpers/index.js';
+import { forEachBackend, openTestStore, type TestDatabase, type TestStore } from '../helpers/index.js';
 import { withAdmin } from '../helpers/pg-admin.js';
-import { startTcpProxy, targetOf, viaProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { openStoreBehindProxy, type StoreBehindProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { SERVICE_KEY, bearer, createTenant, expectProblem, listen, openSse, type HttpTenant, type SseEvent } from './http-kit.js';
 
 const HEARTBEAT_MS = 300;
@@ -25,29 +25,26 @@ const resourceIds = (events: readonly SseEvent[]) => events.map((e) => (JSON.par
 forEachBackend(
   'event stream through a database outage',
   (backend) => {
+    let behind: StoreBehindProxy;
     let database: TestDatabase;
     let proxy: TcpProxy;
-    let server: TestStore;
     let other: TestStore;
     let app: Awaited<ReturnType<typeof buildApp>>;
     let base: string;
 
     beforeAll(async () => {
-      database = await createMigratedTestDatabase(backend);
-      proxy = await startTcpProxy(targetOf(database.url));
-      server = await openTestStore(backend, { database: { ...database, url: viaProxy(database.url, proxy) }, store: { auth: { serviceKey: SERVICE_KEY } } });
+      behind = await openStoreBehindProxy(backend, { auth: { serviceKey: SERVICE_KEY } });
+      ({ database, proxy } = behind);
       // With no wake-up from another process, the stream reads the log at each heartbeat.
-      app = await buildApp(server.store, { logger: false, server: { eventsHeartbeatMs: HEARTBEAT_MS } });
+      app = await buildApp(behind.test.store, { logger: false, server: { eventsHeartbeatMs: HEARTBEAT_MS } });
       base = await listen(app);
       other = await openTestStore(backend, { database });
     });
     afterAll(async () => {
       proxy?.setDown(false);
       await app?.close();
-      await server?.close();
       await other?.close();
-      await proxy?.close();
-      await database?.drop();
+      await behind?.close();
     });
 
     const tenant = () => createTenant(app, `outage-${randomBytes(4).toString('hex')}`);
