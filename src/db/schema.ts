@@ -147,6 +147,11 @@ export interface DB {
   idempotency_keys: IdempotencyKeysTable;
   collections: CollectionsTable;
   records: RecordsTable;
+  /**
+   * PostgreSQL only (migration 0005): `records` of the transaction's tenant, read with the
+   * view owner's rights so that declared indexes serve filters. Reads only.
+   */
+  tenant_records: RecordsTable;
   counters: CountersTable;
 }
 

@@ -97,7 +97,48 @@ forEachBackend(
           and exists (select 1 from information_schema.columns col where col.table_schema = n.nspname and col.table_name = c.relname and col.column_name = 'tenant_id')
         group by c.relname, c.relrowsecurity, c.relforcerowsecurity order by c.relname`);
       expect(rows.map((r) => r.relname)).toEqual([...TENANT_TABLES].sort());
-      for (const row of rows) expect(row, row.relname).toMatchObject({ relrowsecurity: true, relforcerowsecurity: true, policies: 1 });
+      // records has a second policy: its view's owner reads it (migration 0005, below).
+      for (const row of rows) expect(row, row.relname).toMatchObject({ relrowsecurity: true, relforcerowsecurity: true, policies: row.relname === 'records' ? 2 : 1 });
+      const { rows: extra } = await client.query(
+        "select policyname, cmd, roles::text[] as roles, qual from pg_policies where tablename = 'records' and policyname <> 'records_tenant_isolation'",
+      );
+      const { rows: owner } = await client.query<{ owner: string }>("select viewowner as owner from pg_views where viewname = 'tenant_records'");
+      expect(extra).toEqual([{ policyname: 'records_view_read', cmd: 'SELECT', roles: [owner[0]?.owner], qual: 'true' }]);
+    });
+
+    describe('tenant_records, the view listings read (migration 0005)', () => {
+      it('with tenant A set, an unfiltered select returns only A’s records; with none, an empty one or the system context, nothing', async () => {
+        for (const own of [a, b]) {
+          const rows = await asTenant(own.ctx.tenantId, async () => (await client.query<{ tenant_id: string }>('select tenant_id from tenant_records')).rows);
+          expect(rows.length).toBeGreaterThan(0);
+          expect(new Set(rows.map((r) => r.tenant_id))).toEqual(new Set([own.ctx.tenantId]));
+        }
+        for (const tenant of [undefined, '']) {
+          const { rows } = await asTenant(tenant, () => client.query<{ n: number }>('select count(*)::int as n from tenant_records'));
+          expect(rows[0]?.n).toBe(0);
+        }
+        await client.query('begin');
+        try {
+          await client.query("select set_config('app.system', 'on', true)");
+          expect((await client.query('select 1 from tenant_records')).rowCount).toBe(0);
+        } finally {
+          await client.query('rollback');
+        }
+      });
+
+      it('is read-only for the application role, which cannot change or drop it', async () => {
+        const [text, values] = insertFor('records', a.ctx.tenantId, a.userId);
+        for (const [statement, params] of [
+          [text.replace('insert into records', 'insert into tenant_records'), values],
+          ["update tenant_records set data = '{}'", []],
+          ['delete from tenant_records', []],
+          ['create or replace view tenant_records as select * from records', []],
+          ['drop view tenant_records', []],
+        ] as [string, unknown[]][]) {
+          const error = await asTenant(a.ctx.tenantId, () => client.query(statement, params).then(() => undefined, (e: unknown) => e));
+          expect((error as { code?: string } | undefined)?.code, `${statement}: ${String(error)}`).toBe('42501');
+        }
+      });
     });
 
     describe.each(TENANT_TABLES.map((table) => [table] as const))('%s', (table) => {

@@ -2,9 +2,10 @@ import { migration0001 } from './0001-tenancy-audit-changes.js';
 import { migration0002 } from './0002-collections-counters.js';
 import { migration0003 } from './0003-least-privilege.js';
 import { migration0004 } from './0004-change-positions.js';
+import { migration0005 } from './0005-tenant-records-view.js';
 import type { Migration } from './types.js';
 
 /** Every migration, in order. Append only: an applied migration's text never changes. */
-export const MIGRATIONS: readonly Migration[] = [migration0001, migration0002, migration0003, migration0004];
+export const MIGRATIONS: readonly Migration[] = [migration0001, migration0002, migration0003, migration0004, migration0005];
 
 export type { Migration } from './types.js';
