@@ -6,7 +6,21 @@ export { systemContext, type TenantContext, type Role, type Actor, type ActorTyp
 export type { Page } from './core/cursor.js';
 export type { Tenant, User, ApiKey, CreatedApiKey, Session } from './modules/tenancy/types.js';
 export type { Principal, Identity } from './modules/tenancy/auth-service.js';
-export type { Collection, StoredRecord, JsonObject, ListRecordsOptions, Precondition, CreateRecordResult } from './modules/collections/types.js';
+export type {
+  Collection,
+  StoredRecord,
+  JsonObject,
+  ListRecordsOptions,
+  GetRecordOptions,
+  CountRecordsOptions,
+  AggregateOptions,
+  AggregateResult,
+  AggregateGroup,
+  GroupKey,
+  MetricName,
+  Precondition,
+  CreateRecordResult,
+} from './modules/collections/types.js';
 export type { Counter } from './modules/counters/service.js';
 export type { AuditEntry, AuditQuery } from './modules/audit/service.js';
 export type { ChangeEvent, ChangeQuery } from './modules/changes/service.js';

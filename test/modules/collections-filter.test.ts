@@ -17,6 +17,10 @@ const DATA: Record<string, unknown>[] = [
   { id: 'r08', name: "o'brien; drop table records; --", age: 19, tags: ['%', '_'], score: 7 },
   { id: 'r09', name: '', age: 0, active: null, score: 5, tags: ['5'] },
   { id: 'r10', title: 'no name', age: -3, score: 1e3, address: { city: 'Rome', zip: 100 } },
+  // Array paths: items.0.name indexes an array, and names the key "0" of an object.
+  { id: 'r11', items: [{ name: 'pen', qty: 2 }, { name: 'ink', qty: 5, tags: ['blue'] }], grid: [[1, 2], [3, 4]] },
+  { id: 'r12', items: { '0': { name: 'pen' }, '1': { name: 'cap' } }, grid: { '0': { '1': 2 } }, years: { '2024': 7, '007': 'bond' } },
+  { id: 'r13', items: [{ name: 'cap' }], grid: [[0, 2]], years: [null, 5] },
 ];
 
 /** Filters checked against the reference evaluator, plus hand-counted anchors. */
@@ -81,7 +85,7 @@ const CASES: { filter: Record<string, unknown>; expect?: string[] }[] = [
   { filter: { address: { contains: 'ari' } }, expect: ['r07'] },
   // exists
   { filter: { age: { exists: true } } },
-  { filter: { age: { exists: false } }, expect: ['r05'] },
+  { filter: { age: { exists: false } }, expect: ['r05', 'r11', 'r12', 'r13'] },
   { filter: { nickname: { exists: true } }, expect: ['r03'] },
   { filter: { 'address.zip': { exists: true } }, expect: ['r01', 'r10'] },
   { filter: { 'level.deep': { exists: true } }, expect: ['r06'] },
@@ -98,13 +102,33 @@ const CASES: { filter: Record<string, unknown>; expect?: string[] }[] = [
   // meta fields
   { filter: { id: 'r03' }, expect: ['r03'] },
   { filter: { id: { in: ['r01', 'r10', 'nope'] } }, expect: ['r01', 'r10'] },
-  { filter: { id: { gt: 'r08' } }, expect: ['r09', 'r10'] },
+  { filter: { id: { gt: 'r08' } }, expect: ['r09', 'r10', 'r11', 'r12', 'r13'] },
   { filter: { id: { contains: '0' } } },
   { filter: { id: { ne: 'r01' } } },
   { filter: { 'data.id': 'r02' }, expect: ['r02'] },
   { filter: { version: 1 } },
   { filter: { version: { gt: 1 } }, expect: [] },
   { filter: { id: { exists: true } } },
+  // array indexes and numeric keys
+  { filter: { 'items.0.name': 'pen' }, expect: ['r11', 'r12'] },
+  { filter: { 'items.1.name': { in: ['ink', 'cap'] } }, expect: ['r11', 'r12'] },
+  { filter: { 'items.1.qty': { gt: 3 } }, expect: ['r11'] },
+  { filter: { 'items.2.name': { exists: true } }, expect: [] },
+  { filter: { 'items.0': { exists: true } }, expect: ['r11', 'r12', 'r13'] },
+  { filter: { 'items.1.tags': { contains: 'blue' } }, expect: ['r11'] },
+  { filter: { 'items.1.tags.0': 'blue' }, expect: ['r11'] },
+  { filter: { 'grid.0.1': 2 }, expect: ['r11', 'r12', 'r13'] },
+  { filter: { 'grid.1.0': 3 }, expect: ['r11'] },
+  { filter: { 'years.2024': 7 }, expect: ['r12'] },
+  { filter: { 'years.007': 'bond' }, expect: ['r12'] },
+  { filter: { 'years.1': 5 }, expect: ['r13'] },
+  { filter: { 'years.01': 5 }, expect: ['r13'] },
+  { filter: { 'years.0': null }, expect: ['r13'] },
+  { filter: { 'tags.0': 'a' }, expect: ['r01', 'r07'] },
+  { filter: { 'tags.3': null }, expect: ['r04'] },
+  { filter: { 'tags.99999999999': { exists: true } }, expect: [] },
+  { filter: { 'items.0.name': { ne: 'pen' } } },
+  { filter: { not: { 'items.0.qty': { gte: 2 } } } },
 ];
 
 const INVALID: [string, unknown][] = [
@@ -116,6 +140,7 @@ const INVALID: [string, unknown][] = [
   ['JSONPath syntax', { '$.name': 'alice' }],
   ['empty segment', { 'a..b': 1 }],
   ['path too deep', { 'a.b.c.d.e.f.g.h.i': 1 }],
+  ['more than three numeric segments', { 'a.0.1.2.3': 1 }],
   ['not an object', ['name', 'alice']],
   ['and with an empty array', { and: [] }],
   ['or with a non-array', { or: { name: 'alice' } }],
@@ -150,10 +175,14 @@ forEachBackend('collections: filter language', (backend) => {
     const other = await newTenant(t.store);
     await t.store.collections.create(other.ctx, 'people', { id: 'x01', name: 'alice', score: 5 });
     await t.store.collections.create(ctx, 'people-other', { id: 'y01', name: 'alice', score: 5 });
+    // The same records with declared indexes: listings then look matches up through an index
+    // first (list-query.ts), and SQLite's indexes hold the array-path expressions.
+    await t.store.collections.define(ctx, 'people-indexed', { indexes: ['name', 'age', 'score', 'active', 'tags', 'address.city', 'items.0.name', 'items.1.qty', 'grid.0.1', 'years.2024'] });
+    for (const data of DATA) await t.store.collections.create(ctx, 'people-indexed', data);
   });
 
-  const ids = async (filter: unknown): Promise<string[]> => {
-    const page = await t.store.collections.list(ctx, 'people', { filter: filter as Record<string, unknown>, limit: 500 });
+  const ids = async (filter: unknown, collection = 'people'): Promise<string[]> => {
+    const page = await t.store.collections.list(ctx, collection, { filter: filter as Record<string, unknown>, limit: 500 });
     return page.items.map((r) => r.id).sort();
   };
 
@@ -162,6 +191,8 @@ forEachBackend('collections: filter language', (backend) => {
       const expected = stored.filter((r) => matches(r as never, c.filter)).map((r) => r.id).sort();
       if (c.expect) expect(expected, 'reference evaluator disagrees with the hand count').toEqual([...c.expect].sort());
       expect(await ids(c.filter)).toEqual(expected);
+      expect(await ids(c.filter, 'people-indexed'), 'with declared indexes').toEqual(expected);
+      expect(await t.store.collections.count(ctx, 'people', { filter: c.filter as Record<string, unknown> })).toBe(expected.length);
     });
   });
 

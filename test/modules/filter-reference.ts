@@ -3,8 +3,8 @@
  * written from its documented semantics, in memory. The filter suite checks that the SQL
  * each dialect compiles selects exactly what this evaluator selects.
  *
- * Semantics: comparisons are type-strict (5 != "5", true != 1); `ne` and `not` match a
- * missing field; `contains` is substring on strings and membership on arrays; `exists` is
+ * Semantics: comparisons are type-strict (5 != "5", true != 1); a numeric path segment
+ * indexes an array and names a key of an object; `ne` and `not` match a missing field; `contains` is substring on strings and membership on arrays; `exists` is
  * true for an explicit null; ordered comparisons only match values of the operand's type.
  */
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -19,12 +19,18 @@ export interface RefRecord {
 
 const META = new Set(['id', 'createdAt', 'updatedAt', 'version']);
 
+/** On an array a segment of digits (up to 2^31-1) is an index; on an object every segment is a key. */
 function valueAt(record: RefRecord, key: string): Json | undefined {
   if (META.has(key)) return record[key as 'id'];
   const path = key.startsWith('data.') ? key.slice(5) : key;
   let value: Json | undefined = record.data;
   for (const segment of path.split('.')) {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+    if (Array.isArray(value)) {
+      const index = /^[0-9]+$/.test(segment) && Number(segment) <= 2 ** 31 - 1 ? Number(segment) : -1;
+      value = index >= 0 && index < value.length ? value[index] : undefined;
+      continue;
+    }
+    if (typeof value !== 'object' || value === null) return undefined;
     value = Object.prototype.hasOwnProperty.call(value, segment) ? value[segment] : undefined;
   }
   return value;

@@ -1,5 +1,5 @@
 import { describe, expectTypeOf, it } from 'vitest';
-import type { AgentstoreError, ChangeEvent, Counter, Page, Store, StoredRecord, TenantContext } from '../../src/index.js';
+import type { AgentstoreError, AggregateResult, ChangeEvent, Counter, GetRecordOptions, GroupKey, Page, Store, StoredRecord, TenantContext } from '../../src/index.js';
 import { createStore, isAgentstoreError, systemContext } from '../../src/index.js';
 
 // Compiled by `npm run typecheck`: the public surface keeps its shape and stays free of `any`.
@@ -7,9 +7,11 @@ describe('public types', () => {
   it('createStore returns a Store whose methods take a tenant context', () => {
     expectTypeOf(createStore).returns.resolves.toEqualTypeOf<Store>();
     expectTypeOf(systemContext).returns.toEqualTypeOf<TenantContext>();
-    expectTypeOf<Store['collections']['get']>().parameters.toEqualTypeOf<[TenantContext, string, string]>();
+    expectTypeOf<Store['collections']['get']>().parameters.toEqualTypeOf<[TenantContext, string, string, GetRecordOptions?]>();
     expectTypeOf<Store['collections']['get']>().returns.resolves.toEqualTypeOf<StoredRecord>();
     expectTypeOf<Store['collections']['list']>().returns.resolves.toEqualTypeOf<Page<StoredRecord>>();
+    expectTypeOf<Store['collections']['count']>().returns.resolves.toEqualTypeOf<number>();
+    expectTypeOf<Store['collections']['aggregate']>().returns.resolves.toEqualTypeOf<AggregateResult>();
     expectTypeOf<Store['counters']['increment']>().returns.resolves.toEqualTypeOf<Counter>();
     expectTypeOf<Store['changes']['read']>().returns.resolves.toEqualTypeOf<ChangeEvent[]>();
   });
@@ -18,6 +20,8 @@ describe('public types', () => {
     expectTypeOf<StoredRecord['data'][string]>().toBeUnknown();
     expectTypeOf<StoredRecord['data'][string]>().not.toBeAny();
     expectTypeOf<ChangeEvent['data']>().not.toBeAny();
+    expectTypeOf<AggregateResult['groups'][number]['key'][string]>().toEqualTypeOf<GroupKey>();
+    expectTypeOf<AggregateResult['groups'][number]['metrics']['sum:amount']>().toEqualTypeOf<number | null | undefined>();
   });
 
   it('errors are narrowed by code', () => {

@@ -79,15 +79,20 @@ function sqliteBuilds(db: Database): Builds {
       if (wanted.length === 0) return [];
       const existing = await db.inSystem(
         async (trx) =>
-          new Set(
+          new Map(
             (
-              await sql<{ name: string }>`select name from sqlite_master where type = 'index' and tbl_name = 'records' and name in (${sql.join(wanted.map((w) => w.name))})`.execute(trx)
-            ).rows.map((row) => row.name),
+              await sql<{ name: string; sql: string }>`select name, sql from sqlite_master where type = 'index' and tbl_name = 'records' and name in (${sql.join(wanted.map((w) => w.name))})`.execute(trx)
+            ).rows.map((row) => [row.name, row.sql]),
           ),
         { readOnly: true },
       );
-      const missing = wanted.filter((w) => !existing.has(w.name));
-      if (missing.length > 0) await db.runDdl(missing.map((w) => createIndexSql('sqlite', tenantId, collection, w.segments)));
+      // A path with numeric segments got another expression when array indexes came
+      // (json-path.ts): an index of its name built on the old one never serves, and is rebuilt.
+      const stale = wanted.filter((w) => existing.has(w.name) && !existing.get(w.name)?.includes(indexExpression('sqlite', w.segments)));
+      const missing = wanted.filter((w) => !existing.has(w.name) || stale.includes(w));
+      if (missing.length > 0) {
+        await db.runDdl([...stale.map((w) => `DROP INDEX ${w.name}`), ...missing.map((w) => createIndexSql('sqlite', tenantId, collection, w.segments))]);
+      }
       return missing.map((w) => w.segments.join('.'));
     },
     async drop(tenantId, collection, fields) {

@@ -4,6 +4,16 @@ import type { DialectName } from '../../db/dialect.js';
 import { INLINE_DATA_BYTES } from '../../core/page-budget.js';
 import { orderBy, type SortKey } from './sort.js';
 
+/**
+ * The relation that listings, counts and aggregates read, as `records`. On PostgreSQL the
+ * view of migration 0005 (`tenant_records`: the tenant's rows, read with the view owner's
+ * rights), where a declared index can search a filter: on `records` under RLS no jsonb
+ * condition may be an index condition. Typed as `records`: the view has its columns.
+ */
+export function recordSource(dialect: DialectName): 'records' {
+  return (dialect === 'postgres' ? 'tenant_records as records' : 'records') as 'records';
+}
+
 export interface PageQuery {
   readonly tenantId: string;
   readonly collection: string;
@@ -13,6 +23,8 @@ export interface PageQuery {
   readonly after?: RawBuilder<unknown> | undefined;
   /** Rows to read: the page size plus one, to know whether there is a next page. */
   readonly limit: number;
+  /** Only these records (the ids a search found). */
+  readonly ids?: readonly string[] | undefined;
 }
 
 function dataLength(dialect: DialectName): RawBuilder<unknown> {
@@ -23,7 +35,7 @@ function dataLength(dialect: DialectName): RawBuilder<unknown> {
 /** The SELECT of one page of a listing; `_s<i>` are the sort keys' values, for the cursor. */
 export function selectPage(trx: Executor, dialect: DialectName, page: PageQuery) {
   let q = trx
-    .selectFrom('records')
+    .selectFrom(recordSource(dialect))
     .select(['records.id', 'records.version', 'records.created_at', 'records.updated_at'])
     // A big record's data is fetched apart, and only if the page's byte budget reaches it
     // (pageWithinBudget): a page of 100 records of 1 MiB took seconds of the event loop to
@@ -37,6 +49,7 @@ export function selectPage(trx: Executor, dialect: DialectName, page: PageQuery)
     .where('records.collection', '=', dialect === 'sqlite' ? sql.lit(page.collection) : page.collection);
   if (page.filter) q = q.where(page.filter as Expression<SqlBool>);
   if (page.after) q = q.where(page.after as Expression<SqlBool>);
+  if (page.ids) q = q.where('records.id', 'in', page.ids);
   return q.orderBy(orderBy(page.keys)).limit(page.limit);
 }
 
@@ -45,9 +58,8 @@ export function selectPage(trx: Executor, dialect: DialectName, page: PageQuery)
  * ordering of ties on the first key (`-createdAt` with the ascending `id` tie-breaker, which
  * PostgreSQL finishes with an incremental sort within equal timestamps): (tenant, collection,
  * column, id) exists for created_at, updated_at and id. Then the read should follow it
- * (`indexOrder`) rather than sort the collection. A filter does not change that on
- * PostgreSQL: under RLS a declared index serves only through its partial predicate, which is
- * the whole collection too.
+ * (`indexOrder`) rather than sort the collection. With a filter a declared index can search,
+ * the page is looked for through that index first (search.ts).
  */
 export function indexGivesOrder(keys: readonly SortKey[]): boolean {
   const first = keys[0]?.path;

@@ -12,13 +12,26 @@ import type { CollectionsTable, RecordsTable } from '../../db/schema.js';
 import type { UnitOfWork, UnitOfWorkRunner } from '../../db/unit-of-work.js';
 import { compileFilter, parseFilter } from './filter.js';
 import { createIndexBuilds, indexName, type IndexBuilds } from './index-builds.js';
-import { parseFieldPath } from './json-path.js';
+import { parseFieldPath, parseQueryPath } from './json-path.js';
 import { declaredIndexesInDatabase, lockTenantCollections, tenantUsage, tooManyCollections, tooManyIndexes, tooManyIndexesInDatabase } from './limits.js';
 import { pageWithinBudget } from '../../core/page-budget.js';
-import { indexGivesOrder, selectPage } from './list-query.js';
+import { aggregateRecords, countRecords, parseAggregate } from './aggregate.js';
+import { createRecordSearch } from './search.js';
+import { parseFields, project } from './projection.js';
 import { deleteAllRecords } from './purge.js';
 import { cursorTypes, cursorValue, keysetAfter, parseSort, sortScope } from './sort.js';
-import type { Collection, CreateRecordResult, JsonObject, ListRecordsOptions, Precondition, StoredRecord } from './types.js';
+import type {
+  AggregateOptions,
+  AggregateResult,
+  Collection,
+  CountRecordsOptions,
+  CreateRecordResult,
+  GetRecordOptions,
+  JsonObject,
+  ListRecordsOptions,
+  Precondition,
+  StoredRecord,
+} from './types.js';
 import { compileSchema, validateAgainstSchema } from './schema-validator.js';
 import { assertObject, mergePatch, unstorableText, validateCollectionName, validateRecordId } from './validation.js';
 
@@ -29,16 +42,20 @@ export interface CollectionsService {
   deleteCollection(ctx: TenantContext, name: string): Promise<void>;
 
   create(ctx: TenantContext, collection: string, data: JsonObject, options?: { id?: string; idempotencyKey?: string }): Promise<CreateRecordResult>;
-  get(ctx: TenantContext, collection: string, id: string): Promise<StoredRecord>;
+  get(ctx: TenantContext, collection: string, id: string, options?: GetRecordOptions): Promise<StoredRecord>;
   /**
    * `get` as the JSON text of the record, built around the stored data without parsing
    * it: what the HTTP API sends. The version is apart for the ETag.
    */
-  getJson(ctx: TenantContext, collection: string, id: string): Promise<{ readonly version: number; readonly json: string }>;
+  getJson(ctx: TenantContext, collection: string, id: string, options?: GetRecordOptions): Promise<{ readonly version: number; readonly json: string }>;
   replace(ctx: TenantContext, collection: string, id: string, data: JsonObject, options?: { ifMatch?: Precondition }): Promise<StoredRecord>;
   patch(ctx: TenantContext, collection: string, id: string, patch: JsonObject, options?: { ifMatch?: Precondition }): Promise<StoredRecord>;
   delete(ctx: TenantContext, collection: string, id: string, options?: { ifMatch?: Precondition }): Promise<void>;
   list(ctx: TenantContext, collection: string, options?: ListRecordsOptions): Promise<Page<StoredRecord>>;
+  /** How many records match the filter: exact, a scan of what it selects. */
+  count(ctx: TenantContext, collection: string, options?: CountRecordsOptions): Promise<number>;
+  /** Groups of records by up to two fields, with counts and numeric metrics (aggregate.ts). */
+  aggregate(ctx: TenantContext, collection: string, options?: AggregateOptions): Promise<AggregateResult>;
 }
 
 const MAX_INDEXES = 16;
@@ -141,6 +158,14 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
     const row = await readRecord(ctx.tenantId, [ctx.tenantId, collection, id]);
     if (!row) throw AgentstoreError.notFound('record');
     return row;
+  };
+
+  const search = createRecordSearch(db, uow);
+  /** A count's or an aggregate's filter: compiled, and on SQLite the declared index to name. */
+  const scopeOf = async (ctx: TenantContext, collection: string, filter: string | JsonObject | undefined) => {
+    const parsed = filter === undefined ? undefined : parseFilter(typeof filter === 'string' ? filter : JSON.stringify(filter));
+    const compiled = parsed === undefined ? undefined : compileFilter(parsed, dialect);
+    return { scope: { tenantId: ctx.tenantId, collection, filter: compiled }, index: await search.hint(ctx, collection, parsed) };
   };
 
   const loadCollection = (trx: Executor, ctx: TenantContext, name: string) =>
@@ -249,7 +274,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       const paths = (indexes ?? []).map((field) => {
         // Named by its place in the request (the list was de-duplicated).
         const at = `/indexes/${input.indexes?.indexOf(field) ?? 0}`;
-        const path = parseFieldPath(field, at);
+        const path = parseQueryPath(field, at);
         if (path.kind !== 'data') throw AgentstoreError.invalidField(at, `"${field}" is a record attribute and indexed already`);
         return path.segments;
       });
@@ -413,14 +438,18 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       }
     },
 
-    async get(ctx, collection, id) {
+    async get(ctx, collection, id, options = {}) {
+      const fields = parseFields(options.fields);
       const row = await loadText(ctx, collection, id);
-      return { id: row.id, version: Number(row.version), createdAt: row.created_at, updatedAt: row.updated_at, data: JSON.parse(row.data) as JsonObject };
+      const data = JSON.parse(row.data) as JsonObject;
+      return { id: row.id, version: Number(row.version), createdAt: row.created_at, updatedAt: row.updated_at, data: fields ? project(data, fields) : data };
     },
 
-    async getJson(ctx, collection, id) {
+    async getJson(ctx, collection, id, options = {}) {
+      const fields = parseFields(options.fields);
       const row = await loadText(ctx, collection, id);
-      return { version: Number(row.version), json: recordJson(row) };
+      // Parsed only to project: without fields the stored text is sent as it is.
+      return { version: Number(row.version), json: recordJson(fields ? { ...row, data: JSON.stringify(project(JSON.parse(row.data) as JsonObject, fields)) } : row) };
     },
 
     async replace(ctx, collection, id, data, options = {}) {
@@ -459,18 +488,14 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       requireRole(ctx, 'viewer');
       validateCollectionName(collection);
       const limit = pageSize(options.limit);
+      const fields = parseFields(options.fields);
       const filterText = typeof options.filter === 'string' ? options.filter : options.filter === undefined ? undefined : JSON.stringify(options.filter);
-      const filter = filterText === undefined ? undefined : compileFilter(parseFilter(filterText), dialect);
+      const parsed = filterText === undefined ? undefined : parseFilter(filterText);
+      const filter = parsed === undefined ? undefined : compileFilter(parsed, dialect);
       const keys = parseSort(options.sort, dialect);
       const scope = sortScope(keys, collection, filterText);
       const after = options.cursor ? keysetAfter(keys, decodeCursor(scope, options.cursor, cursorTypes(keys)), dialect) : undefined;
-      const rows = await uow.read(
-        ctx,
-        (trx) => selectPage(trx, dialect, { tenantId: ctx.tenantId, collection, keys, filter, after, limit: limit + 1 }).execute(),
-        // Without a filter, an order an index gives reads just the page; anything else may read
-        // the whole collection, and runs as a scan (off the event loop on SQLite, fairly queued).
-        { indexOrder: indexGivesOrder(keys), scan: filter !== undefined || !indexGivesOrder(keys) },
-      );
+      const rows = await search.page(ctx, { tenantId: ctx.tenantId, collection, keys, filter, after, limit: limit + 1 }, parsed);
       const { page, cut } = pageWithinBudget(rows, limit);
       const last = page.at(-1) as Record<string, unknown> | undefined;
       const nextCursor =
@@ -487,9 +512,28 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       }
       const items = page.flatMap((row) => {
         const full = row.data === null ? data.get(row.id) : row.data;
-        return full === undefined ? [] : [toRecord({ ...(row as unknown as RecordsTable), data: full as RecordsTable['data'] })];
+        if (full === undefined) return [];
+        const record = toRecord({ ...(row as unknown as RecordsTable), data: full as RecordsTable['data'] });
+        return [fields ? { ...record, data: project(record.data, fields) } : record];
       });
       return { items, nextCursor };
+    },
+
+    async count(ctx, collection, options = {}) {
+      requireRole(ctx, 'viewer');
+      validateCollectionName(collection);
+      const { scope, index } = await scopeOf(ctx, collection, options.filter);
+      // A scan whatever serves it: a declared index bounds the read by the matches, which the
+      // caller does not bound either.
+      return uow.read(ctx, (trx) => countRecords(trx, dialect, scope, index), { scan: true });
+    },
+
+    async aggregate(ctx, collection, options = {}) {
+      requireRole(ctx, 'viewer');
+      validateCollectionName(collection);
+      const spec = parseAggregate(options);
+      const { scope, index } = await scopeOf(ctx, collection, options.filter);
+      return uow.read(ctx, (trx) => aggregateRecords(trx, dialect, scope, spec, index), { scan: true, hashAggregate: true });
     },
   };
 }

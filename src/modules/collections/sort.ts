@@ -2,7 +2,7 @@ import { sql, type RawBuilder } from 'kysely';
 import { AgentstoreError } from '../../core/errors.js';
 import type { CursorValueType } from '../../core/cursor.js';
 import type { DialectName } from '../../db/dialect.js';
-import { parseFieldPath, pathKey, valueExpr, type FieldPath } from './json-path.js';
+import { parseQueryPath, pathKey, valueExpr, type FieldPath } from './json-path.js';
 
 /**
  * `sort=-priority,createdAt`: up to three keys, `-` for descending; `id` always breaks
@@ -25,7 +25,7 @@ export function parseSort(raw: string | undefined, dialect: DialectName): SortKe
   }
   const keys = parts.map((part) => {
     const descending = part.startsWith('-');
-    const path = parseFieldPath(descending ? part.slice(1) : part, 'sort');
+    const path = parseQueryPath(descending ? part.slice(1) : part, 'sort');
     return { path, descending, expr: sortExpr(path, dialect) };
   });
   const seen = new Set(keys.map((k) => pathKey(k.path)));
