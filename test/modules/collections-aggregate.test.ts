@@ -82,6 +82,7 @@ forEachBackend('collections: count and aggregate', (backend) => {
         groups: [{ key: {}, count: DATA.length, metrics: { 'sum:amount': 220.8, 'min:amount': -5, 'max:amount': 100, 'avg:amount': 15.7714285714286 } }],
         truncated: false,
       });
+      expect(await both({})).toEqual({ groups: [{ key: {}, count: DATA.length, metrics: {} }], truncated: false });
       const none = await both({ filter: { status: 'nobody' }, metrics: ['sum:amount', 'avg:score'] });
       expect(none.groups).toEqual([{ key: {}, count: 0, metrics: { 'sum:amount': null, 'avg:score': null } }]);
     });
@@ -123,6 +124,16 @@ forEachBackend('collections: count and aggregate', (backend) => {
       expect(eu).toEqual({ key: { region: 'eu' }, count: 4, metrics: { 'sum:amount': 10.2, 'avg:amount': 5.1, 'min:score': -3, 'max:score': 1.5 } });
       const unset = groups.find((g) => g.key.region === null);
       expect(unset?.metrics['max:score']).toBe(1e20);
+    });
+
+    it('a group holding a number of magnitude 1e300 or more has a null sum and average (a double sum could overflow), its min and max still', async () => {
+      await t.store.collections.create(ctx, 'huge', { id: 'h1', v: 1.7976931348623157e308 });
+      await t.store.collections.create(ctx, 'huge', { id: 'h2', v: 1.7976931348623157e308 });
+      await t.store.collections.create(ctx, 'huge', { id: 'h3', v: -1e300 });
+      const { groups } = await t.store.collections.aggregate(ctx, 'huge', { metrics: 'sum:v,avg:v,min:v,max:v' });
+      expect(groups[0]?.metrics).toEqual({ 'sum:v': null, 'avg:v': null, 'min:v': -1e300, 'max:v': 1.7976931348623157e308 });
+      const below = await t.store.collections.aggregate(ctx, 'huge', { metrics: 'sum:v', filter: { v: { lt: 1e300, gt: -1e300 } } });
+      expect(below.groups[0]?.metrics).toEqual({ 'sum:v': null });
     });
 
     it('returns at most limit groups, in key order, with truncated when more exist', async () => {

@@ -19,9 +19,10 @@ import type { AggregateGroup, AggregateResult, GroupKey, MetricName } from './ty
  * a record whose group field holds an object or an array is in no group. Metrics read numbers
  * only (other values and missing fields are skipped); a metric with no number in its group is
  * null; sums and averages are doubles rounded to 15 significant digits (PostgreSQL adds
- * numerics exactly, SQLite doubles with compensation: they agree to that precision), min and
- * max the stored numbers. Groups come ordered by key: null, then false and true, numbers,
- * strings (byte order), the first field first; at most `limit` (up to 1,000) with `truncated`.
+ * numerics exactly, SQLite doubles with compensation: they agree to that precision), and null
+ * in a group holding a number of magnitude 1e300 or more; min and max the stored numbers.
+ * Groups come ordered by key: null, then false and true, numbers, strings (byte order), the
+ * first field first; at most `limit` (up to 1,000) with `truncated`.
  */
 export const MAX_GROUP_BY = 2;
 export const MAX_METRICS = 10;
@@ -53,7 +54,7 @@ function list(raw: string | readonly string[] | undefined): unknown[] {
 function dataField(raw: unknown, field: string, what: string): Field {
   if (typeof raw !== 'string' || raw.length === 0) throw AgentstoreError.invalidField(field, `each ${what} names a data field`);
   const path = parseQueryPath(raw, field);
-  if (path.kind !== 'data') throw AgentstoreError.invalidField(field, `${what} takes data fields, not the record attribute "${raw}"`);
+  if (path.kind !== 'data') throw AgentstoreError.invalidField(field, `takes data fields, not the record attribute "${raw}" (data.${raw} is a data field of that name)`);
   return { name: path.segments.join('.'), segments: path.segments };
 }
 
@@ -126,11 +127,17 @@ function numberOf(dialect: DialectName, j: number): RawBuilder<unknown> {
   return dialect === 'postgres' ? sql.raw(`case when jsonb_typeof(_v${j}) = 'number' then (_v${j})::numeric end`) : sql.raw(`case when _y${j} in ('integer', 'real') then _v${j} end`);
 }
 
+/** Magnitudes from which a group's sum and average are null: past them a double sum may overflow. */
+const HUGE = '1e300';
+
 function metricExpr(dialect: DialectName, op: Metric['op'], j: number): RawBuilder<unknown> {
   const v = numberOf(dialect, j);
-  if (op !== 'sum' || dialect === 'postgres') return sql`${sql.raw(op)}(${v})`;
-  // total(): a double, where sum() fails with "integer overflow" past 2^63.
-  return sql`case when count(${v}) = 0 then null else total(${v}) end`;
+  if (op === 'min' || op === 'max') return sql`${sql.raw(op)}(${v})`;
+  // SQLite adds doubles, and one past the double range is infinite (the order of the rows then
+  // decides); PostgreSQL adds numerics exactly. Alike on both: null when the group holds a
+  // number that large. total(): a double, where sum() fails with "integer overflow" past 2^63.
+  const value = dialect === 'postgres' ? sql`${sql.raw(op)}(${v})` : op === 'sum' ? sql`case when count(${v}) = 0 then null else total(${v}) end` : sql`avg(${v})`;
+  return sql`case when max(abs(${v})) >= ${sql.raw(HUGE)} then null else ${value} end`;
 }
 
 /** A group key's place by type: null, boolean, number, string. */
@@ -145,7 +152,9 @@ export function aggregateQuery(trx: Executor, dialect: DialectName, scope: Scope
   };
   const groups = spec.groupBy.map(column);
   const metrics = spec.metrics.map((m) => ({ op: m.op, j: column(m) }));
-  let values = scoped(trx, dialect, scope).select(fieldColumns(dialect, fields) as never);
+  // A constant column too: without groups or metrics there is no field, and SQLite has no
+  // SELECT of zero columns.
+  let values = scoped(trx, dialect, scope).select([sql`1`.as('_one'), ...fieldColumns(dialect, fields)] as never);
   // A fence (OFFSET 0; SQLite's LIMIT -1) keeps the planner from merging this query into the
   // next and extracting each field again in every expression that uses it: twice as slow.
   values = dialect === 'postgres' ? values.offset(0) : values.limit(-1);
@@ -197,7 +206,10 @@ export async function aggregateRecords(trx: Executor, dialect: DialectName, scop
 
 function metricValue(op: Metric['op'], raw: unknown): number | null {
   if (raw === null || raw === undefined) return null;
-  const n = Number(raw);
-  if (!Number.isFinite(n)) return null;
-  return op === 'sum' || op === 'avg' ? Number(n.toPrecision(15)) : n;
+  const exact = Number(raw);
+  if (!Number.isFinite(exact)) return null;
+  if (op !== 'sum' && op !== 'avg') return exact;
+  // Near the largest double, 15 digits round past it (1.79769313486232e308): then unrounded.
+  const rounded = Number(exact.toPrecision(15));
+  return Number.isFinite(rounded) ? rounded : exact;
 }
