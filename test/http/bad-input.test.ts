@@ -276,6 +276,8 @@ forEachBackend('http bad input', (backend) => {
       { route: 'DELETE /v1/collections/:collection', method: 'DELETE', url: (v) => `/v1/collections/${v}`, field: /collection/, auth: 'tenant' },
       { route: 'POST /v1/collections/:collection/records', method: 'POST', url: (v) => `/v1/collections/${v}/records`, field: /collection/, auth: 'tenant', payload: '{"a":1}' },
       { route: 'GET /v1/collections/:collection/records', method: 'GET', url: (v) => `/v1/collections/${v}/records`, field: /collection/, auth: 'tenant' },
+      { route: 'GET /v1/collections/:collection/records:count', method: 'GET', url: (v) => `/v1/collections/${v}/records:count`, field: /collection/, auth: 'tenant' },
+      { route: 'GET /v1/collections/:collection/records:aggregate', method: 'GET', url: (v) => `/v1/collections/${v}/records:aggregate`, field: /collection/, auth: 'tenant' },
       { route: 'GET records/:id', method: 'GET', url: (v) => `/v1/collections/things/records/${v}`, field: /(^|\/)id$/, auth: 'tenant' },
       { route: 'PUT records/:id', method: 'PUT', url: (v) => `/v1/collections/things/records/${v}`, field: /(^|\/)id$/, auth: 'tenant', payload: '{"a":1}' },
       { route: 'PATCH records/:id', method: 'PATCH', url: (v) => `/v1/collections/things/records/${v}`, field: /(^|\/)id$/, auth: 'tenant', payload: '{"a":1}' },
@@ -344,7 +346,7 @@ forEachBackend('http bad input', (backend) => {
     });
 
     it('unknown query parameters are refused', async () => {
-      for (const listing of [records(), '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/changes', '/v1/events']) {
+      for (const listing of [records(), `${records()}:count`, `${records()}:aggregate`, `${records()}/${w.rec}`, '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/changes', '/v1/events']) {
         bad(await send('GET', `${listing}?zzUnknown=1`, 'tenant'), /zzUnknown/);
       }
       bad(await send('GET', '/v1/tenants?zzUnknown=1', 'service'), /zzUnknown/);
@@ -389,8 +391,8 @@ forEachBackend('http bad input', (backend) => {
       filters.push({ or: Array.from({ length: 101 }, (_, i) => ({ [`f${i}`]: i })) });
       for (const filter of filters) {
         const text = typeof filter === 'string' ? filter : JSON.stringify(filter);
-        const res = await send('GET', `${records()}?filter=${encodeURIComponent(text)}`, 'tenant');
-        bad(res, /filter/);
+        // The same language on listings, counts and aggregates.
+        for (const route of [records(), `${records()}:count`, `${records()}:aggregate`]) bad(await send('GET', `${route}?filter=${encodeURIComponent(text)}`, 'tenant'), /filter/);
       }
       bad(await send('GET', `${records()}?filter=${encodeURIComponent(JSON.stringify({ a: 'x'.repeat(9000) }))}`, 'tenant'), /filter/);
       for (const value of INJECTIONS) {
@@ -400,6 +402,22 @@ forEachBackend('http bad input', (backend) => {
         const contains = await send('GET', `${records()}?filter=${encodeURIComponent(JSON.stringify({ status: { contains: value } }))}`, 'tenant');
         expect(contains.statusCode, contains.body).toBe(200);
         expect(contains.json<{ items: unknown[] }>().items).toEqual([]);
+      }
+    });
+
+    it('invalid groupBy, metrics and aggregate limits are 400 naming them; SQL in them is never run', async () => {
+      const aggregate = (params: Record<string, string>) => send('GET', `${records()}:aggregate?${new URLSearchParams(params).toString()}`, 'tenant');
+      for (const groupBy of [...INJECTIONS, 'a,b,c', 'a,a', 'id', 'createdAt', '', ',', 'a..b', 'a.0.1.2.3', tooLong(601)]) bad(await aggregate({ groupBy }), /groupBy/);
+      for (const metrics of [...INJECTIONS, 'sum', 'sum:', ':a', 'count:a', 'SUM:a', 'sum:a,sum:a', 'sum:version', 'avg:a b', `sum:${INJECTIONS[0] as string}`, tooLong(2049)]) {
+        bad(await aggregate({ metrics }), /metrics/);
+      }
+      for (const limit of ['0', '-1', '1001', 'abc', '1.5', "1' OR '1'='1"]) bad(await aggregate({ limit }), /limit/);
+    });
+
+    it('invalid fields are 400 naming fields, on get and list', async () => {
+      for (const fields of [...INJECTIONS, '', ',', 'a,,b', 'a b', 'a..b', '$.a', 'a.0.1.2.3', Array.from({ length: 33 }, (_, i) => `f${i}`).join(','), tooLong(2049)]) {
+        bad(await send('GET', `${records()}?fields=${encodeURIComponent(fields)}`, 'tenant'), /fields/);
+        bad(await send('GET', `${records()}/${w.rec}?fields=${encodeURIComponent(fields)}`, 'tenant'), /fields/);
       }
     });
 

@@ -5,7 +5,8 @@
  * ids in the same order; a stored record must read back the same. Inputs come from a seeded
  * generator (the seed is in each failure message) and lean on the edges: numbers at and past
  * a double's range, -0, int4 bounds, timestamps at and past years 0001-9999, NUL, unpaired
- * surrogates, names of Object.prototype, non-ASCII names, empty strings.
+ * surrogates, names of Object.prototype, non-ASCII names, empty strings. Counts, aggregates
+ * (groups, their order and their metrics) and `fields` projections must be equal too.
  */
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +16,7 @@ import { isCi } from '../helpers/backend-names.js';
 import { bearer, createTenant, openHttp, type HttpHarness, type HttpTenant } from './http-kit.js';
 
 const SEED = Number(process.env.AGENTSTORE_DIFF_SEED ?? 20261203);
-const CASES = 320;
+const CASES = 480;
 const COLL = 'diff';
 
 interface Target {
@@ -29,8 +30,11 @@ interface Request {
   readonly url: string;
   /** Raw JSON text: lets a body hold 1e400 or an escaped lone surrogate. */
   readonly body?: string;
-  /** Compare the ids of a 200 listing, or the record of a 201/200 write. */
-  readonly compare: 'ids' | 'record' | 'status';
+  /**
+   * Compare the ids of a 200 listing, the record of a 201/200 write, the whole body (counts,
+   * aggregates), or the ids and data of a listing or a record read with `fields`.
+   */
+  readonly compare: 'ids' | 'record' | 'status' | 'body' | 'projection';
 }
 
 // ---- the generator's vocabulary --------------------------------------------------------
@@ -59,6 +63,7 @@ const TIMESTAMPS = [
 const FIELDS = [
   'n', 'f', 's', 'b', 'tags', 'nested.x', 'nested.y.z', 'NULL', 'null', 'Null', 'mixed', 'missing', 'constructor', 'valueOf', 'toString', '__proto__', 'hasOwnProperty',
   'data.id', 'data.n', 'id', 'createdAt', 'updatedAt', 'version', 'ünï', '', 'a..b', 'a.b.c.d.e.f.g.h.i', '$.n', 'n;drop', 'data.', '-n', 'x-y', '_u',
+  'tags.0', 'tags.1', 'tags.01', 'tags.2', 'nested.0', 'mixed.0', 'a.0.1.2.3',
 ];
 // Fields that hold one JSON type in the seed data, by that type. Where JSON types mix, the
 // order differs by backend (PostgreSQL: null < string < number < boolean < array < object;
@@ -127,7 +132,34 @@ function scopeOf(sort: string, filterText: string | undefined): string {
 
 const qs = (params: Record<string, string>) => new URLSearchParams(params).toString();
 
+/** A count, an aggregate, or a read with `fields`, over the seeded collection. */
+function queryRequest(r: Rand): Request {
+  const records = `/v1/collections/${COLL}/records`;
+  const roll = r();
+  const filter: Record<string, string> = r() < 0.5 ? { filter: rawJson(r, condition(r, 0)) } : {};
+  const some = (n: number, item: () => string) => Array.from({ length: 1 + Math.floor(r() * n) }, item).join(',');
+  if (roll < 0.25) return { method: 'GET', url: `${records}:count?${qs(filter)}`, compare: 'body' };
+  if (roll < 0.7) {
+    const params: Record<string, string> = { ...filter };
+    if (r() < 0.85) params.groupBy = some(2, () => pick(r, FIELDS));
+    if (r() < 0.8) params.metrics = some(3, () => `${pick(r, ['sum', 'min', 'max', 'avg', 'sum', 'avg', 'count'])}:${pick(r, FIELDS)}`);
+    if (r() < 0.3) params.limit = pick(r, ['1', '2', '3', '1000', '0', '1001']);
+    return { method: 'GET', url: `${records}:aggregate?${qs(params)}`, compare: 'body' };
+  }
+  const fields = some(3, () => pick(r, [...FIELDS, 'nested', 'nested.y', 'tags']));
+  if (roll < 0.88) return { method: 'GET', url: `${records}?${qs({ ...filter, fields })}`, compare: 'projection' };
+  return { method: 'GET', url: `${records}/r${String(Math.floor(r() * 26)).padStart(3, '0')}?${qs({ fields })}`, compare: 'projection' };
+}
+
+/** JSON with every object's keys sorted: PostgreSQL's jsonb orders keys its own way. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
+}
+
 function generate(r: Rand): Request {
+  if (r() < 0.3) return queryRequest(r);
   const roll = r();
   const records = `/v1/collections/${COLL}/records`;
   if (roll < 0.45) {
@@ -251,6 +283,11 @@ suite(title, () => {
   /** What must be equal across backends: the status, and the ids or the stored data. */
   function outcome(request: Request, res: LightMyRequestResponse): unknown {
     if (res.statusCode >= 300 || request.compare === 'status') return { status: res.statusCode };
+    if (request.compare === 'body') return { status: res.statusCode, body: canonical(res.json()) };
+    if (request.compare === 'projection') {
+      const read = res.json<{ items?: Array<{ id: string; data: unknown }>; id?: string; data?: unknown }>();
+      return { status: res.statusCode, read: canonical(read.items ? read.items.map((i) => [i.id, i.data]) : [read.id, read.data]) };
+    }
     const body = res.json<{ items?: Array<{ id: string }>; data?: unknown; nextCursor?: string | null }>();
     if (request.compare === 'ids') return { status: res.statusCode, ids: body.items?.map((i) => i.id), more: body.nextCursor !== null };
     const { id: _id, ...data } = (body.data ?? {}) as Record<string, unknown>;

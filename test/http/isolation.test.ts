@@ -282,9 +282,40 @@ const TABLE: Record<string, Row> = {
       c.noLeak(own);
     },
   },
+  'GET /v1/collections/:collection/records:count': {
+    phase: 'probe',
+    run: async (c) => {
+      // A's collection name counts B's records (none); a filter on A's value finds nothing.
+      const other = await c.b('GET', `/v1/collections/${c.w.acoll}/records:count`);
+      expect(other.statusCode, other.body).toBe(200);
+      expect(other.json()).toEqual({ count: 0 });
+      const filtered = await c.b('GET', `/v1/collections/${c.w.bcoll}/records:count?filter=${encodeURIComponent(JSON.stringify({ secret: c.w.asecret }))}`);
+      expect(filtered.json()).toEqual({ count: 0 });
+      const own = await c.b('GET', `/v1/collections/${c.w.bcoll}/records:count`);
+      expect(own.json<{ count: number }>().count).toBeGreaterThan(0);
+      for (const res of [other, filtered, own]) c.noLeak(res, [c.w.acoll]);
+    },
+  },
+  'GET /v1/collections/:collection/records:aggregate': {
+    phase: 'probe',
+    run: async (c) => {
+      // Grouped by the field that holds A's secrets: B's groups hold B's values only.
+      const other = await c.b('GET', `/v1/collections/${c.w.acoll}/records:aggregate?groupBy=secret`);
+      expect(other.statusCode, other.body).toBe(200);
+      expect(other.json()).toEqual({ groups: [], truncated: false });
+      const own = await c.b('GET', `/v1/collections/${c.w.bcoll}/records:aggregate?groupBy=secret,data.id&metrics=max:secret`);
+      expect(own.statusCode, own.body).toBe(200);
+      const groups = own.json<{ groups: Array<{ key: { secret: unknown } }> }>().groups;
+      expect(groups.some((g) => typeof g.key.secret === 'string' && g.key.secret.startsWith('B-SECRET-'))).toBe(true);
+      // Records of B's without a secret (other rows write some) are the null group.
+      expect(groups.every((g) => g.key.secret === null || (typeof g.key.secret === 'string' && g.key.secret.startsWith('B-SECRET-'))), JSON.stringify(groups)).toBe(true);
+      for (const res of [other, own]) c.noLeak(res, [c.w.acoll]);
+    },
+  },
   'GET /v1/collections/:collection/records/:id': {
     phase: 'probe',
     run: async (c) => {
+      notFound(c, await c.b('GET', `/v1/collections/${c.w.acoll}/records/${c.w.arec}?fields=secret`), [c.w.acoll, c.w.arec]);
       notFound(c, await c.b('GET', `/v1/collections/${c.w.acoll}/records/${c.w.arec}`), [c.w.acoll, c.w.arec]);
       notFound(c, await c.b('GET', `/v1/collections/${c.w.acoll}/records/${c.w.arec2}`), [c.w.acoll, c.w.arec2]);
       notFound(c, await c.b('GET', `/v1/collections/${c.w.bcoll}/records/${c.w.arec}`), [c.w.arec]);

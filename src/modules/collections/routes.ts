@@ -17,6 +17,22 @@ const CollectionSchema = Type.Object(
 const CollectionParams = Type.Object({ collection: Type.String({ maxLength: 64 }) });
 const RecordParams = Type.Object({ collection: Type.String({ maxLength: 64 }), id: Type.String({ maxLength: 128 }) });
 const IfMatch = Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 64 })) });
+const Filter = Type.String({ maxLength: 8192, description: 'JSON filter, e.g. {"status":"open","priority":{"gte":2}}' });
+const Fields = Type.String({ maxLength: 2048, description: 'comma-separated data fields to return, e.g. title,owner.id (the record attributes always come)' });
+const GroupKey = Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]);
+const AggregateSchema = Type.Object(
+  {
+    groups: Type.Array(
+      Type.Object({
+        key: Type.Record(Type.String(), GroupKey, { description: 'the groupBy fields and their values' }),
+        count: Type.Integer(),
+        metrics: Type.Record(Type.String(), Type.Union([Type.Number(), Type.Null()]), { description: 'each metric asked for, e.g. "sum:amount"' }),
+      }),
+    ),
+    truncated: Type.Boolean({ description: 'more groups exist than limit returned' }),
+  },
+  { $id: 'Aggregate' },
+);
 const tags = ['records'];
 
 export async function collectionRoutes(app: Api, { store }: RouteDeps): Promise<void> {
@@ -86,8 +102,9 @@ export async function collectionRoutes(app: Api, { store }: RouteDeps): Promise<
         params: CollectionParams,
         querystring: Type.Object(
           {
-            filter: Type.Optional(Type.String({ maxLength: 8192, description: 'JSON filter, e.g. {"status":"open","priority":{"gte":2}}' })),
+            filter: Type.Optional(Filter),
             sort: Type.Optional(Type.String({ maxLength: 600, description: 'comma-separated fields, - for descending, e.g. -priority,createdAt' })),
+            fields: Type.Optional(Fields),
             ...PageQuery,
           },
           { additionalProperties: false },
@@ -98,14 +115,64 @@ export async function collectionRoutes(app: Api, { store }: RouteDeps): Promise<
     (req) => svc.list(tenantOf(req), req.params.collection, req.query),
   );
 
-  app.get('/v1/collections/:collection/records/:id', { schema: { tags, summary: 'Get a record', params: RecordParams, response: withProblems({ 200: RecordSchema }) } }, async (req, reply) => {
-    // The hottest route: the record is sent as the JSON text the store builds around the
-    // stored data, skipping a parse and a re-serialization of it (RecordSchema still
-    // documents the shape; Fastify sends JSON text as is).
-    const { version, json } = await svc.getJson(tenantOf(req), req.params.collection, req.params.id);
-    setEtag(reply, version);
-    return reply.type('application/json; charset=utf-8').send(json);
-  });
+  // `::` is a literal colon in a Fastify path (`:` starts a parameter): /records:count.
+  app.get(
+    '/v1/collections/:collection/records::count',
+    {
+      schema: {
+        tags,
+        summary: 'Count the records that match a filter (exact)',
+        params: CollectionParams,
+        querystring: Type.Object({ filter: Type.Optional(Filter) }, { additionalProperties: false }),
+        response: withProblems({ 200: Type.Object({ count: Type.Integer() }) }),
+      },
+    },
+    async (req) => ({ count: await svc.count(tenantOf(req), req.params.collection, req.query) }),
+  );
+
+  app.get(
+    '/v1/collections/:collection/records::aggregate',
+    {
+      schema: {
+        tags,
+        summary: 'Group records by up to two fields, with counts and sum/min/max/avg of numeric fields',
+        params: CollectionParams,
+        querystring: Type.Object(
+          {
+            filter: Type.Optional(Filter),
+            groupBy: Type.Optional(Type.String({ maxLength: 600, description: 'up to 2 comma-separated data fields, e.g. status,region' })),
+            metrics: Type.Optional(Type.String({ maxLength: 2048, description: 'up to 10 of sum:f, min:f, max:f, avg:f, e.g. sum:amount,avg:amount' })),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'groups returned (default 1000); more set truncated' })),
+          },
+          { additionalProperties: false },
+        ),
+        response: withProblems({ 200: AggregateSchema }),
+      },
+    },
+    (req) => svc.aggregate(tenantOf(req), req.params.collection, req.query),
+  );
+
+  app.get(
+    '/v1/collections/:collection/records/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Get a record',
+        params: RecordParams,
+        querystring: Type.Object({ fields: Type.Optional(Fields) }, { additionalProperties: false }),
+        response: withProblems({ 200: RecordSchema }),
+      },
+    },
+    async (req, reply) => {
+      // The hottest route: the record is sent as the JSON text the store builds around the
+      // stored data, skipping a parse and a re-serialization of it (RecordSchema still
+      // documents the shape; Fastify sends JSON text as is). With `fields`, the ETag is still
+      // the record's version.
+      const { version, json } = await svc.getJson(tenantOf(req), req.params.collection, req.params.id, req.query);
+      setEtag(reply, version);
+      return reply.type('application/json; charset=utf-8').send(json);
+    },
+  );
 
   app.put(
     '/v1/collections/:collection/records/:id',
