@@ -117,3 +117,28 @@ forEachBackend(
   },
   { only: ['postgres', 'pgbouncer'] },
 );
+
+// SQLite wrote a numeric segment as a key ('$."items"."0"'), which never finds an array's
+// element: such an index is rebuilt on the expression the filters now use when the collection
+// is declared again (service.ts, createIndex).
+forEachBackend(
+  'collections: SQLite indexes declared on a numeric path before array indexes',
+  (backend) => {
+    const t = useTestStore(backend);
+    it('are rebuilt on the expression that reads arrays, and then serve the filter', async () => {
+      const { ctx } = await newTenant(t.store);
+      await t.store.collections.define(ctx, 'lines', {});
+      await t.store.collections.create(ctx, 'lines', { id: 'l1', items: [{ sku: 'a' }] });
+      const name = legacyName(ctx.tenantId, 'lines', 'items.0.sku');
+      const db = t.store.internals.db.kysely;
+      await sql.raw(`CREATE INDEX ${name} ON records (json_extract(data, '$."items"."0"."sku"')) WHERE tenant_id = '${ctx.tenantId}' AND collection = 'lines'`).execute(db);
+      await t.store.collections.define(ctx, 'lines', { indexes: ['items.0.sku'] });
+      const { rows } = await sql<{ sql: string }>`select sql from sqlite_master where type = 'index' and name = ${name}`.execute(db);
+      expect(rows[0]?.sql).toContain(`coalesce(json_extract(data, '$."items"[0]."sku"'), json_extract(data, '$."items"."0"."sku"'))`);
+      expect((await t.store.collections.list(ctx, 'lines', { filter: { 'items.0.sku': 'a' } })).items.map((r) => r.id)).toEqual(['l1']);
+      const plan = await sql<{ detail: string }>`explain query plan select id from records where tenant_id = ${sql.lit(ctx.tenantId)} and collection = 'lines' and ${compileFilter({ 'items.0.sku': 'a' }, 'sqlite')}`.execute(db);
+      expect(plan.rows.map((r) => r.detail).join(' | ')).toContain(name);
+    });
+  },
+  { only: ['sqlite'] },
+);
