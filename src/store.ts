@@ -11,6 +11,7 @@ import { followExternalChanges, type ExternalChanges } from './db/external-chang
 import { createAuditService, type AuditService } from './modules/audit/service.js';
 import { createChangesService, type ChangesService } from './modules/changes/service.js';
 import { createIndexBuilds } from './modules/collections/index-builds.js';
+import { createRecordWrites } from './modules/collections/record-writes.js';
 import { createCollectionsService, type CollectionsService } from './modules/collections/service.js';
 import { createCountersService, type CountersService } from './modules/counters/service.js';
 import { createApiKeysService, type ApiKeysService } from './modules/tenancy/api-keys-service.js';
@@ -139,6 +140,7 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
     await db.close();
     throw error;
   });
+  const writes = createRecordWrites({ dialect: db.dialect, limits: config.tenantLimits });
   const generatedServiceKey = opts.bootstrapServiceKey || config.auth.serviceKey ? await tenants.ensureServiceKey(config.auth.serviceKey) : undefined;
   return {
     config,
@@ -146,7 +148,7 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
     users: createUsersService({ uow, onSessionsChanged: (hashes) => hashes.forEach((hash) => auth.forget(hash)) }),
     apiKeys: createApiKeysService({ uow, onRevoke: (hash) => auth.forget(hash) }),
     auth,
-    collections: createCollectionsService({ db, uow, limits: config.tenantLimits, indexBuilds: createIndexBuilds(db, config.migrateDatabase, config.postgres) }),
+    collections: createCollectionsService({ db, uow, limits: config.tenantLimits, indexBuilds: createIndexBuilds(db, config.migrateDatabase, config.postgres), writes }),
     counters: createCountersService({ uow }),
     audit: createAuditService({ uow }),
     changes: createChangesService({ uow, bus, dialect: db.dialect }),

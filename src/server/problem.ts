@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@fastify/type-provider-typebox';
 import { AgentstoreError, isAgentstoreError, type FieldError } from '../core/errors.js';
+import { pointerSegment } from '../core/json.js';
 import { bearer } from './auth.js';
 
 /** RFC 9457 problem details, as every error of the API is rendered. */
@@ -53,9 +54,6 @@ interface AjvIssue {
   params?: { additionalProperty?: string; missingProperty?: string };
 }
 
-/** One reference token of a JSON pointer (RFC 6901: `~` and `/` escaped). */
-const pointerToken = (name: string): string => name.replaceAll('~', '~0').replaceAll('/', '~1');
-
 /**
  * The one convention of `errors[].field` (docs/api.md "Errors"): a path, query or header
  * parameter by the name the client sent (`id`, `limit`, `if-match`), a member of the JSON
@@ -77,10 +75,10 @@ function validationErrors(error: FastifyError): FieldError[] {
   return ((error.validation ?? []) as AjvIssue[]).map((issue) => {
     const pointer = issue.instancePath ?? '';
     if (issue.keyword === 'additionalProperties' && issue.params?.additionalProperty) {
-      return { field: fieldName(part, `${pointer}/${pointerToken(issue.params.additionalProperty)}`), message: 'is not a known field' };
+      return { field: fieldName(part, `${pointer}/${pointerSegment(issue.params.additionalProperty)}`), message: 'is not a known field' };
     }
     if (issue.keyword === 'required' && issue.params?.missingProperty) {
-      return { field: fieldName(part, `${pointer}/${pointerToken(issue.params.missingProperty)}`), message: 'is required' };
+      return { field: fieldName(part, `${pointer}/${pointerSegment(issue.params.missingProperty)}`), message: 'is required' };
     }
     return { field: fieldName(part, pointer), message: issue.message ?? 'is invalid' };
   });

@@ -8,6 +8,7 @@ import type { RegExpEngine } from 'ajv/dist/types/index.js';
 import { fullFormats } from 'ajv-formats/dist/formats.js';
 import { createRequire } from 'node:module';
 import type { RE2JS as RE2JSClass } from 're2js';
+import { canonicalJson } from '../../core/json.js';
 
 // Loaded on the first pattern, synchronously (its CommonJS build): ~100 ms of module loading
 // that CLI commands which never see a schema need not pay at every start.
@@ -155,24 +156,6 @@ export function boundedFormats(): Record<string, FormatDefinition<string> | Form
 }
 
 /**
- * JSON equality as a string: object keys sorted, so that `{"a":1,"b":2}` and `{"b":2,"a":1}`
- * agree, as JSON Schema's equality demands. Depth is bounded by the record's own limit.
- */
-function canonical(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  let out: string;
-  if (Array.isArray(value)) {
-    out = '[';
-    for (let i = 0; i < value.length; i++) out += (i ? ',' : '') + canonical(value[i]);
-    return `${out}]`;
-  }
-  const keys = Object.keys(value).sort();
-  out = '{';
-  for (let i = 0; i < keys.length; i++) out += `${i ? ',' : ''}${JSON.stringify(keys[i])}:${canonical((value as Record<string, unknown>)[keys[i]!])}`;
-  return `${out}}`;
-}
-
-/**
  * `uniqueItems` in linear time. Ajv's own compares every pair with deep equality unless the
  * item type is a declared scalar: an array of 100,000 distinct items in a 1 MiB body is
  * 5·10⁹ comparisons. Canonical strings in a Set give the same answer in one pass.
@@ -194,7 +177,7 @@ export const uniqueItemsKeyword: FuncKeywordDefinition = {
     for (let i = 0; i < data.length; i++) {
       const item = data[i];
       const set: Set<unknown> = item !== null && typeof item === 'object' ? structured : scalars;
-      const key = set === structured ? canonical(item) : item;
+      const key = set === structured ? canonicalJson(item) : item;
       if (set.has(key)) return false;
       set.add(key);
     }

@@ -1,15 +1,15 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import { DEFAULT_TENANT_LIMITS, type TenantLimits } from '../../config/config.js';
-import { AgentstoreError } from '../../core/errors.js';
+import { AgentstoreError, isAgentstoreError } from '../../core/errors.js';
 import { requireRole, type TenantContext } from '../../core/context.js';
 import { afterKey, decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../../core/cursor.js';
-import { uuidv7 } from '../../core/ids.js';
 import type { Database, Executor, PointReadSql } from '../../db/database.js';
-import { fromJsonColumn, fromNullableJsonColumn, toIso, toJsonColumn } from '../../db/dialect.js';
-import { isIndexRowTooLarge, isUniqueViolation } from '../../db/errors.js';
+import { fromJsonColumn, toJsonColumn } from '../../db/dialect.js';
+import { isUniqueViolation } from '../../db/errors.js';
+import { idempotentRequest, rememberIdempotent, replayIdempotent } from '../../db/idempotency.js';
 import type { CollectionsTable, RecordsTable } from '../../db/schema.js';
-import type { UnitOfWork, UnitOfWorkRunner } from '../../db/unit-of-work.js';
+import type { UnitOfWorkRunner } from '../../db/unit-of-work.js';
 import { compileFilter, parseFilter } from './filter.js';
 import { createIndexBuilds, indexName, type IndexBuilds } from './index-builds.js';
 import { parseFieldPath, parseQueryPath } from './json-path.js';
@@ -19,6 +19,8 @@ import { aggregateRecords, countRecords, parseAggregate } from './aggregate.js';
 import { createRecordSearch } from './search.js';
 import { parseFields, project } from './projection.js';
 import { deleteAllRecords } from './purge.js';
+import { checkCreate, checkDelete, checkPatch, checkPut, createRecordWrites, loadCollection, mapIndexLimit, type RecordWrites } from './record-writes.js';
+import { toCollection, toRecord } from './rows.js';
 import { cursorTypes, cursorValue, keysetAfter, parseSort, sortScope } from './sort.js';
 import type {
   AggregateOptions,
@@ -32,8 +34,8 @@ import type {
   Precondition,
   StoredRecord,
 } from './types.js';
-import { compileSchema, validateAgainstSchema } from './schema-validator.js';
-import { assertObject, mergePatch, unstorableText, validateCollectionName, validateRecordId } from './validation.js';
+import { compileSchema } from './schema-validator.js';
+import { assertObject, validateCollectionName, validateRecordId } from './validation.js';
 
 export interface CollectionsService {
   define(ctx: TenantContext, name: string, input: { schema?: JsonObject | null; indexes?: readonly string[] }): Promise<Collection>;
@@ -59,29 +61,6 @@ export interface CollectionsService {
 }
 
 const MAX_INDEXES = 16;
-// Idempotency keys are remembered this long; a retry after that is a new request.
-const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
-
-export function toRecord(row: Pick<RecordsTable, 'id' | 'version' | 'created_at' | 'updated_at' | 'data'>): StoredRecord {
-  return {
-    id: row.id,
-    version: Number(row.version),
-    createdAt: toIso(row.created_at),
-    updatedAt: toIso(row.updated_at),
-    data: fromJsonColumn<JsonObject>(row.data),
-  };
-}
-
-function toCollection(row: CollectionsTable): Collection {
-  return {
-    name: row.name,
-    schema: fromNullableJsonColumn<JsonObject>(row.schema),
-    indexes: fromJsonColumn<string[]>(row.indexes),
-    version: Number(row.version),
-    createdAt: toIso(row.created_at),
-    updatedAt: toIso(row.updated_at),
-  };
-}
 
 /**
  * Builds a declared index inside a unit of work, on PostgreSQL as the runtime role alone
@@ -97,28 +76,6 @@ async function dropIndexes(trx: Executor, dialect: Database['dialect'], tenantId
   for (const field of fields) {
     if (dialect === 'sqlite') await sql.raw(`DROP INDEX IF EXISTS ${indexName(tenantId, collection, field)}`).execute(trx);
     else await sql`select agentstore_drop_record_index(${collection}, ${field.split('.')}::text[])`.execute(trx);
-  }
-}
-
-/** PostgreSQL refuses an index entry over ~2.7 kB: that is the caller's value, not a server fault. */
-function mapIndexLimit(error: unknown): never {
-  if (isIndexRowTooLarge(error)) {
-    throw AgentstoreError.validation('a value of an indexed field is too large to index (keep indexed values under 2 kB)', [
-      { field: '/data', message: 'an indexed field holds a value too large to index' },
-    ]);
-  }
-  throw error;
-}
-
-/**
- * A string `id` at the top of a record's data is the record's id (that is how a create names
- * it), so data may never hold another one: a replace or a patch that would make them differ
- * is refused rather than storing a record whose data contradicts its id. A non-string `id`
- * is plain data. Leaving `id` out of the data (or patching it to null) is fine.
- */
-function checkDataId(data: JsonObject, id: string): void {
-  if (typeof data.id === 'string' && data.id !== id) {
-    throw AgentstoreError.invalidField('/data/id', `must be the record's id ${JSON.stringify(id)} or left out: a record's id never changes`);
   }
 }
 
@@ -145,7 +102,7 @@ function recordJson(row: RecordText): string {
   return `{"id":${JSON.stringify(row.id)},"version":${Number(row.version)},"createdAt":${JSON.stringify(row.created_at)},"updatedAt":${JSON.stringify(row.updated_at)},"data":${row.data}}`;
 }
 
-export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRunner; limits?: TenantLimits; indexBuilds?: IndexBuilds }): CollectionsService {
+export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRunner; limits?: TenantLimits; indexBuilds?: IndexBuilds; writes?: RecordWrites }): CollectionsService {
   const { db, uow } = deps;
   const builds = deps.indexBuilds ?? createIndexBuilds(db, undefined, undefined);
   const limits = deps.limits ?? DEFAULT_TENANT_LIMITS;
@@ -168,100 +125,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
     return { scope: { tenantId: ctx.tenantId, collection, filter: compiled }, index: await search.hint(ctx, collection, parsed) };
   };
 
-  const loadCollection = (trx: Executor, ctx: TenantContext, name: string) =>
-    trx.selectFrom('collections').selectAll().where('tenant_id', '=', ctx.tenantId).where('name', '=', name).executeTakeFirst();
-
-  /** The collection's row, created (and recorded) on first write, like a map key springing into being. */
-  const ensureCollection = async (w: UnitOfWork, name: string): Promise<CollectionsTable> => {
-    const existing = await loadCollection(w.trx, w.ctx, name);
-    if (existing) return existing;
-    await lockTenantCollections(w.trx, dialect, w.ctx.tenantId);
-    // Under the lock a concurrent first write may have created it meanwhile: count it then.
-    if ((await tenantUsage(w.trx, dialect, w.ctx.tenantId, name)).collections >= limits.collections) {
-      const created = await loadCollection(w.trx, w.ctx, name);
-      if (created) return created;
-      throw tooManyCollections(limits);
-    }
-    const row: CollectionsTable = { tenant_id: w.ctx.tenantId, name, schema: null, indexes: '[]', version: 1, created_at: w.now, updated_at: w.now };
-    // Concurrent first writes race to create the row: the losers (PostgreSQL, which does not
-    // serialise writers as SQLite's BEGIN IMMEDIATE does) use the winner's row instead of
-    // failing on its primary key.
-    const inserted = await w.trx.insertInto('collections').values(row).onConflict((oc) => oc.columns(['tenant_id', 'name']).doNothing()).executeTakeFirst();
-    if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) {
-      const winner = await loadCollection(w.trx, w.ctx, name);
-      if (winner) return winner;
-    }
-    await w.record({ action: 'create', resourceType: 'collection', resourceId: name, collection: name, version: 1, data: toCollection(row) });
-    return row;
-  };
-
-  const checkSchema = (ctx: TenantContext, collection: CollectionsTable, data: JsonObject): void => {
-    const schema = fromNullableJsonColumn<JsonObject>(collection.schema);
-    // Keyed by the schema's text, not (tenant, name, version): a collection deleted and
-    // defined again starts over at version 1 with another schema, and the cache is process-wide.
-    if (schema) validateAgainstSchema(createHash('sha256').update(JSON.stringify(schema)).digest('hex'), schema, data);
-  };
-
-  const loadRecord = (trx: Executor, ctx: TenantContext, collection: string, id: string, lock: boolean) => {
-    let q = trx.selectFrom('records').selectAll().where('tenant_id', '=', ctx.tenantId).where('collection', '=', collection).where('id', '=', id);
-    // SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL needs the row lock.
-    if (lock && dialect === 'postgres') q = q.forUpdate();
-    return q.executeTakeFirst();
-  };
-
-  const checkPrecondition = (row: RecordsTable | undefined, ifMatch: Precondition | undefined): RecordsTable => {
-    if (!row) {
-      if (ifMatch !== undefined) throw AgentstoreError.preconditionFailed('the record does not exist');
-      throw AgentstoreError.notFound('record');
-    }
-    if (ifMatch !== undefined && ifMatch !== '*' && Number(row.version) !== ifMatch) {
-      throw AgentstoreError.preconditionFailed(`the record is at version ${row.version}, not ${ifMatch}`, Number(row.version));
-    }
-    return row;
-  };
-
-  const write = async (
-    ctx: TenantContext,
-    collection: string,
-    id: string,
-    ifMatch: Precondition | undefined,
-    next: (current: JsonObject) => JsonObject,
-  ): Promise<StoredRecord> => {
-    requireRole(ctx, 'member');
-    validateCollectionName(collection);
-    validateRecordId(id);
-    return uow.write(ctx, async (w) => {
-      const row = checkPrecondition(await loadRecord(w.trx, ctx, collection, id, true), ifMatch);
-      const coll = await loadCollection(w.trx, ctx, collection);
-      const data = next(fromJsonColumn<JsonObject>(row.data));
-      if (coll) checkSchema(ctx, coll, data);
-      const version = Number(row.version) + 1;
-      const result = await w.trx
-        .updateTable('records')
-        .set({ data: toJsonColumn(data), version, updated_at: w.now })
-        .where('tenant_id', '=', ctx.tenantId)
-        .where('collection', '=', collection)
-        .where('id', '=', id)
-        .where('version', '=', Number(row.version))
-        .executeTakeFirst();
-      // The version guard catches a writer that slipped in between read and update.
-      if (Number(result.numUpdatedRows) !== 1) throw AgentstoreError.preconditionFailed('the record changed concurrently');
-      const record = toRecord({ ...row, data, version, updated_at: w.now });
-      await w.record({ action: 'update', resourceType: 'record', resourceId: id, collection, version, data: record });
-      return record;
-    }).catch(mapIndexLimit);
-  };
-
-  const replayIdempotent = async (ctx: TenantContext, key: string, scope: string, hash: string): Promise<StoredRecord | undefined> => {
-    const row = await uow.read(ctx, (trx) =>
-      trx.selectFrom('idempotency_keys').selectAll().where('tenant_id', '=', ctx.tenantId).where('key', '=', key).executeTakeFirst(),
-    );
-    if (!row || Date.parse(toIso(row.created_at)) < Date.now() - IDEMPOTENCY_TTL_MS) return undefined;
-    if (row.scope !== scope || row.request_hash !== hash) {
-      throw new AgentstoreError('agentstore.conflict', 'this Idempotency-Key was used for a different request', { errors: [{ field: 'idempotency-key', message: 'reused with a different request' }] });
-    }
-    return fromJsonColumn<StoredRecord>(row.body);
-  };
+  const writes = deps.writes ?? createRecordWrites({ dialect, limits });
 
   return {
     async define(ctx, name, input) {
@@ -345,13 +209,13 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       // Built before the unit of work that records them, after the limits were checked once
       // (the unit checks them again): a build that fails changes nothing.
       return builds.serially(async () => {
-        await uow.read(ctx, async (trx) => checkLimits(trx, await loadCollection(trx, ctx, name), 0));
+        await uow.read(ctx, async (trx) => checkLimits(trx, await loadCollection(trx, ctx.tenantId, name), 0));
         const created = await builds.build(ctx.tenantId, name, paths).catch(mapIndexLimit);
         try {
           return await attempt(created.length);
         } catch (error) {
           // Unless a concurrent definition that committed uses them, the indexes this call built go.
-          const current = await uow.read(ctx, (trx) => loadCollection(trx, ctx, name)).catch(() => undefined);
+          const current = await uow.read(ctx, (trx) => loadCollection(trx, ctx.tenantId, name)).catch(() => undefined);
           const used = new Set(declaredFields(current));
           await builds.drop(ctx.tenantId, name, created.filter((field) => !used.has(field))).catch(() => undefined);
           throw error;
@@ -362,7 +226,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
     async getCollection(ctx, name) {
       requireRole(ctx, 'viewer');
       validateCollectionName(name);
-      const row = await uow.read(ctx, (trx) => loadCollection(trx, ctx, name));
+      const row = await uow.read(ctx, (trx) => loadCollection(trx, ctx.tenantId, name));
       if (!row) throw AgentstoreError.notFound('collection');
       return toCollection(row);
     },
@@ -383,7 +247,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       requireRole(ctx, 'admin');
       validateCollectionName(name);
       await uow.write(ctx, async (w) => {
-        const existing = await loadCollection(w.trx, ctx, name);
+        const existing = await loadCollection(w.trx, ctx.tenantId, name);
         if (!existing) throw AgentstoreError.notFound('collection');
         const removed = await deleteAllRecords(w.trx, dialect, ctx.tenantId, name);
         await w.trx.deleteFrom('collections').where('tenant_id', '=', ctx.tenantId).where('name', '=', name).execute();
@@ -395,46 +259,27 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
     },
 
     async create(ctx, collection, data, options = {}) {
-      requireRole(ctx, 'member');
-      validateCollectionName(collection);
-      assertObject(data);
-      const id = options.id !== undefined ? validateRecordId(options.id) : typeof data.id === 'string' ? validateRecordId(data.id, '/data/id') : uuidv7();
-      checkDataId(data, id);
-      const key = options.idempotencyKey;
-      const scope = `records.create:${collection}`;
-      const hash = key ? createHash('sha256').update(`${options.id ?? ''}\n${JSON.stringify(data)}`).digest('hex') : '';
-      if (key) {
-        if (key.length === 0 || key.length > 255 || unstorableText(key)) throw AgentstoreError.invalidField('idempotency-key', 'must be 1-255 characters, without U+0000 or unpaired surrogates');
-        const replay = await replayIdempotent(ctx, key, scope, hash);
+      const input = checkCreate(ctx, collection, data, options.id);
+      const keyed = idempotentRequest(options.idempotencyKey, `records.create:${collection}`, `${options.id ?? ''}\n${JSON.stringify(input.data)}`);
+      if (keyed) {
+        const replay = await replayIdempotent<StoredRecord>(uow, ctx, keyed);
         if (replay) return { record: replay, replayed: true };
       }
       try {
         const record = await uow.write(ctx, async (w) => {
-          const coll = await ensureCollection(w, collection);
-          checkSchema(ctx, coll, data);
-          const row: RecordsTable = { tenant_id: ctx.tenantId, collection, id, version: 1, data: toJsonColumn(data), created_at: w.now, updated_at: w.now };
-          await w.trx.insertInto('records').values(row).execute();
-          const stored = toRecord({ ...row, data });
-          await w.record({ action: 'create', resourceType: 'record', resourceId: id, collection, version: 1, data: stored });
-          if (key) {
-            // An expired key of the same name is replaced; a live one makes this insert fail.
-            await w.trx.deleteFrom('idempotency_keys').where('tenant_id', '=', ctx.tenantId).where('key', '=', key).where('created_at', '<', new Date(Date.now() - IDEMPOTENCY_TTL_MS).toISOString()).execute();
-            await w.trx
-              .insertInto('idempotency_keys')
-              .values({ tenant_id: ctx.tenantId, key, scope, request_hash: hash, status: 201, body: toJsonColumn(stored), created_at: w.now })
-              .execute();
-          }
+          const stored = await writes.create(w, input);
+          if (keyed) await rememberIdempotent(w, keyed, 201, stored);
           return stored;
         });
         return { record, replayed: false };
       } catch (error) {
-        if (!isUniqueViolation(error)) mapIndexLimit(error);
-        // Either the id exists, or a concurrent request with the same Idempotency-Key won.
-        if (key) {
-          const replay = await replayIdempotent(ctx, key, scope, hash);
+        // A concurrent request with the same Idempotency-Key won (its key row, or the id it took).
+        if (keyed && (isUniqueViolation(error) || isAgentstoreError(error, 'agentstore.conflict'))) {
+          const replay = await replayIdempotent<StoredRecord>(uow, ctx, keyed);
           if (replay) return { record: replay, replayed: true };
         }
-        throw AgentstoreError.conflict(`a record with id "${id}" already exists in this collection`);
+        if (isUniqueViolation(error)) throw AgentstoreError.conflict(`a record with id "${input.id}" already exists in this collection`);
+        return mapIndexLimit(error);
       }
     },
 
@@ -453,35 +298,18 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
     },
 
     async replace(ctx, collection, id, data, options = {}) {
-      assertObject(data);
-      checkDataId(data, id);
-      return write(ctx, collection, id, options.ifMatch, () => data);
+      const input = checkPut(ctx, collection, id, data, { ...options, createIfMissing: false });
+      return (await uow.write(ctx, (w) => writes.put(w, input)).catch(mapIndexLimit)).record;
     },
 
     async patch(ctx, collection, id, patch, options = {}) {
-      assertObject(patch);
-      // What the patch sets, not the merged result: a record stored before this rule with
-      // another id in its data can still be patched (and its data id removed with null).
-      checkDataId(patch, id);
-      return write(ctx, collection, id, options.ifMatch, (current) => mergePatch(current, patch) as JsonObject);
+      const input = checkPatch(ctx, collection, id, patch, options.ifMatch);
+      return uow.write(ctx, (w) => writes.patch(w, input)).catch(mapIndexLimit);
     },
 
     async delete(ctx, collection, id, options = {}) {
-      requireRole(ctx, 'member');
-      validateCollectionName(collection);
-      validateRecordId(id);
-      await uow.write(ctx, async (w) => {
-        const row = checkPrecondition(await loadRecord(w.trx, ctx, collection, id, true), options.ifMatch);
-        const result = await w.trx
-          .deleteFrom('records')
-          .where('tenant_id', '=', ctx.tenantId)
-          .where('collection', '=', collection)
-          .where('id', '=', id)
-          .where('version', '=', Number(row.version))
-          .executeTakeFirst();
-        if (Number(result.numDeletedRows) !== 1) throw AgentstoreError.preconditionFailed('the record changed concurrently');
-        await w.record({ action: 'delete', resourceType: 'record', resourceId: id, collection, version: Number(row.version), data: null });
-      });
+      const input = checkDelete(ctx, collection, id, options.ifMatch);
+      await uow.write(ctx, (w) => writes.remove(w, input));
     },
 
     async list(ctx, collection, options = {}) {

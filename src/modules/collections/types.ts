@@ -81,3 +81,9 @@ export interface CreateRecordResult {
   /** True when an Idempotency-Key matched an earlier request and its result was returned. */
   readonly replayed: boolean;
 }
+
+export interface UpsertRecordResult {
+  readonly record: StoredRecord;
+  /** True when the record did not exist and this write created it (HTTP 201). */
+  readonly created: boolean;
+}

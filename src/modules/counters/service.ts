@@ -4,7 +4,7 @@ import { requireRole, type TenantContext } from '../../core/context.js';
 import { afterKey, pageSize, toPage, type Page } from '../../core/cursor.js';
 import { toIso } from '../../db/dialect.js';
 import type { CountersTable } from '../../db/schema.js';
-import type { UnitOfWorkRunner } from '../../db/unit-of-work.js';
+import type { UnitOfWork, UnitOfWorkRunner } from '../../db/unit-of-work.js';
 
 export interface Counter {
   readonly name: string;
@@ -37,27 +37,43 @@ function toCounter(row: CountersTable): Counter {
   return { name: row.name, value: Number(row.value), createdAt: toIso(row.created_at), updatedAt: toIso(row.updated_at) };
 }
 
+export interface IncrementInput {
+  readonly name: string;
+  readonly by: number;
+}
+
+/** The role, the name and the amount of an increment, checked before any unit opens. */
+export function checkIncrement(ctx: TenantContext, name: string, by: unknown = 1): IncrementInput {
+  requireRole(ctx, 'member');
+  validateCounterName(name);
+  return { name, by: validateAmount(by, '/by') };
+}
+
+/**
+ * An increment inside the unit `w` (a single route's, or a batch's). One upsert statement:
+ * the database serialises concurrent increments on the row, so none is lost and each caller
+ * sees the value its own increment produced.
+ */
+export async function incrementIn(w: UnitOfWork, input: IncrementInput): Promise<Counter> {
+  const { name, by } = input;
+  const row = await w.trx
+    .insertInto('counters')
+    .values({ tenant_id: w.ctx.tenantId, name, value: by, created_at: w.now, updated_at: w.now })
+    .onConflict((oc) => oc.columns(['tenant_id', 'name']).doUpdateSet({ value: sql`counters.value + excluded.value`, updated_at: w.now }))
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  const counter = toCounter(row);
+  if (!Number.isSafeInteger(counter.value)) throw AgentstoreError.invalidField('/by', 'the counter would leave the safe integer range');
+  await w.record({ action: 'increment', resourceType: 'counter', resourceId: name, data: counter, details: { by } });
+  return counter;
+}
+
 export function createCountersService(deps: { uow: UnitOfWorkRunner }): CountersService {
   const { uow } = deps;
   return {
     async increment(ctx, name, by = 1) {
-      requireRole(ctx, 'member');
-      validateCounterName(name);
-      validateAmount(by, '/by');
-      return uow.write(ctx, async (w) => {
-        // One upsert statement: the database serialises concurrent increments on the row,
-        // so none is lost and each caller sees the value its own increment produced.
-        const row = await w.trx
-          .insertInto('counters')
-          .values({ tenant_id: ctx.tenantId, name, value: by, created_at: w.now, updated_at: w.now })
-          .onConflict((oc) => oc.columns(['tenant_id', 'name']).doUpdateSet({ value: sql`counters.value + excluded.value`, updated_at: w.now }))
-          .returningAll()
-          .executeTakeFirstOrThrow();
-        const counter = toCounter(row);
-        if (!Number.isSafeInteger(counter.value)) throw AgentstoreError.invalidField('/by', 'the counter would leave the safe integer range');
-        await w.record({ action: 'increment', resourceType: 'counter', resourceId: name, data: counter, details: { by } });
-        return counter;
-      });
+      const input = checkIncrement(ctx, name, by);
+      return uow.write(ctx, (w) => incrementIn(w, input));
     },
 
     async get(ctx, name) {
