@@ -20,6 +20,7 @@ export type {
   MetricName,
   Precondition,
   CreateRecordResult,
+  UpsertRecordResult,
 } from './modules/collections/types.js';
 export type { Counter } from './modules/counters/service.js';
 export type { AuditEntry, AuditQuery } from './modules/audit/service.js';

@@ -78,3 +78,13 @@ export function parseIfMatch(header: string | undefined): number | '*' | undefin
   if (!match?.[1]) throw AgentstoreError.invalidField('if-match', 'must be an ETag returned by this API, such as "3", or *');
   return Number(match[1]);
 }
+
+/**
+ * `If-None-Match: *` -> '*', absent -> undefined. On a write only `*` (create only) has a use:
+ * a list of ETags would make a PUT replace any version but those, which no client needs.
+ */
+export function parseIfNoneMatch(header: string | undefined): '*' | undefined {
+  if (header === undefined) return undefined;
+  if (header.trim() === '*') return '*';
+  throw AgentstoreError.invalidField('if-none-match', 'only * is supported: create the record only if it does not exist');
+}

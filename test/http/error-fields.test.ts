@@ -78,6 +78,7 @@ forEachBackend('errors[].field convention', (backend) => {
     { name: 'record body not an object (schema)', method: 'POST', url: '/v1/collections/typed/records', payload: [1], field: 'body' },
     { name: 'record data against its schema (service)', method: 'POST', url: '/v1/collections/typed/records', payload: { priority: 'high' }, field: '/data/priority' },
     { name: 'record id in the body (service)', method: 'POST', url: '/v1/collections/typed/records', payload: { id: '-bad' }, field: '/data/id' },
+    { name: 'if-none-match other than * (route)', method: 'PUT', url: '/v1/collections/typed/records/r1', headers: { 'if-none-match': '"1"' }, payload: { priority: 2 }, field: 'if-none-match' },
   ];
 
   const send = (c: Case): Promise<LightMyRequestResponse> =>

@@ -22,6 +22,8 @@ interface World {
   acoll: string;
   arec: string;
   arec2: string;
+  /** A record of A's that no row writes under B. */
+  arec3: string;
   asecret: string;
   acount: string;
   auserId: string;
@@ -322,8 +324,19 @@ const TABLE: Record<string, Row> = {
     },
   },
   'PUT /v1/collections/:collection/records/:id': {
-    phase: 'probe',
-    run: async (c) => notFound(c, await c.b('PUT', `/v1/collections/${c.w.acoll}/records/${c.w.arec}`, { secret: 'overwritten-by-b' }), [c.w.acoll, c.w.arec]),
+    phase: 'write',
+    run: async (c) => {
+      // PUT creates a missing record: under A's names it creates B's own, and A's is untouched.
+      const res = await c.b('PUT', `/v1/collections/${c.w.acoll}/records/${c.w.arec2}`, { b_only: 'put-by-b' });
+      expect(res.statusCode, res.body).toBe(201);
+      expect(res.json<{ version: number; data: unknown }>()).toMatchObject({ version: 1, data: { b_only: 'put-by-b' } });
+      c.noLeak(res, [c.w.acoll, c.w.arec2]);
+      // If-Match on A's record is on a record B does not have: 412, with no ETag of A's.
+      const guarded = await c.b('PUT', `/v1/collections/${c.w.acoll}/records/${c.w.arec3}`, { b_only: 'x' }, { 'if-match': '"1"' });
+      expectProblem(guarded, 412, { code: 'agentstore.precondition_failed' });
+      expect(guarded.headers.etag).toBeUndefined();
+      c.noLeak(guarded, [c.w.acoll, c.w.arec3]);
+    },
   },
   'PATCH /v1/collections/:collection/records/:id': {
     phase: 'probe',
@@ -435,6 +448,8 @@ forEachBackend('http tenant isolation', (backend) => {
     const arec = `arec_${r}`;
     ok(await asA('POST', `/v1/collections/${acoll}/records`, { id: arec, secret: asecret }), 201);
     const arec2 = ok(await asA('POST', `/v1/collections/${acoll}/records`, { secret: `${asecret}-2` }), 201).id as string;
+    const arec3 = `arec3_${r}`;
+    ok(await asA('POST', `/v1/collections/${acoll}/records`, { id: arec3, secret: `${asecret}-3` }), 201);
     const acount = `acount_${r}`;
     ok(await asA('POST', `/v1/counters/${acount}/increment`, { by: 7 }));
     const auserEmail = `a-user-${r}@example.com`;
@@ -458,6 +473,7 @@ forEachBackend('http tenant isolation', (backend) => {
       acoll,
       arec,
       arec2,
+      arec3,
       asecret,
       acount,
       auserId,
@@ -468,7 +484,7 @@ forEachBackend('http tenant isolation', (backend) => {
       asession,
       bcoll,
       buserEmail,
-      markers: [A.id, A.name, A.key, A.keyId, acoll, arec, arec2, asecret, acount, auserId, auserEmail, akey.id, akeyName, akey.key, asession],
+      markers: [A.id, A.name, A.key, A.keyId, acoll, arec, arec2, arec3, asecret, acount, auserId, auserEmail, akey.id, akeyName, akey.key, asession],
     };
     aBefore = await countEverything(h.store, [A.id]);
     aRecordBefore = (await asA('GET', `/v1/collections/${acoll}/records/${arec}`)).json();

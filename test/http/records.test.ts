@@ -70,8 +70,40 @@ forEachBackend('http records', (backend) => {
       expectProblem(await req('DELETE', url, undefined, { 'if-match': '"3"' }), 412);
       expect((await req('DELETE', url, undefined, { 'if-match': '"4"' })).statusCode).toBe(204);
       expectProblem(await req('GET', url), 404, { code: 'agentstore.not_found' });
-      expectProblem(await req('PUT', url, { a: 1 }), 404);
+      // PUT with If-Match replaces only: the record is gone, so the condition is false.
+      expectProblem(await req('PUT', url, { a: 1 }, { 'if-match': '"4"' }), 412);
       expectProblem(await req('PATCH', url, { a: 1 }, { 'if-match': '"4"' }), 412);
+    });
+
+    it('PUT creates a missing record (201, Location, ETag) unless If-Match; If-None-Match: * creates only', async () => {
+      const url = '/v1/collections/upserts/records/u%3A1';
+      const created = await req('PUT', url, { v: 1 });
+      expect(json<Rec>(created, 201)).toMatchObject({ id: 'u:1', version: 1, data: { v: 1 } });
+      expect(created.headers.location).toBe('/v1/collections/upserts/records/u%3A1');
+      expect(created.headers.etag).toBe('"1"');
+      const replaced = await req('PUT', url, { v: 2 });
+      expect(json<Rec>(replaced).version).toBe(2);
+      expect(replaced.headers.location).toBeUndefined();
+      // If-None-Match: * on an existing record: 412 with its ETag, nothing written.
+      const exists = await req('PUT', url, { v: 3 }, { 'if-none-match': '*' });
+      expectProblem(exists, 412, { code: 'agentstore.precondition_failed' });
+      expect(exists.headers.etag).toBe('"2"');
+      expect(json<Rec>(await req('PUT', '/v1/collections/upserts/records/fresh', { v: 1 }, { 'if-none-match': '*' }), 201).version).toBe(1);
+      // If-Match on a missing record is false (RFC 9110 §13.1.1): 412, nothing created.
+      expectProblem(await req('PUT', '/v1/collections/upserts/records/none', { v: 1 }, { 'if-match': '*' }), 412);
+      expectProblem(await req('PUT', '/v1/collections/upserts/records/none', { v: 1 }, { 'if-match': '"1"' }), 412);
+      expectProblem(await req('GET', '/v1/collections/upserts/records/none'), 404);
+      // Only * is an If-None-Match a write can use.
+      expectProblem(await req('PUT', url, { v: 3 }, { 'if-none-match': '"2"' }), 400, { field: 'if-none-match' });
+      expect(json<Rec>(await req('GET', url)).data).toEqual({ v: 2 });
+    });
+
+    it('concurrent PUTs of one new id: one 201, the others 200, never a 5xx', async () => {
+      const url = `/v1/collections/upserts/records/race-${randomBytes(3).toString('hex')}`;
+      const results = await Promise.all(Array.from({ length: 12 }, (_, i) => req('PUT', url, { writer: i })));
+      const statuses = results.map((r) => r.statusCode).sort();
+      expect(statuses, results.map((r) => r.body).join('\n')).toEqual([200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 201]);
+      expect(json<Rec>(await req('GET', url)).version).toBe(12);
     });
 
     it('concurrent PATCHes with the same If-Match: exactly one 200, every other one 412', async () => {

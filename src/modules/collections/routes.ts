@@ -1,5 +1,5 @@
 import { Type } from '@fastify/type-provider-typebox';
-import { PageQuery, Timestamps, pageOf, parseIfMatch, setEtag, tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
+import { PageQuery, Timestamps, pageOf, parseIfMatch, parseIfNoneMatch, setEtag, tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
 import type { JsonObject } from './types.js';
 
 const Data = Type.Record(Type.String(), Type.Unknown(), { description: 'the record: any JSON object' });
@@ -34,6 +34,8 @@ const AggregateSchema = Type.Object(
   { $id: 'Aggregate' },
 );
 const tags = ['records'];
+
+const recordLocation = (collection: string, id: string) => `/v1/collections/${encodeURIComponent(collection)}/records/${encodeURIComponent(id)}`;
 
 export async function collectionRoutes(app: Api, { store }: RouteDeps): Promise<void> {
   const svc = store.collections;
@@ -87,7 +89,7 @@ export async function collectionRoutes(app: Api, { store }: RouteDeps): Promise<
       const key = req.headers['idempotency-key'];
       const { record, replayed } = await svc.create(tenantOf(req), req.params.collection, req.body as JsonObject, key ? { idempotencyKey: key } : {});
       setEtag(reply, record.version);
-      void reply.header('location', `/v1/collections/${encodeURIComponent(req.params.collection)}/records/${encodeURIComponent(record.id)}`);
+      void reply.header('location', recordLocation(req.params.collection, record.id));
       if (replayed) void reply.header('idempotent-replayed', 'true');
       return reply.status(201).send(record);
     },
@@ -176,12 +178,27 @@ export async function collectionRoutes(app: Api, { store }: RouteDeps): Promise<
 
   app.put(
     '/v1/collections/:collection/records/:id',
-    { schema: { tags, summary: 'Replace a record', params: RecordParams, headers: IfMatch, body: Data, response: withProblems({ 200: RecordSchema }) } },
+    {
+      schema: {
+        tags,
+        summary: 'Replace a record, or create it when it does not exist (If-Match: replace only; If-None-Match: * create only)',
+        params: RecordParams,
+        headers: Type.Object({ ...IfMatch.properties, 'if-none-match': Type.Optional(Type.String({ maxLength: 64 })) }),
+        body: Data,
+        response: withProblems({ 200: RecordSchema, 201: RecordSchema }),
+      },
+    },
     async (req, reply) => {
       const ifMatch = parseIfMatch(req.headers['if-match']);
-      const record = await svc.replace(tenantOf(req), req.params.collection, req.params.id, req.body as JsonObject, ifMatch === undefined ? {} : { ifMatch });
+      const ifNoneMatch = parseIfNoneMatch(req.headers['if-none-match']);
+      const { record, created } = await svc.upsert(tenantOf(req), req.params.collection, req.params.id, req.body as JsonObject, {
+        ...(ifMatch === undefined ? {} : { ifMatch }),
+        ...(ifNoneMatch === undefined ? {} : { ifNoneMatch }),
+      });
       setEtag(reply, record.version);
-      return record;
+      if (!created) return record;
+      void reply.header('location', recordLocation(req.params.collection, record.id));
+      return reply.status(201).send(record);
     },
   );
 

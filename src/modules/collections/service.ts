@@ -33,6 +33,7 @@ import type {
   ListRecordsOptions,
   Precondition,
   StoredRecord,
+  UpsertRecordResult,
 } from './types.js';
 import { compileSchema } from './schema-validator.js';
 import { assertObject, validateCollectionName, validateRecordId } from './validation.js';
@@ -50,7 +51,14 @@ export interface CollectionsService {
    * it: what the HTTP API sends. The version is apart for the ETag.
    */
   getJson(ctx: TenantContext, collection: string, id: string, options?: GetRecordOptions): Promise<{ readonly version: number; readonly json: string }>;
+  /** Replaces an existing record (404 when there is none; see `upsert`). */
   replace(ctx: TenantContext, collection: string, id: string, data: JsonObject, options?: { ifMatch?: Precondition }): Promise<StoredRecord>;
+  /**
+   * HTTP PUT: replaces the record, or creates it when it does not exist and `ifMatch` is not
+   * given (`created`). `ifMatch` on a missing record and `ifNoneMatch: '*'` on an existing
+   * one are 412.
+   */
+  upsert(ctx: TenantContext, collection: string, id: string, data: JsonObject, options?: { ifMatch?: Precondition; ifNoneMatch?: '*' }): Promise<UpsertRecordResult>;
   patch(ctx: TenantContext, collection: string, id: string, patch: JsonObject, options?: { ifMatch?: Precondition }): Promise<StoredRecord>;
   delete(ctx: TenantContext, collection: string, id: string, options?: { ifMatch?: Precondition }): Promise<void>;
   list(ctx: TenantContext, collection: string, options?: ListRecordsOptions): Promise<Page<StoredRecord>>;
@@ -300,6 +308,11 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
     async replace(ctx, collection, id, data, options = {}) {
       const input = checkPut(ctx, collection, id, data, { ...options, createIfMissing: false });
       return (await uow.write(ctx, (w) => writes.put(w, input)).catch(mapIndexLimit)).record;
+    },
+
+    async upsert(ctx, collection, id, data, options = {}) {
+      const input = checkPut(ctx, collection, id, data, { ...options, createIfMissing: true });
+      return uow.write(ctx, (w) => writes.put(w, input)).catch(mapIndexLimit);
     },
 
     async patch(ctx, collection, id, patch, options = {}) {
