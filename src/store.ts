@@ -10,6 +10,7 @@ import { createUnitOfWorkRunner } from './db/unit-of-work.js';
 import { followExternalChanges, type ExternalChanges } from './db/external-changes.js';
 import { createAuditService, type AuditService } from './modules/audit/service.js';
 import { createChangesService, type ChangesService } from './modules/changes/service.js';
+import { createBatchService, type BatchOperation, type BatchOutcome } from './modules/batch/service.js';
 import { createIndexBuilds } from './modules/collections/index-builds.js';
 import { createRecordWrites } from './modules/collections/record-writes.js';
 import { createCollectionsService, type CollectionsService } from './modules/collections/service.js';
@@ -20,6 +21,7 @@ import { createTenantsService, type TenantsService } from './modules/tenancy/ten
 import { createUsersService, type UsersService } from './modules/tenancy/users-service.js';
 import type { EventBus } from './ports/event-bus.js';
 import type { RateLimiter } from './ports/rate-limiter.js';
+import type { TenantContext } from './core/context.js';
 
 export interface Store {
   readonly config: StoreConfig;
@@ -29,6 +31,12 @@ export interface Store {
   readonly auth: AuthService;
   readonly collections: CollectionsService;
   readonly counters: CountersService;
+  /**
+   * Up to 100 writes to records and counters in one unit of work, all or nothing: a result per
+   * operation, or the error of the first that failed (with `context.failedIndex`) and nothing
+   * written. An `idempotencyKey` makes a retry return the first results.
+   */
+  batch(ctx: TenantContext, operations: readonly BatchOperation[], options?: { idempotencyKey?: string }): Promise<BatchOutcome>;
   readonly audit: AuditService;
   readonly changes: ChangesService;
   /** The generated service key when this start created one (print it once), else undefined. */
@@ -140,7 +148,9 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
     await db.close();
     throw error;
   });
+  // One set of record writes for the collection routes and the batches: the same code path.
   const writes = createRecordWrites({ dialect: db.dialect, limits: config.tenantLimits });
+  const batches = createBatchService({ uow, writes });
   const generatedServiceKey = opts.bootstrapServiceKey || config.auth.serviceKey ? await tenants.ensureServiceKey(config.auth.serviceKey) : undefined;
   return {
     config,
@@ -150,6 +160,7 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
     auth,
     collections: createCollectionsService({ db, uow, limits: config.tenantLimits, indexBuilds: createIndexBuilds(db, config.migrateDatabase, config.postgres), writes }),
     counters: createCountersService({ uow }),
+    batch: (ctx, operations, options) => batches.run(ctx, operations, options),
     audit: createAuditService({ uow }),
     changes: createChangesService({ uow, bus, dialect: db.dialect }),
     generatedServiceKey,

@@ -8,6 +8,7 @@ import type { ServerConfig } from '../config/config.js';
 import { requestId } from '../core/ids.js';
 import { auditRoutes } from '../modules/audit/routes.js';
 import { changeRoutes } from '../modules/changes/routes.js';
+import { batchRoutes } from '../modules/batch/routes.js';
 import { collectionRoutes } from '../modules/collections/routes.js';
 import { counterRoutes } from '../modules/counters/routes.js';
 import { tenancyRoutes } from '../modules/tenancy/routes.js';
@@ -146,6 +147,7 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
     await tenancyRoutes(api, { store });
     await collectionRoutes(api, { store });
     await counterRoutes(api, { store });
+    await batchRoutes(api, { store });
     await auditRoutes(api, { store });
     await changeRoutes(api, { store }, { heartbeatMs: server.eventsHeartbeatMs, maxStreamsPerTenant: server.eventsMaxStreamsPerTenant });
   });

@@ -15,6 +15,8 @@ export const ProblemSchema = Type.Object(
     code: Type.String(),
     requestId: Type.String(),
     errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
+    failedIndex: Type.Optional(Type.Integer({ description: 'POST /v1/batch: the index of the operation that failed' })),
+    currentVersion: Type.Optional(Type.Integer({ description: 'POST /v1/batch, a 412: the version the record is at' })),
   },
   { $id: 'Problem', description: 'RFC 9457 problem details' },
 );
@@ -28,6 +30,8 @@ export interface Problem {
   code: string;
   requestId: string;
   errors?: FieldError[];
+  failedIndex?: number;
+  currentVersion?: number;
 }
 
 const titles: Record<number, string> = {
@@ -69,7 +73,7 @@ export function fieldName(part: 'body' | 'querystring' | 'params' | 'headers', p
 }
 
 /** Fastify's schema errors -> one field error each, named by the convention above. */
-function validationErrors(error: FastifyError): FieldError[] {
+export function validationErrors(error: FastifyError): FieldError[] {
   const context = (error as { validationContext?: string }).validationContext;
   const part = context === 'querystring' || context === 'params' || context === 'headers' ? context : 'body';
   return ((error.validation ?? []) as AjvIssue[]).map((issue) => {
@@ -145,10 +149,19 @@ export function sendProblem(reply: FastifyReply, problem: Problem, retryAfter?: 
 export function errorHandler(error: FastifyError | AgentstoreError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (isAgentstoreError(error)) {
     if (error.status >= 500) request.log.warn({ err: error, cause: error.cause }, error.message);
-    // A 412 tells the version it failed against, as ETag (the format of every other ETag).
     const current = error.context.currentVersion;
-    if (typeof current === 'number' && Number.isSafeInteger(current)) void reply.header('etag', `"${current}"`);
-    return sendProblem(reply, renderProblem(request, error.status, error.code, error.message, error.context.errors), error.context.retryAfter ?? (error.status === 503 ? 1 : undefined));
+    const failedIndex = error.context.failedIndex;
+    const problem = renderProblem(request, error.status, error.code, error.message, error.context.errors);
+    if (typeof failedIndex === 'number') {
+      // A batch's failure: the operation's index, and a 412's version in the body, since an
+      // ETag would describe the batch's URL, not the operation's record.
+      problem.failedIndex = failedIndex;
+      if (typeof current === 'number' && Number.isSafeInteger(current)) problem.currentVersion = current;
+    } else if (typeof current === 'number' && Number.isSafeInteger(current)) {
+      // A 412 tells the version it failed against, as ETag (the format of every other ETag).
+      void reply.header('etag', `"${current}"`);
+    }
+    return sendProblem(reply, problem, error.context.retryAfter ?? (error.status === 503 ? 1 : undefined));
   }
   const fastifyError = error as FastifyError;
   if (fastifyError.validation) {

@@ -113,6 +113,16 @@ const BODY_ROUTES: Record<string, BodyRoute> = {
   'PATCH /v1/collections/:collection/records/:id': { method: 'PATCH', url: (w) => `/v1/collections/${w.coll}/records/${w.rec}`, auth: 'tenant', strict: false, wrongTypes: {}, base: () => ({}), constrained: [] },
   'POST /v1/counters/:name/increment': { method: 'POST', url: () => '/v1/counters/hits/increment', auth: 'tenant', strict: true, wrongTypes: { by: notInteger }, base: () => ({}), constrained: [] },
   'POST /v1/counters/:name/reset': { method: 'POST', url: () => '/v1/counters/hits/reset', auth: 'tenant', strict: true, wrongTypes: { value: notInteger }, base: () => ({}), constrained: [] },
+  // The base is valid but fails at its write (a record that does not exist), so it writes nothing.
+  'POST /v1/batch': {
+    method: 'POST',
+    url: () => '/v1/batch',
+    auth: 'tenant',
+    strict: true,
+    wrongTypes: { operations: [...notString, 'x', [], [5], ['create'], [null]] },
+    base: () => ({ operations: [{ op: 'patch', collection: 'things', id: 'absent', data: { a: 1 } }] }),
+    constrained: [],
+  },
 };
 
 /** Path parameters: for each route, values of the parameter that must be refused. */

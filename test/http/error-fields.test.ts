@@ -79,6 +79,12 @@ forEachBackend('errors[].field convention', (backend) => {
     { name: 'record data against its schema (service)', method: 'POST', url: '/v1/collections/typed/records', payload: { priority: 'high' }, field: '/data/priority' },
     { name: 'record id in the body (service)', method: 'POST', url: '/v1/collections/typed/records', payload: { id: '-bad' }, field: '/data/id' },
     { name: 'if-none-match other than * (route)', method: 'PUT', url: '/v1/collections/typed/records/r1', headers: { 'if-none-match': '"1"' }, payload: { priority: 2 }, field: 'if-none-match' },
+    // A batch names the member of the operation that failed, whichever layer refused it.
+    { name: 'batch operation kind (schema)', method: 'POST', url: '/v1/batch', payload: { operations: [{ op: 'nope' }] }, field: '/operations/0/op' },
+    { name: 'batch operation member (service)', method: 'POST', url: '/v1/batch', payload: { operations: [{ op: 'increment', counter: 'k', data: {} }] }, field: '/operations/0/data' },
+    { name: 'batch record data against its schema (service)', method: 'POST', url: '/v1/batch', payload: { operations: [{ op: 'create', collection: 'typed', data: { priority: 'high' } }] }, field: '/operations/0/data/priority' },
+    { name: 'batch counter name (service)', method: 'POST', url: '/v1/batch', payload: { operations: [{ op: 'increment', counter: 'bad name' }] }, field: '/operations/0/counter' },
+    { name: 'batch operations (schema)', method: 'POST', url: '/v1/batch', payload: { operations: [] }, field: '/operations' },
   ];
 
   const send = (c: Case): Promise<LightMyRequestResponse> =>

@@ -338,6 +338,26 @@ const TABLE: Record<string, Row> = {
       c.noLeak(guarded, [c.w.acoll, c.w.arec3]);
     },
   },
+
+  // --- batches ----------------------------------------------------------------------------
+  'POST /v1/batch': {
+    phase: 'write',
+    run: async (c) => {
+      // A's names in a batch are B's: A's record is a 404 for B, and nothing of the batch is
+      // applied (the counter rows below find B's counter of A's name still absent).
+      const intoA = await c.b('POST', '/v1/batch', {
+        operations: [
+          { op: 'increment', counter: c.w.acount, by: 1000 },
+          { op: 'patch', collection: c.w.acoll, id: c.w.arec3, data: { secret: null } },
+        ],
+      });
+      expect(expectProblem(intoA, 404, { code: 'agentstore.not_found' }).failedIndex).toBe(1);
+      c.noLeak(intoA, [c.w.acoll, c.w.arec3, c.w.acount]);
+      const created = await c.b('POST', '/v1/batch', { operations: [{ op: 'create', collection: c.w.acoll, id: `batch-${c.w.r}`, data: { b_only: true } }, { op: 'increment', counter: `b-${c.w.r}` }] });
+      expect(created.statusCode, created.body).toBe(200);
+      c.noLeak(created, [c.w.acoll]);
+    },
+  },
   'PATCH /v1/collections/:collection/records/:id': {
     phase: 'probe',
     run: async (c) => {

@@ -3,7 +3,7 @@ import { PageQuery, Timestamps, pageOf, parseIfMatch, parseIfNoneMatch, setEtag,
 import type { JsonObject } from './types.js';
 
 const Data = Type.Record(Type.String(), Type.Unknown(), { description: 'the record: any JSON object' });
-const RecordSchema = Type.Object({ id: Type.String(), version: Type.Integer(), ...Timestamps, data: Data }, { $id: 'Record' });
+export const RecordSchema = Type.Object({ id: Type.String(), version: Type.Integer(), ...Timestamps, data: Data }, { $id: 'Record' });
 const CollectionSchema = Type.Object(
   {
     name: Type.String(),

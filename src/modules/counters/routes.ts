@@ -1,7 +1,7 @@
 import { Type } from '@fastify/type-provider-typebox';
 import { PageQuery, Timestamps, emptyBodyAsObject, pageOf, tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
 
-const CounterSchema = Type.Object({ name: Type.String(), value: Type.Integer(), ...Timestamps }, { $id: 'Counter' });
+export const CounterSchema = Type.Object({ name: Type.String(), value: Type.Integer(), ...Timestamps }, { $id: 'Counter' });
 const Params = Type.Object({ name: Type.String({ maxLength: 128 }) });
 const tags = ['counters'];
 
