@@ -1,4 +1,4 @@
-import { sql, type Insertable } from 'kysely';
+import { CompiledQuery, sql, type Insertable } from 'kysely';
 import type { TenantContext } from '../core/context.js';
 import { AgentstoreError } from '../core/errors.js';
 import { uuidv7 } from '../core/ids.js';
@@ -7,6 +7,7 @@ import type { Database, Executor, TransactionOptions } from './database.js';
 import type { AuditLogTable, ChangesTable } from './schema.js';
 import { isForeignKeyViolation } from './errors.js';
 import { nowIso, toJsonColumn } from './dialect.js';
+import { insertRows } from './multi-row.js';
 
 /**
  * Every resource type a mutation may name: the registry the change feed checks `types`
@@ -26,6 +27,8 @@ export interface Mutation {
   readonly version?: number | null;
   /** The resource after the change (null for deletes): goes to the change log. */
   readonly data?: unknown;
+  /** `data` as JSON text, when the caller has it (a bulk load): not serialised again. */
+  readonly dataJson?: string;
   /** Extra audit facts (never secrets). */
   readonly details?: unknown;
 }
@@ -51,6 +54,10 @@ export interface UnitOfWorkRunner {
 type AuditRow = Insertable<AuditLogTable>;
 type ChangeRow = Omit<Insertable<ChangesTable>, 'seq' | 'tenant_seq'>;
 
+const AUDIT_COLUMNS = ['tenant_id', 'id', 'at', 'actor_type', 'actor_id', 'action', 'resource_type', 'resource_id', 'collection', 'request_id', 'details'] as const;
+const CHANGE_COLUMNS = ['tenant_id', 'at', 'resource_type', 'resource_id', 'collection', 'action', 'version', 'data'] as const;
+const finalTexts = new Map<number, string>();
+
 // The audit rows and the change rows of a unit are written together at its end, in one
 // statement on PostgreSQL:
 //
@@ -64,25 +71,45 @@ type ChangeRow = Omit<Insertable<ChangesTable>, 'seq' | 'tenant_seq'>;
 // taking the lock and committing is a wait for the tenant's other writers, and each includes
 // a turn of this process's event loop, which under load is the longest part: taking the
 // lock in the statement that inserts the changes leaves one such round trip (the COMMIT).
-function finalStatementPostgres(tenantId: string, audit: readonly AuditRow[], changes: readonly ChangeRow[]) {
-  const auditValues = sql.join(
-    audit.map((a) => sql`(${a.tenant_id}, ${a.id}, ${a.at}, ${a.actor_type}, ${a.actor_id}, ${a.action}, ${a.resource_type}, ${a.resource_id}, ${a.collection}, ${a.request_id}, ${a.details})`),
-  );
-  const changeValues = sql.join(
-    changes.map((c, i) => sql`(${i + 1}, ${c.tenant_id}, ${c.at}, ${c.resource_type}, ${c.resource_id}, ${c.collection}, ${c.action}, ${c.version}, ${c.data})`),
-  );
-  return sql<{ tenant_seq: number | string }>`with audit as (
-      insert into audit_log (tenant_id, id, at, actor_type, actor_id, action, resource_type, resource_id, collection, request_id, details)
+//
+// The text for `n` mutations is built once per count (a bulk chunk's 500 rows as Kysely
+// template values cost more to compile than to run); its parameters are the audit rows'
+// values, the tenant and `n`, then the change rows' values.
+function finalStatementPostgres(n: number): string {
+  let text = finalTexts.get(n);
+  if (text !== undefined) return text;
+  const a = AUDIT_COLUMNS.length;
+  const c = CHANGE_COLUMNS.length;
+  const auditValues = Array.from({ length: n }, (_, r) => `(${AUDIT_COLUMNS.map((_, i) => `$${r * a + i + 1}`).join(', ')})`).join(', ');
+  // The tenant and the count, after the audit rows' parameters.
+  const tenant = `$${n * a + 1}`;
+  const count = `$${n * a + 2}`;
+  const base = n * a + 2;
+  const changeValues = Array.from({ length: n }, (_, r) => `(${r + 1}, ${CHANGE_COLUMNS.map((_, i) => `$${base + r * c + i + 1}`).join(', ')})`).join(', ');
+  text = `with audit as (
+      insert into audit_log (${AUDIT_COLUMNS.join(', ')})
       values ${auditValues}
     ), head as (
-      insert into change_heads (tenant_id, seq) values (${tenantId}, ${changes.length})
+      insert into change_heads (tenant_id, seq) values (${tenant}, ${count}::bigint)
       on conflict (tenant_id) do update set seq = change_heads.seq + excluded.seq
       returning seq
     )
     insert into changes (tenant_id, tenant_seq, at, resource_type, resource_id, collection, action, version, data)
-    select v.tenant_id, head.seq - ${changes.length}::bigint + v.ord::bigint, v.at::timestamptz, v.resource_type, v.resource_id, v.collection, v.action, v.version::integer, v.data::jsonb
-    from head, (values ${changeValues}) as v (ord, tenant_id, at, resource_type, resource_id, collection, action, version, data)
+    select v.tenant_id, head.seq - ${count}::bigint + v.ord::bigint, v.at::timestamptz, v.resource_type, v.resource_id, v.collection, v.action, v.version::integer, v.data::jsonb
+    from head, (values ${changeValues}) as v (ord, ${CHANGE_COLUMNS.join(', ')})
     returning tenant_seq`;
+  // Units record a few mutations, bulk chunks up to 500: a bound on the texts kept all the same.
+  if (finalTexts.size >= 1024) finalTexts.clear();
+  finalTexts.set(n, text);
+  return text;
+}
+
+function auditValues(a: AuditRow): unknown[] {
+  return [a.tenant_id, a.id, a.at, a.actor_type, a.actor_id, a.action, a.resource_type, a.resource_id, a.collection, a.request_id, a.details];
+}
+
+function changeValues(c: ChangeRow): unknown[] {
+  return [c.tenant_id, c.at, c.resource_type, c.resource_id, c.collection, c.action, c.version, c.data];
 }
 
 export function createUnitOfWorkRunner(db: Database, bus: EventBus): UnitOfWorkRunner {
@@ -134,15 +161,19 @@ export function createUnitOfWorkRunner(db: Database, bus: EventBus): UnitOfWorkR
           collection: m.collection ?? null,
           action: m.action,
           version: m.version ?? null,
-          data: m.data === undefined || m.data === null ? null : toJsonColumn(m.data),
+          data: m.dataJson ?? (m.data === undefined || m.data === null ? null : toJsonColumn(m.data)),
         }));
         if (db.dialect === 'postgres') {
-          const { rows } = await finalStatementPostgres(ctx.tenantId, audit, changes).execute(trx);
+          const parameters: unknown[] = [];
+          for (const a of audit) parameters.push(...auditValues(a));
+          parameters.push(ctx.tenantId, changes.length);
+          for (const c of changes) parameters.push(...changeValues(c));
+          const { rows } = await trx.executeQuery<{ tenant_seq: number | string }>(CompiledQuery.raw(finalStatementPostgres(changes.length), parameters));
           lastSeq = rows.reduce((max, row) => Math.max(max, Number(row.tenant_seq)), 0);
         } else {
           // SQLite serialises writers (BEGIN IMMEDIATE), and these statements cost no round
           // trips: the same head row, for the same numbering, in plain steps.
-          await trx.insertInto('audit_log').values(audit).execute();
+          await insertRows(trx, 'sqlite', 'audit_log', AUDIT_COLUMNS, audit.map(auditValues));
           // Raw SQL: the builder's compile was most of this statement's cost (one text, so the
           // writer's statement cache prepares it once).
           const { rows } = await sql<{ seq: number }>`insert into change_heads (tenant_id, seq) values (${ctx.tenantId}, ${changes.length})
@@ -151,7 +182,7 @@ export function createUnitOfWorkRunner(db: Database, bus: EventBus): UnitOfWorkR
           if (!head) throw new Error('the change head upsert returned no row');
           lastSeq = Number(head.seq);
           const first = lastSeq - changes.length + 1;
-          await trx.insertInto('changes').values(changes.map((c, i) => ({ ...c, tenant_seq: first + i }))).execute();
+          await insertRows(trx, 'sqlite', 'changes', [...CHANGE_COLUMNS, 'tenant_seq'], changes.map((c, i) => [...changeValues(c), first + i]));
         }
         return value;
       }, options).catch(async (error: unknown) => {
