@@ -22,6 +22,7 @@ export type {
   CreateRecordResult,
   UpsertRecordResult,
 } from './modules/collections/types.js';
+export type { BulkLine, BulkMode, BulkOptions, BulkResult } from './modules/collections/bulk.js';
 export type { BatchOperation, BatchOutcome, BatchResult } from './modules/batch/service.js';
 export type { Counter } from './modules/counters/service.js';
 export type { AuditEntry, AuditQuery } from './modules/audit/service.js';

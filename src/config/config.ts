@@ -113,6 +113,10 @@ export interface ServerConfig {
   readonly eventsHeartbeatMs: number;
   /** Open event streams one tenant may hold on one server (429 past it). */
   readonly eventsMaxStreamsPerTenant: number;
+  /** A bulk load's longest line, in bytes (a longer one fails alone, 413); default the body limit. */
+  readonly bulkMaxLineBytes: number;
+  /** A bulk load's most lines per call (the next one fails with 413 and the load ends). */
+  readonly bulkMaxLines: number;
 }
 
 export interface Config {

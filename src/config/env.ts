@@ -139,6 +139,7 @@ export function loadConfig(env: Env = process.env): Config {
     throw AgentstoreError.config('AGENTSTORE_SERVICE_KEY', 'must be at least 24 characters');
   }
   const jwt = jwtConfig(env);
+  const bodyLimitBytes = integer(env, 'AGENTSTORE_MAX_BODY_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024);
   return {
     store: {
       dataDir,
@@ -174,12 +175,14 @@ export function loadConfig(env: Env = process.env): Config {
     server: {
       host: pick(env, 'HOST', 'AGENTSTORE_HOST')?.value ?? '127.0.0.1',
       port: integer(env, 'PORT', 8787, 0, 65535),
-      bodyLimitBytes: integer(env, 'AGENTSTORE_MAX_BODY_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      bodyLimitBytes,
       logLevel: oneOf(env, 'AGENTSTORE_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
       trustProxy: boolean(env, 'AGENTSTORE_TRUST_PROXY', false),
       loopBudgetMs: integer(env, 'AGENTSTORE_LOOP_BUDGET_MS', 2, 0, 1000),
       eventsHeartbeatMs: integer(env, 'AGENTSTORE_EVENTS_HEARTBEAT_MS', 15_000, 100, 600_000),
       eventsMaxStreamsPerTenant: integer(env, 'AGENTSTORE_EVENTS_MAX_STREAMS_PER_TENANT', 256, 1, 1_000_000),
+      bulkMaxLineBytes: integer(env, 'AGENTSTORE_BULK_MAX_LINE_BYTES', bodyLimitBytes, 64, 1024 * 1024 * 1024),
+      bulkMaxLines: integer(env, 'AGENTSTORE_BULK_MAX_LINES', 1_000_000, 1, 1_000_000_000),
     },
   };
 }

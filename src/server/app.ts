@@ -9,6 +9,7 @@ import { requestId } from '../core/ids.js';
 import { auditRoutes } from '../modules/audit/routes.js';
 import { changeRoutes } from '../modules/changes/routes.js';
 import { batchRoutes } from '../modules/batch/routes.js';
+import { bulkRoutes } from '../modules/collections/bulk-routes.js';
 import { collectionRoutes } from '../modules/collections/routes.js';
 import { counterRoutes } from '../modules/counters/routes.js';
 import { tenancyRoutes } from '../modules/tenancy/routes.js';
@@ -31,7 +32,18 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Builds the HTTP API over a store. The caller owns the store and closes it after the app. */
 export async function buildApp(store: Store, options: AppOptions = {}): Promise<FastifyInstance> {
-  const server = { bodyLimitBytes: 1024 * 1024, logLevel: 'info', trustProxy: false, loopBudgetMs: 2, eventsHeartbeatMs: 15_000, eventsMaxStreamsPerTenant: 256, ...options.server };
+  const bodyLimitBytes = options.server?.bodyLimitBytes ?? 1024 * 1024;
+  const server = {
+    bodyLimitBytes,
+    logLevel: 'info',
+    trustProxy: false,
+    loopBudgetMs: 2,
+    eventsHeartbeatMs: 15_000,
+    eventsMaxStreamsPerTenant: 256,
+    bulkMaxLineBytes: bodyLimitBytes,
+    bulkMaxLines: 1_000_000,
+    ...options.server,
+  };
   // Assigned right after the instance exists; the router's error callback below needs it.
   let metrics: AppMetrics | undefined;
   let refusedRequests: ClientErrorDeps | undefined;
@@ -146,6 +158,7 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
     registerAuth(v1, store, guarded);
     await tenancyRoutes(api, { store });
     await collectionRoutes(api, { store });
+    await bulkRoutes(api, { store }, { maxLineBytes: server.bulkMaxLineBytes, maxLines: server.bulkMaxLines });
     await counterRoutes(api, { store });
     await batchRoutes(api, { store });
     await auditRoutes(api, { store });

@@ -105,16 +105,30 @@ function fastifyCodeToProblem(error: FastifyError): { status: number; code: stri
   }
 }
 
-export function renderProblem(request: FastifyRequest, status: number, code: string, detail: string, errors?: readonly FieldError[]): Problem {
+/** The members of a problem that do not depend on the request: a bulk load's failed lines carry these. */
+export function problemDetails(status: number, code: string, detail: string, errors?: readonly FieldError[]): Pick<Problem, 'type' | 'title' | 'status' | 'detail' | 'code' | 'errors'> {
   return {
     type: `urn:agentstore:problem:${code.replace(/^agentstore\./, '')}`,
     title: titles[status] ?? 'Error',
     status,
     detail,
+    code,
+    ...(errors && errors.length > 0 ? { errors: [...errors] } : {}),
+  };
+}
+
+export function renderProblem(request: FastifyRequest, status: number, code: string, detail: string, errors?: readonly FieldError[]): Problem {
+  const details = problemDetails(status, code, detail, errors);
+  // The members in their documented order (docs/api.md shows a problem).
+  return {
+    type: details.type,
+    title: details.title,
+    status,
+    detail,
     instance: request.url.split('?')[0] ?? request.url,
     code,
     requestId: String(request.id),
-    ...(errors && errors.length > 0 ? { errors: [...errors] } : {}),
+    ...(details.errors ? { errors: details.errors } : {}),
   };
 }
 

@@ -10,7 +10,12 @@ describe('loadConfig', () => {
   it('loads the defaults from an empty environment', () => {
     const config = loadConfig({});
     expect(config.store.database.kind).toBe('sqlite');
-    expect(config.server).toMatchObject({ host: '127.0.0.1', port: 8787, loopBudgetMs: 2 });
+    expect(config.server).toMatchObject({ host: '127.0.0.1', port: 8787, loopBudgetMs: 2, bulkMaxLineBytes: 1024 * 1024, bulkMaxLines: 1_000_000 });
+  });
+
+  it("a bulk load's line limit follows the body limit unless it is set", () => {
+    expect(loadConfig({ AGENTSTORE_MAX_BODY_BYTES: '4096' }).server.bulkMaxLineBytes).toBe(4096);
+    expect(loadConfig({ AGENTSTORE_MAX_BODY_BYTES: '4096', AGENTSTORE_BULK_MAX_LINE_BYTES: '65536', AGENTSTORE_BULK_MAX_LINES: '10' }).server).toMatchObject({ bulkMaxLineBytes: 65536, bulkMaxLines: 10 });
   });
 
   // Every validated variable, with a value it must refuse: the error names that variable.
@@ -30,6 +35,8 @@ describe('loadConfig', () => {
     ['AGENTSTORE_LOGIN_MAX_PER_ADDRESS', 'many'],
     ['AGENTSTORE_LOGIN_WINDOW_SECONDS', '1.5'],
     ['AGENTSTORE_MAX_BODY_BYTES', '10'],
+    ['AGENTSTORE_BULK_MAX_LINE_BYTES', '10'],
+    ['AGENTSTORE_BULK_MAX_LINES', '0'],
     ['AGENTSTORE_LOG_LEVEL', 'loud'],
     ['AGENTSTORE_TRUST_PROXY', 'maybe'],
     ['AGENTSTORE_MIGRATE_ON_START', 'sometimes'],

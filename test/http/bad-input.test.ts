@@ -277,10 +277,48 @@ forEachBackend('http bad input', (backend) => {
     it('users: PATCH with neither role nor password names the body', async () => {
       bad(await send('PATCH', `/v1/users/${w.userId}`, 'tenant', '{}'), 'body');
     });
+
+    it('records:bulk: hostile lines fail one by one with a problem, write nothing, and never 500', async () => {
+      const url = `/v1/collections/${w.coll}/records:bulk`;
+      let deep: unknown = 1;
+      for (let i = 0; i < 120; i++) deep = { d: deep };
+      const lines = [
+        '{"data":',
+        '[1]',
+        'null',
+        '"text"',
+        '',
+        JSON.stringify({ data: deep }),
+        JSON.stringify({ data: { 'a\u0000b': 1 } }),
+        JSON.stringify({ data: { s: '\ud800' } }),
+        JSON.stringify({ data: { n: 1 }, mode: 'replace' }),
+        JSON.stringify({ data: { n: 1 }, __proto__x: 1 }),
+        '{"data":{"n":1},"__proto__":{"polluted":true}}',
+        JSON.stringify({ id: w.rec, data: { status: 'other' } }),
+        JSON.stringify({ data: { pad: 'x'.repeat(BODY_LIMIT) } }),
+        '{"data":{"n":1e400}}',
+        ...INJECTIONS.map((id) => JSON.stringify({ id, data: {} })),
+        ...INJECTIONS.map((id) => JSON.stringify({ data: { id } })),
+      ];
+      const body = `${lines.join('\n')}\n`;
+      const res = await h.app.inject({ method: 'POST', url, headers: { ...headersFor('tenant'), 'content-type': 'application/x-ndjson' }, payload: body });
+      expect(res.statusCode, res.body).toBe(200);
+      const results = res.body.trim().split('\n').map((l) => JSON.parse(l) as { line?: number; status?: string; error?: { status: number; code: string }; summary?: { failed: number } });
+      expect(results.at(-1)?.summary?.failed).toBe(lines.length);
+      for (const r of results.slice(0, -1)) {
+        expect(r.status, JSON.stringify(r)).toBe('failed');
+        expect([400, 409, 413], JSON.stringify(r)).toContain(r.error?.status);
+        expect(r.error?.code).toMatch(/^agentstore\./);
+      }
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+      for (const type of ['application/json', 'text/plain', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded']) {
+        bad(await send('POST', url, 'tenant', body, type), undefined, 415);
+      }
+    });
   });
 
   describe('path parameters', () => {
-    const routes: { route: string; method: string; url: (v: string) => string; field: RegExp; auth: Auth; payload?: string; notFoundOk?: boolean }[] = [
+    const routes: { route: string; method: string; url: (v: string) => string; field: RegExp; auth: Auth; payload?: string; contentType?: string; notFoundOk?: boolean }[] = [
       { route: 'GET /v1/collections/:collection', method: 'GET', url: (v) => `/v1/collections/${v}`, field: /collection/, auth: 'tenant' },
       { route: 'PUT /v1/collections/:collection', method: 'PUT', url: (v) => `/v1/collections/${v}`, field: /collection/, auth: 'tenant', payload: '{}' },
       { route: 'DELETE /v1/collections/:collection', method: 'DELETE', url: (v) => `/v1/collections/${v}`, field: /collection/, auth: 'tenant' },
@@ -288,6 +326,15 @@ forEachBackend('http bad input', (backend) => {
       { route: 'GET /v1/collections/:collection/records', method: 'GET', url: (v) => `/v1/collections/${v}/records`, field: /collection/, auth: 'tenant' },
       { route: 'GET /v1/collections/:collection/records:count', method: 'GET', url: (v) => `/v1/collections/${v}/records:count`, field: /collection/, auth: 'tenant' },
       { route: 'GET /v1/collections/:collection/records:aggregate', method: 'GET', url: (v) => `/v1/collections/${v}/records:aggregate`, field: /collection/, auth: 'tenant' },
+      {
+        route: 'POST /v1/collections/:collection/records:bulk',
+        method: 'POST',
+        url: (v) => `/v1/collections/${v}/records:bulk`,
+        field: /collection/,
+        auth: 'tenant',
+        payload: '{"data":{"a":1}}\n',
+        contentType: 'application/x-ndjson',
+      },
       { route: 'GET records/:id', method: 'GET', url: (v) => `/v1/collections/things/records/${v}`, field: /(^|\/)id$/, auth: 'tenant' },
       { route: 'PUT records/:id', method: 'PUT', url: (v) => `/v1/collections/things/records/${v}`, field: /(^|\/)id$/, auth: 'tenant', payload: '{"a":1}' },
       { route: 'PATCH records/:id', method: 'PATCH', url: (v) => `/v1/collections/things/records/${v}`, field: /(^|\/)id$/, auth: 'tenant', payload: '{"a":1}' },
@@ -316,7 +363,7 @@ forEachBackend('http bad input', (backend) => {
     for (const r of routes) {
       it(`${r.route}: bad characters, SQL-injection strings and over-long values are 4xx`, async () => {
         for (const value of [...badSegments, tooLong(129), tooLong(600)]) {
-          const res = await send(r.method, r.url(value), r.auth, r.payload);
+          const res = await send(r.method, r.url(value), r.auth, r.payload, r.contentType);
           // Over maxParamLength (512) the router refuses the URL (414); ".." is resolved away
           // to another route, so any 4xx will do there.
           const allowed = value === '..' ? [400, 401, 403, 404, 405] : value.length > 512 ? [414] : r.notFoundOk ? [400, 404] : [400];

@@ -85,6 +85,7 @@ forEachBackend('errors[].field convention', (backend) => {
     { name: 'batch record data against its schema (service)', method: 'POST', url: '/v1/batch', payload: { operations: [{ op: 'create', collection: 'typed', data: { priority: 'high' } }] }, field: '/operations/0/data/priority' },
     { name: 'batch counter name (service)', method: 'POST', url: '/v1/batch', payload: { operations: [{ op: 'increment', counter: 'bad name' }] }, field: '/operations/0/counter' },
     { name: 'batch operations (schema)', method: 'POST', url: '/v1/batch', payload: { operations: [] }, field: '/operations' },
+    { name: 'bulk mode (schema)', method: 'POST', url: '/v1/collections/typed/records:bulk?mode=merge', field: 'mode' },
   ];
 
   const send = (c: Case): Promise<LightMyRequestResponse> =>

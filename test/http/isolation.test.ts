@@ -338,6 +338,19 @@ const TABLE: Record<string, Row> = {
       c.noLeak(guarded, [c.w.acoll, c.w.arec3]);
     },
   },
+  'POST /v1/collections/:collection/records:bulk': {
+    phase: 'write',
+    run: async (c) => {
+      // A's collection and ids in a bulk load: created in B; A's rows and change feed untouched.
+      const body = `${JSON.stringify({ id: c.w.arec, data: { b_only: 'bulk-by-b' } })}\n${JSON.stringify({ id: `bulk-${c.w.r}`, data: { b_only: 'bulk-by-b' } })}\n`;
+      const res = await c.b('POST', `/v1/collections/${c.w.acoll}/records:bulk`, body, { 'content-type': 'application/x-ndjson' });
+      expect(res.statusCode, res.body).toBe(200);
+      const lines = res.body.trim().split('\n').map((l) => JSON.parse(l) as { status?: string });
+      // arec exists in B already (POST records above wrote it there): other data, create mode.
+      expect(lines.map((l) => l.status ?? 'summary')).toEqual(['failed', 'created', 'summary']);
+      c.noLeak(res, [c.w.acoll, c.w.arec]);
+    },
+  },
 
   // --- batches ----------------------------------------------------------------------------
   'POST /v1/batch': {

@@ -91,7 +91,7 @@ forEachBackend('http operations', (backend) => {
     const missing: string[] = [];
     for (const route of routes) {
       const [method, path] = route.split(' ') as [string, string];
-      // A parameter follows a slash; records:count has a literal colon.
+      // A parameter follows a slash; records:count and records:bulk have a literal colon.
       const op = doc.paths[path.replace(/\/:(\w+)/g, '/{$1}')]?.[method.toLowerCase()];
       if (!op?.summary) missing.push(route);
       else expect(Object.keys(op.responses ?? {}), route).toEqual(expect.arrayContaining(['4XX']));

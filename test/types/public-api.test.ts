@@ -1,5 +1,5 @@
 import { describe, expectTypeOf, it } from 'vitest';
-import type { AgentstoreError, AggregateResult, BatchOperation, BatchOutcome, BatchResult, ChangeEvent, Counter, GetRecordOptions, GroupKey, Page, Store, StoredRecord, TenantContext, UpsertRecordResult } from '../../src/index.js';
+import type { AgentstoreError, AggregateResult, BatchOperation, BatchOutcome, BatchResult, BulkLine, BulkResult, ChangeEvent, Counter, GetRecordOptions, GroupKey, Page, Store, StoredRecord, TenantContext, UpsertRecordResult } from '../../src/index.js';
 import { createStore, isAgentstoreError, systemContext } from '../../src/index.js';
 
 // Compiled by `npm run typecheck`: the public surface keeps its shape and stays free of `any`.
@@ -16,13 +16,16 @@ describe('public types', () => {
     expectTypeOf<Store['changes']['read']>().returns.resolves.toEqualTypeOf<ChangeEvent[]>();
   });
 
-  it('batches and upserts are typed', () => {
+  it('batches, upserts and bulk loads are typed', () => {
     expectTypeOf<Store['batch']>().parameters.toEqualTypeOf<[TenantContext, readonly BatchOperation[], { idempotencyKey?: string }?]>();
     expectTypeOf<Store['batch']>().returns.resolves.toEqualTypeOf<BatchOutcome>();
     expectTypeOf<BatchOutcome['results']>().toEqualTypeOf<BatchResult[]>();
     expectTypeOf<Extract<BatchResult, { op: 'increment' }>['counter']>().toEqualTypeOf<Counter>();
     expectTypeOf<Extract<BatchOperation, { op: 'create' }>['data'][string]>().toBeUnknown();
     expectTypeOf<Store['collections']['upsert']>().returns.resolves.toEqualTypeOf<UpsertRecordResult>();
+    expectTypeOf<Store['collections']['bulk']>().returns.toEqualTypeOf<AsyncIterable<BulkResult>>();
+    expectTypeOf<BulkLine['data'][string]>().not.toBeAny();
+    expectTypeOf<Extract<BulkResult, { status: 'failed' }>['error']>().toEqualTypeOf<AgentstoreError>();
   });
 
   it('record data is unknown JSON, never any', () => {

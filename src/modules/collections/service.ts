@@ -10,6 +10,7 @@ import { isUniqueViolation } from '../../db/errors.js';
 import { idempotentRequest, rememberIdempotent, replayIdempotent } from '../../db/idempotency.js';
 import type { CollectionsTable, RecordsTable } from '../../db/schema.js';
 import type { UnitOfWorkRunner } from '../../db/unit-of-work.js';
+import { createBulkLoad, type BulkLine, type BulkOptions, type BulkResult } from './bulk.js';
 import { compileFilter, parseFilter } from './filter.js';
 import { createIndexBuilds, indexName, type IndexBuilds } from './index-builds.js';
 import { parseFieldPath, parseQueryPath } from './json-path.js';
@@ -66,6 +67,13 @@ export interface CollectionsService {
   count(ctx: TenantContext, collection: string, options?: CountRecordsOptions): Promise<number>;
   /** Groups of records by up to two fields, with counts and numeric metrics (aggregate.ts). */
   aggregate(ctx: TenantContext, collection: string, options?: AggregateOptions): Promise<AggregateResult>;
+  /**
+   * Creates or upserts many records, streamed: one result per line, in order, as the lines'
+   * chunks commit (docs/api.md, "Bulk loads"). The role and the collection name are checked
+   * at the call; everything about a line fails that line only. An `AgentstoreError` in place
+   * of a line reports that line as failed (the HTTP route's lines that are not JSON).
+   */
+  bulk(ctx: TenantContext, collection: string, lines: AsyncIterable<BulkLine | AgentstoreError> | Iterable<BulkLine | AgentstoreError>, options?: BulkOptions): AsyncIterable<BulkResult>;
 }
 
 const MAX_INDEXES = 16;
@@ -324,6 +332,8 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       const input = checkDelete(ctx, collection, id, options.ifMatch);
       await uow.write(ctx, (w) => writes.remove(w, input));
     },
+
+    bulk: createBulkLoad({ uow, writes, dialect }),
 
     async list(ctx, collection, options = {}) {
       requireRole(ctx, 'viewer');
