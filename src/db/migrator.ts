@@ -158,6 +158,10 @@ export async function migrateUp(
 
 async function applyPending(db: Database, options: { target?: number; migrations?: readonly Migration[] }): Promise<number[]> {
   const migrations = options.migrations ?? MIGRATIONS;
+  // A version that names no migration would stop at an arbitrary place (or, as NaN, nowhere).
+  if (options.target !== undefined && !migrations.some((m) => m.version === options.target)) {
+    throw AgentstoreError.invalidField('target', `must be the version of one of this code's migrations: ${migrations.map((m) => m.version).join(', ')}`);
+  }
   await ensureTable(db);
   assertNoDrift(await migrationStatus(db, migrations));
   const appliedNow: number[] = [];

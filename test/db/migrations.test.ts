@@ -69,6 +69,14 @@ forEachBackend('migrations', (backend) => {
     expect((await migrationStatus(db)).upToDate).toBe(true);
   });
 
+  it('a target that names no migration is refused before anything is applied', async () => {
+    const { db } = await emptyDatabase();
+    for (const target of [0, 99, Number.NaN, 1.5]) {
+      await expect(migrateUp(db, { target })).rejects.toMatchObject({ code: 'agentstore.validation', context: { errors: [{ field: 'target' }] } });
+    }
+    expect(await migrationStatus(db)).toMatchObject({ current: 0 });
+  });
+
   it('upgrades a version-1 database holding data, keeping the data', async () => {
     const { database, db } = await emptyDatabase();
     expect(await migrateUp(db, { target: 1 })).toEqual([1]);
