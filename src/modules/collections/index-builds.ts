@@ -32,7 +32,10 @@ export interface IndexBuilds {
    * for older transactions include each other's).
    */
   serially<T>(work: () => Promise<T>): Promise<T>;
-  /** Builds the indexes of these paths that do not exist yet; returns the dotted fields it created. */
+  /**
+   * Builds the indexes of these paths that do not exist yet (and rebuilds one of an outdated
+   * expression); returns the dotted fields of the indexes that did not exist before.
+   */
   build(tenantId: string, collection: string, paths: readonly (readonly string[])[]): Promise<string[]>;
   /** Drops indexes `build` created; for a unit of work that failed after the build. */
   drop(tenantId: string, collection: string, fields: readonly string[]): Promise<void>;
@@ -93,7 +96,8 @@ function sqliteBuilds(db: Database): Builds {
       if (missing.length > 0) {
         await db.runDdl([...stale.map((w) => `DROP INDEX ${w.name}`), ...missing.map((w) => createIndexSql('sqlite', tenantId, collection, w.segments))]);
       }
-      return missing.map((w) => w.segments.join('.'));
+      // A rebuilt index was counted and recorded before: only the new ones are this call's.
+      return missing.filter((w) => !stale.includes(w)).map((w) => w.segments.join('.'));
     },
     async drop(tenantId, collection, fields) {
       if (fields.length > 0) await db.runDdl(fields.map((field) => `DROP INDEX IF EXISTS ${indexName(tenantId, collection, field)}`));
@@ -149,7 +153,7 @@ function ownerBuilds(owner: DatabaseConfig, postgres: StoreConfig['postgres'] | 
               throw error;
             }
           }
-          created.push(segments.join('.'));
+          if (!found) created.push(segments.join('.'));
         }
         return created;
       }),
