@@ -28,3 +28,22 @@ export type { Counter } from './modules/counters/service.js';
 export type { AuditEntry, AuditQuery } from './modules/audit/service.js';
 export type { ChangeEvent, ChangeQuery } from './modules/changes/service.js';
 export type { SchemaStatus, MigrationStatus } from './db/migrator.js';
+export type {
+  Conversation,
+  ConversationInput,
+  ConversationQuery,
+  ConversationStatus,
+  ConversationsService,
+  Message,
+  MessageInput,
+  MessageEdit,
+  MessageQuery,
+  MessageRole,
+  MessageContent,
+  MessagePart,
+  TokenUsage,
+  AppendResult,
+  SearchQuery,
+  SearchHit,
+} from './modules/conversations/types.js';
+export type { MemoryBlock, MemoryBlockInput, MemoryBlockScope, MemoryBlockWrite, MemoryBlocksService } from './modules/memory-blocks/service.js';

@@ -15,6 +15,9 @@ import { createIndexBuilds } from './modules/collections/index-builds.js';
 import { createRecordWrites } from './modules/collections/record-writes.js';
 import { createCollectionsService, type CollectionsService } from './modules/collections/service.js';
 import { createCountersService, type CountersService } from './modules/counters/service.js';
+import { createConversationsService } from './modules/conversations/service.js';
+import type { ConversationsService } from './modules/conversations/types.js';
+import { createMemoryBlocksService, type MemoryBlocksService } from './modules/memory-blocks/service.js';
 import { createApiKeysService, type ApiKeysService } from './modules/tenancy/api-keys-service.js';
 import { createAuthService, type AuthService } from './modules/tenancy/auth-service.js';
 import { createTenantsService, type TenantsService } from './modules/tenancy/tenants-service.js';
@@ -31,6 +34,10 @@ export interface Store {
   readonly auth: AuthService;
   readonly collections: CollectionsService;
   readonly counters: CountersService;
+  /** Conversations and their messages: append, read by seq, edit, fork, search. */
+  readonly conversations: ConversationsService;
+  /** Working memory: labelled text blocks with a character limit, per agent and end user. */
+  readonly memoryBlocks: MemoryBlocksService;
   /**
    * Up to 100 writes to records and counters in one unit of work, all or nothing: a result per
    * operation, or the error of the first that failed (with `context.failedIndex`) and nothing
@@ -89,6 +96,7 @@ export function resolveStoreConfig(options: StoreOptions = {}, env: Env = proces
     auth: { ...fromEnv.auth, ...options.auth },
     ...(options.migrateDatabase ? { migrateDatabase: options.migrateDatabase } : {}),
     requireRls: options.requireRls ?? fromEnv.requireRls,
+    maxMessageBytes: options.maxMessageBytes ?? fromEnv.maxMessageBytes,
     tenantLimits: { ...fromEnv.tenantLimits, ...options.tenantLimits },
   };
 }
@@ -160,6 +168,8 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
     auth,
     collections: createCollectionsService({ db, uow, limits: config.tenantLimits, indexBuilds: createIndexBuilds(db, config.migrateDatabase, config.postgres), writes }),
     counters: createCountersService({ uow }),
+    conversations: createConversationsService({ db, uow, maxMessageBytes: config.maxMessageBytes }),
+    memoryBlocks: createMemoryBlocksService({ uow, dialect: db.dialect }),
     batch: (ctx, operations, options) => batches.run(ctx, operations, options),
     audit: createAuditService({ uow }),
     changes: createChangesService({ uow, bus, dialect: db.dialect }),

@@ -73,6 +73,11 @@ export interface StoreConfig {
    * security (superuser, BYPASSRLS, or owner of the tables); otherwise only warn.
    */
   readonly requireRls: boolean;
+  /**
+   * The largest conversation message, as JSON bytes of all its fields (a batch of them may
+   * hold four times this); larger is 413 and nothing is written.
+   */
+  readonly maxMessageBytes: number;
   /** Per-tenant bounds on what costs every tenant (declared indexes sit on the one shared records table). */
   readonly tenantLimits: TenantLimits;
   readonly postgres: {

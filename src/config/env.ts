@@ -147,6 +147,7 @@ export function loadConfig(env: Env = process.env): Config {
       migrateOnStart: boolean(env, 'AGENTSTORE_MIGRATE_ON_START', database.kind === 'sqlite'),
       ...(migrateDatabase ? { migrateDatabase } : {}),
       requireRls: boolean(env, 'AGENTSTORE_REQUIRE_RLS', false),
+      maxMessageBytes: integer(env, 'AGENTSTORE_MAX_MESSAGE_BYTES', 256 * 1024, 1024, 64 * 1024 * 1024),
       tenantLimits: {
         collections: integer(env, 'AGENTSTORE_MAX_COLLECTIONS_PER_TENANT', DEFAULT_TENANT_LIMITS.collections, 1, 100_000),
         declaredIndexes: integer(env, 'AGENTSTORE_MAX_INDEXES_PER_TENANT', DEFAULT_TENANT_LIMITS.declaredIndexes, 0, 10_000),

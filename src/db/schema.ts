@@ -134,6 +134,57 @@ export interface CountersTable {
   updated_at: Timestamp;
 }
 
+export interface ConversationsTable {
+  tenant_id: string;
+  id: string;
+  agent_id: string | null;
+  end_user_id: string | null;
+  title: string | null;
+  status: string;
+  metadata: Json;
+  /** The last seq handed out (deleted messages keep theirs): the next append takes last_seq + 1. */
+  last_seq: number;
+  message_count: number;
+  parent_id: string | null;
+  fork_seq: number | null;
+  version: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface MessagesTable {
+  tenant_id: string;
+  conversation_id: string;
+  seq: number;
+  client_id: string | null;
+  role: string;
+  /** A JSON string (plain text) or an array of UIMessage parts. */
+  content: Json;
+  /** The searchable text: the content's text, or its text parts joined. */
+  text: string;
+  model: string | null;
+  usage: Json | null;
+  metadata: Json | null;
+  version: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface MemoryBlocksTable {
+  tenant_id: string;
+  /** '' when the block is not scoped to an agent. */
+  agent_id: string;
+  /** '' when the block is not scoped to an end user. */
+  end_user_id: string;
+  label: string;
+  value: string;
+  char_limit: number;
+  description: string | null;
+  version: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
 export interface DB {
   schema_migrations: SchemaMigrationsTable;
   tenants: TenantsTable;
@@ -153,6 +204,11 @@ export interface DB {
    */
   tenant_records: RecordsTable;
   counters: CountersTable;
+  conversations: ConversationsTable;
+  messages: MessagesTable;
+  /** PostgreSQL only (migration 0008): `messages` of the transaction's tenant, for full-text search under RLS. Reads only. */
+  tenant_messages: MessagesTable;
+  memory_blocks: MemoryBlocksTable;
 }
 
 /** Tables whose rows belong to one tenant: `tenant_id` leads their keys and RLS guards them. */
@@ -167,4 +223,7 @@ export const TENANT_TABLES = [
   'collections',
   'records',
   'counters',
+  'conversations',
+  'messages',
+  'memory_blocks',
 ] as const;

@@ -12,6 +12,8 @@ import { batchRoutes } from '../modules/batch/routes.js';
 import { bulkRoutes } from '../modules/collections/bulk-routes.js';
 import { collectionRoutes } from '../modules/collections/routes.js';
 import { counterRoutes } from '../modules/counters/routes.js';
+import { conversationRoutes } from '../modules/conversations/routes.js';
+import { memoryBlockRoutes } from '../modules/memory-blocks/routes.js';
 import { tenancyRoutes } from '../modules/tenancy/routes.js';
 import type { Store } from '../store.js';
 import { createAdmission, type Abandonment } from './admission.js';
@@ -131,7 +133,7 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'agentstore', version: '0.1.0', description: 'Storage backend for AI-agent platforms: collections, counters, audit, change feed, tenancy.' },
+      info: { title: 'agentstore', version: '0.1.0', description: 'Storage backend for AI-agent platforms: collections, counters, conversations, memory blocks, audit, change feed, tenancy.' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API key, session token, service key or JWT' } } },
       security: [{ bearer: [] }],
     },
@@ -160,6 +162,8 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
     await collectionRoutes(api, { store });
     await bulkRoutes(api, { store }, { maxLineBytes: server.bulkMaxLineBytes, maxLines: server.bulkMaxLines });
     await counterRoutes(api, { store });
+    await conversationRoutes(api, { store });
+    await memoryBlockRoutes(api, { store });
     await batchRoutes(api, { store });
     await auditRoutes(api, { store });
     await changeRoutes(api, { store }, { heartbeatMs: server.eventsHeartbeatMs, maxStreamsPerTenant: server.eventsMaxStreamsPerTenant });

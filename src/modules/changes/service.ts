@@ -60,7 +60,7 @@ export interface ChangesService {
  * to see too. An allowlist, so that a resource type added later stays hidden from viewers
  * and members until it is put here.
  */
-export const MEMBER_VISIBLE_TYPES: readonly string[] = ['record', 'collection', 'counter'];
+export const MEMBER_VISIBLE_TYPES: readonly string[] = ['record', 'collection', 'counter', 'conversation', 'message', 'memory_block'];
 
 /** A type no change can have is the caller's mistake, not a filter that matches nothing. */
 export function checkResourceTypes(types: readonly string[]): void {
