@@ -11,7 +11,7 @@ import { forEachBackend, useTestStore } from '../helpers/backends.js';
 import { newTenant } from '../helpers/fixtures.js';
 import { APP_ROLE } from '../helpers/pg-admin.js';
 
-type Seeded = { ctx: TenantContext; userId: string };
+type Seeded = { ctx: TenantContext; userId: string; conversationId: string };
 
 /** Puts at least one row of `tenant` into every tenant table, through the store. */
 async function seed(store: ReturnType<typeof useTestStore>['store'], name: string): Promise<Seeded> {
@@ -22,11 +22,14 @@ async function seed(store: ReturnType<typeof useTestStore>['store'], name: strin
   await store.apiKeys.create(ctx, { name: 'key', role: 'viewer' });
   await store.collections.create(ctx, 'notes', { id: 'n1', owner: name }, { idempotencyKey: 'idem-1' });
   await store.counters.increment(ctx, 'hits');
-  return { ctx, userId: user.id };
+  const { conversation } = await store.conversations.create(ctx, { endUserId: name });
+  await store.conversations.append(ctx, conversation.id, { role: 'user', content: `hello from ${name}` });
+  await store.memoryBlocks.put(ctx, 'persona', {}, { value: name });
+  return { ctx, userId: user.id, conversationId: conversation.id };
 }
 
 /** One row for `tenant` in each table, the minimum the constraints accept. */
-function insertFor(table: (typeof TENANT_TABLES)[number], tenant: string, userId: string): [string, unknown[]] {
+function insertFor(table: (typeof TENANT_TABLES)[number], tenant: string, userId: string, conversationId = ''): [string, unknown[]] {
   const now = new Date().toISOString();
   const id = `rls-${Math.random().toString(36).slice(2)}`;
   switch (table) {
@@ -51,6 +54,12 @@ function insertFor(table: (typeof TENANT_TABLES)[number], tenant: string, userId
       return ["insert into records (tenant_id, collection, id, version, data, created_at, updated_at) values ($1, 'notes', $2, 1, '{}', $3, $3)", [tenant, id, now]];
     case 'counters':
       return ['insert into counters (tenant_id, name, value, created_at, updated_at) values ($1, $2, 1, $3, $3)', [tenant, id, now]];
+    case 'conversations':
+      return ["insert into conversations (tenant_id, id, status, metadata, last_seq, message_count, version, created_at, updated_at) values ($1, $2, 'active', '{}', 0, 0, 1, $3, $3)", [tenant, id, now]];
+    case 'messages':
+      return ["insert into messages (tenant_id, conversation_id, seq, role, content, text, version, created_at, updated_at) values ($1, $2, 1000000 + floor(random() * 1000000)::bigint, 'user', '\"x\"', 'x', 1, $3, $3)", [tenant, conversationId, now]];
+    case 'memory_blocks':
+      return ["insert into memory_blocks (tenant_id, agent_id, end_user_id, label, value, char_limit, version, created_at, updated_at) values ($1, '', '', $2, 'v', 10, 1, $3, $3)", [tenant, id, now]];
   }
 }
 
@@ -97,8 +106,8 @@ forEachBackend(
           and exists (select 1 from information_schema.columns col where col.table_schema = n.nspname and col.table_name = c.relname and col.column_name = 'tenant_id')
         group by c.relname, c.relrowsecurity, c.relforcerowsecurity order by c.relname`);
       expect(rows.map((r) => r.relname)).toEqual([...TENANT_TABLES].sort());
-      // records has a second policy: its view's owner reads it (migration 0005, below).
-      for (const row of rows) expect(row, row.relname).toMatchObject({ relrowsecurity: true, relforcerowsecurity: true, policies: row.relname === 'records' ? 2 : 1 });
+      // records and messages have a second policy: their view's owner reads them (migrations 0005 and 0008).
+      for (const row of rows) expect(row, row.relname).toMatchObject({ relrowsecurity: true, relforcerowsecurity: true, policies: ['records', 'messages'].includes(row.relname) ? 2 : 1 });
       const { rows: extra } = await client.query(
         "select policyname, cmd, roles::text[] as roles, qual from pg_policies where tablename = 'records' and policyname <> 'records_tenant_isolation'",
       );
@@ -141,6 +150,24 @@ forEachBackend(
       });
     });
 
+    it('tenant_messages, the view search reads (migration 0008): only the tenant set, nothing without one, read-only', async () => {
+      for (const own of [a, b]) {
+        const rows = await asTenant(own.ctx.tenantId, async () => (await client.query<{ tenant_id: string }>('select tenant_id from tenant_messages')).rows);
+        expect(rows.length).toBeGreaterThan(0);
+        expect(new Set(rows.map((r) => r.tenant_id))).toEqual(new Set([own.ctx.tenantId]));
+      }
+      for (const tenant of [undefined, '']) {
+        const { rows } = await asTenant(tenant, () => client.query<{ n: number }>('select count(*)::int as n from tenant_messages'));
+        expect(rows[0]?.n).toBe(0);
+      }
+      for (const statement of ["update tenant_messages set text = 'x'", 'delete from tenant_messages', 'drop view tenant_messages']) {
+        const error = await asTenant(a.ctx.tenantId, () => client.query(statement).then(() => undefined, (e: unknown) => e));
+        expect((error as { code?: string } | undefined)?.code, statement).toBe('42501');
+      }
+      const { rows: extra } = await client.query("select policyname, cmd, qual from pg_policies where tablename = 'messages' and policyname <> 'messages_tenant_isolation'");
+      expect(extra).toEqual([{ policyname: 'messages_view_read', cmd: 'SELECT', qual: 'true' }]);
+    });
+
     describe.each(TENANT_TABLES.map((table) => [table] as const))('%s', (table) => {
       it('with tenant A set, an unfiltered select returns only A’s rows (and B likewise)', async () => {
         for (const own of [a, b]) {
@@ -159,12 +186,12 @@ forEachBackend(
 
       it('refuses to insert a row of tenant B while A is set (WITH CHECK), and without a tenant', async () => {
         for (const current of [a.ctx.tenantId, undefined]) {
-          const [text, values] = insertFor(table, b.ctx.tenantId, b.userId);
+          const [text, values] = insertFor(table, b.ctx.tenantId, b.userId, b.conversationId);
           const error = await asTenant(current, () => client.query(text, values).then(() => undefined, (e: unknown) => e));
           expect((error as { code?: string } | undefined)?.code, String(error)).toBe('42501');
         }
         // The same insert for the tenant that is set passes the policy (proving the statement itself is valid).
-        const [text, values] = insertFor(table, b.ctx.tenantId, b.userId);
+        const [text, values] = insertFor(table, b.ctx.tenantId, b.userId, b.conversationId);
         await asTenant(b.ctx.tenantId, () => client.query(text, values));
       });
 

@@ -25,6 +25,19 @@ function loadConversation(trx: Executor, tenantId: string, id: string, lock = fa
   return q.executeTakeFirst();
 }
 
+/**
+ * Newest first, with the filters given: (tenant, created_at, id) read backwards, or with one
+ * filter the index that leads with it (migration 0008), stopping after the page.
+ */
+export function selectConversations(trx: Executor, tenantId: string, filters: { agentId?: string | undefined; endUserId?: string | undefined; status?: string | undefined }, after: [string, string] | undefined, limit: number) {
+  let q = trx.selectFrom('conversations').selectAll().where('tenant_id', '=', tenantId);
+  if (filters.agentId !== undefined) q = q.where('agent_id', '=', filters.agentId);
+  if (filters.endUserId !== undefined) q = q.where('end_user_id', '=', filters.endUserId);
+  if (filters.status !== undefined) q = q.where('status', '=', filters.status);
+  if (after) q = q.where((eb) => eb.or([eb('created_at', '<', after[0]), eb.and([eb('created_at', '=', after[0]), eb('id', '<', after[1])])]));
+  return q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1);
+}
+
 function checkPrecondition(options: Precondition, version: number, what: string): void {
   if (options.ifMatch !== undefined && options.ifMatch !== '*' && options.ifMatch !== version) {
     throw AgentstoreError.preconditionFailed(`the ${what} changed since it was read`, version);
@@ -170,14 +183,7 @@ export function createConversationsService(deps: { db: Database; uow: UnitOfWork
       const status = query.status === undefined ? undefined : checkStatus(query.status, 'status');
       const scope = `conversations:${JSON.stringify([agentId, endUserId, status])}`;
       const after = query.cursor === undefined ? undefined : (decodeCursor(scope, query.cursor, ['timestamp', 'text']) as [string, string]);
-      const rows = await uow.read(ctx, (trx) => {
-        let q = trx.selectFrom('conversations').selectAll().where('tenant_id', '=', ctx.tenantId);
-        if (agentId !== undefined) q = q.where('agent_id', '=', agentId);
-        if (endUserId !== undefined) q = q.where('end_user_id', '=', endUserId);
-        if (status !== undefined) q = q.where('status', '=', status);
-        if (after) q = q.where((eb) => eb.or([eb('created_at', '<', after[0]), eb.and([eb('created_at', '=', after[0]), eb('id', '<', after[1])])]));
-        return q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
-      });
+      const rows = await uow.read(ctx, (trx) => selectConversations(trx, ctx.tenantId, { agentId, endUserId, status }, after, limit).execute());
       const items = rows.slice(0, limit).map(toConversation);
       const last = items.at(-1);
       return { items, nextCursor: rows.length > limit && last ? encodeCursor(scope, [last.createdAt, last.id]) : null };
