@@ -31,6 +31,7 @@ interface BodyRoute {
 
 interface World {
   T: HttpTenant;
+  conv: string;
   coll: string;
   rec: string;
   userId: string;
@@ -42,7 +43,66 @@ const notString = [5, true, ['x'], { x: 1 }, null];
 const notInteger = ['5', 'five', true, 1.5, [3], { n: 1 }, null];
 const notRole = ['superuser', 5, ['admin'], null, 'ADMIN'];
 
+const notObject = ['s', 5, true, [1]];
+const contentWrong = [5, true, null, { x: 1 }, [5], ['x']];
+
 const BODY_ROUTES: Record<string, BodyRoute> = {
+  'POST /v1/conversations': {
+    method: 'POST',
+    url: () => '/v1/conversations',
+    auth: 'tenant',
+    strict: true,
+    wrongTypes: { agentId: [5, true, ['x'], { x: 1 }, ''], endUserId: [5, true, ['x'], ''], title: [5, true, ['x'], { x: 1 }], status: ['open', 5, true, null], metadata: notObject },
+    base: () => ({}),
+    constrained: ['status'],
+  },
+  'PATCH /v1/conversations/:id': {
+    method: 'PATCH',
+    url: (w) => `/v1/conversations/${w.conv}`,
+    auth: 'tenant',
+    strict: true,
+    wrongTypes: { title: [5, true, ['x']], status: ['open', 5, null], metadata: notObject, agentId: [5, ''] },
+    base: () => ({}),
+    constrained: ['status'],
+  },
+  // The base is a valid message: each test replaces one field with a wrong value, so nothing is written.
+  'POST /v1/conversations/:id/messages': {
+    method: 'POST',
+    url: (w) => `/v1/conversations/${w.conv}/messages`,
+    auth: 'tenant',
+    strict: true,
+    wrongTypes: { role: ['robot', 5, null, ['user']], content: contentWrong, clientId: [5, '', true], model: [5, true], usage: notObject, metadata: notObject, messages: ['x', 5, [], [5]] },
+    base: () => ({ role: 'user', content: 'hi' }),
+    constrained: ['role', 'clientId'],
+  },
+  'PATCH /v1/conversations/:id/messages/:seq': {
+    method: 'PATCH',
+    url: (w) => `/v1/conversations/${w.conv}/messages/1`,
+    auth: 'tenant',
+    strict: true,
+    wrongTypes: { content: contentWrong.filter((v) => v !== null), model: [5, true, ['x']], usage: ['s', 5, [1]], metadata: ['s', 5, [1]] },
+    base: () => ({}),
+    constrained: [],
+  },
+  // atSeq past the conversation's last seq: refused at the check, nothing written.
+  'POST /v1/conversations/:id/fork': {
+    method: 'POST',
+    url: (w) => `/v1/conversations/${w.conv}/fork`,
+    auth: 'tenant',
+    strict: true,
+    wrongTypes: { atSeq: [...notInteger, 0, -1], title: [5, true], metadata: notObject },
+    base: () => ({ atSeq: 99 }),
+    constrained: [],
+  },
+  'PUT /v1/memory-blocks/:label': {
+    method: 'PUT',
+    url: () => '/v1/memory-blocks/persona',
+    auth: 'tenant',
+    strict: true,
+    wrongTypes: { value: notString, limit: [...notInteger, 0, 100_001], description: [5, true, ['x']] },
+    base: () => ({ value: 'x' }),
+    constrained: [],
+  },
   'POST /v1/tenants': { method: 'POST', url: () => '/v1/tenants', auth: 'service', strict: true, wrongTypes: { name: [...notString, ''] }, base: () => ({ name: 'n' }), constrained: [] },
   'POST /v1/tenants/:tenantId/api-keys': {
     method: 'POST',
@@ -152,7 +212,14 @@ forEachBackend('http bad input', (backend) => {
     const user = await h.app.inject({ method: 'POST', url: '/v1/users', headers: bearer(T.key), payload: { email: 'u@example.com', password: 'long enough password', role: 'member' } });
     expect(user.statusCode, user.body).toBe(201);
     const key = await createKey(h.app, T, 'viewer');
-    w = { T, coll, rec: 'r1', userId: user.json<{ id: string }>().id, keyId: key.id };
+    const conv = await h.app.inject({ method: 'POST', url: '/v1/conversations', headers: bearer(T.key), payload: { title: 't' } });
+    expect(conv.statusCode, conv.body).toBe(201);
+    const convId = conv.json<{ id: string }>().id;
+    const msg = await h.app.inject({ method: 'POST', url: `/v1/conversations/${convId}/messages`, headers: bearer(T.key), payload: { role: 'user', content: 'hello' } });
+    expect(msg.statusCode, msg.body).toBe(201);
+    const block = await h.app.inject({ method: 'PUT', url: '/v1/memory-blocks/persona', headers: bearer(T.key), payload: { value: 'v', limit: 10 } });
+    expect(block.statusCode, block.body).toBe(201);
+    w = { T, conv: convId, coll, rec: 'r1', userId: user.json<{ id: string }>().id, keyId: key.id };
   });
 
   beforeEach(async () => {
@@ -342,6 +409,18 @@ forEachBackend('http bad input', (backend) => {
       { route: 'GET /v1/counters/:name', method: 'GET', url: (v) => `/v1/counters/${v}`, field: /name/, auth: 'tenant' },
       { route: 'POST /v1/counters/:name/increment', method: 'POST', url: (v) => `/v1/counters/${v}/increment`, field: /name/, auth: 'tenant', payload: '{}' },
       { route: 'POST /v1/counters/:name/reset', method: 'POST', url: (v) => `/v1/counters/${v}/reset`, field: /name/, auth: 'tenant', payload: '{}' },
+      { route: 'GET /v1/conversations/:id', method: 'GET', url: (v) => `/v1/conversations/${v}`, field: /(^|\/)id$/, auth: 'tenant' },
+      { route: 'PATCH /v1/conversations/:id', method: 'PATCH', url: (v) => `/v1/conversations/${v}`, field: /(^|\/)id$/, auth: 'tenant', payload: '{"title":"x"}' },
+      { route: 'DELETE /v1/conversations/:id', method: 'DELETE', url: (v) => `/v1/conversations/${v}`, field: /(^|\/)id$/, auth: 'tenant' },
+      { route: 'POST /v1/conversations/:id/messages', method: 'POST', url: (v) => `/v1/conversations/${v}/messages`, field: /(^|\/)id$/, auth: 'tenant', payload: '{"role":"user","content":"x"}' },
+      { route: 'GET /v1/conversations/:id/messages', method: 'GET', url: (v) => `/v1/conversations/${v}/messages`, field: /(^|\/)id$/, auth: 'tenant' },
+      { route: 'POST /v1/conversations/:id/fork', method: 'POST', url: (v) => `/v1/conversations/${v}/fork`, field: /(^|\/)id$/, auth: 'tenant', payload: '{"atSeq":1}' },
+      { route: 'GET messages/:seq', method: 'GET', url: (v) => `/v1/conversations/0190a0a0-0000-7000-8000-000000000002/messages/${v}`, field: /seq/, auth: 'tenant' },
+      { route: 'PATCH messages/:seq', method: 'PATCH', url: (v) => `/v1/conversations/0190a0a0-0000-7000-8000-000000000002/messages/${v}`, field: /seq/, auth: 'tenant', payload: '{"content":"x"}' },
+      { route: 'DELETE messages/:seq', method: 'DELETE', url: (v) => `/v1/conversations/0190a0a0-0000-7000-8000-000000000002/messages/${v}`, field: /seq/, auth: 'tenant' },
+      { route: 'GET /v1/memory-blocks/:label', method: 'GET', url: (v) => `/v1/memory-blocks/${v}`, field: /label/, auth: 'tenant' },
+      { route: 'PUT /v1/memory-blocks/:label', method: 'PUT', url: (v) => `/v1/memory-blocks/${v}`, field: /label/, auth: 'tenant', payload: '{"value":"x"}' },
+      { route: 'DELETE /v1/memory-blocks/:label', method: 'DELETE', url: (v) => `/v1/memory-blocks/${v}`, field: /label/, auth: 'tenant' },
       // Unknown ids of users, keys and tenants are simply not found.
       { route: 'GET /v1/users/:id', method: 'GET', url: (v) => `/v1/users/${v}`, field: /id/, auth: 'tenant', notFoundOk: true },
       { route: 'PATCH /v1/users/:id', method: 'PATCH', url: (v) => `/v1/users/${v}`, field: /id/, auth: 'tenant', payload: '{"role":"viewer"}', notFoundOk: true },
@@ -383,7 +462,7 @@ forEachBackend('http bad input', (backend) => {
     it('invalid cursors are 400 naming cursor, on every listing', async () => {
       const forged = Buffer.from(JSON.stringify({ s: 'records:things:$created_at,$id:', v: ["x'); DROP TABLE records;--", { a: 1 }] })).toString('base64url');
       const otherScope = Buffer.from(JSON.stringify({ s: 'some-other-listing', v: ['a'] })).toString('base64url');
-      for (const listing of [records(), '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit']) {
+      for (const listing of [records(), '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/conversations', `/v1/conversations/${w.conv}/messages`, '/v1/memory-blocks']) {
         for (const cursor of ['not a cursor', '!!!', forged, otherScope, 'e30', encodeURIComponent(INJECTIONS[0] as string), tooLong(5000)]) {
           const res = await send('GET', `${listing}?cursor=${encodeURIComponent(cursor)}`, 'tenant');
           const body = bad(res);
@@ -395,18 +474,50 @@ forEachBackend('http bad input', (backend) => {
     });
 
     it('invalid limits are 400 naming limit', async () => {
-      for (const listing of [records(), '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/changes']) {
+      for (const listing of [records(), '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/changes', '/v1/conversations', `/v1/conversations/${w.conv}/messages`, '/v1/memory-blocks', '/v1/messages/search?q=x']) {
         for (const limit of ['0', '-1', '501000', 'abc', '1.5', '1e3x', "1' OR '1'='1"]) {
-          bad(await send('GET', `${listing}?limit=${encodeURIComponent(limit)}`, 'tenant'), /limit/);
+          bad(await send('GET', `${listing}${listing.includes('?') ? '&' : '?'}limit=${encodeURIComponent(limit)}`, 'tenant'), /limit/);
         }
       }
     });
 
     it('unknown query parameters are refused', async () => {
-      for (const listing of [records(), `${records()}:count`, `${records()}:aggregate`, `${records()}/${w.rec}`, '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/changes', '/v1/events']) {
-        bad(await send('GET', `${listing}?zzUnknown=1`, 'tenant'), /zzUnknown/);
+      for (const listing of [records(), `${records()}:count`, `${records()}:aggregate`, `${records()}/${w.rec}`, '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/changes', '/v1/events', '/v1/conversations', `/v1/conversations/${w.conv}`, `/v1/conversations/${w.conv}/messages`, `/v1/conversations/${w.conv}/messages/1`, '/v1/memory-blocks', '/v1/memory-blocks/persona', '/v1/messages/search?q=x']) {
+        bad(await send('GET', `${listing}${listing.includes('?') ? '&' : '?'}zzUnknown=1`, 'tenant'), /zzUnknown/);
       }
       bad(await send('GET', '/v1/tenants?zzUnknown=1', 'service'), /zzUnknown/);
+    });
+
+    it('conversations: invalid filters, message ranges, search queries and memory block scopes name the parameter', async () => {
+      for (const [q, field] of [['agentId=', /agentId/], ['endUserId=', /endUserId/], ['status=open', /status/], [`agentId=${tooLong(257)}`, /agentId/], ['agentId=%00', /agentId/]] as const) {
+        bad(await send('GET', `/v1/conversations?${q}`, 'tenant'), field);
+      }
+      const messages = `/v1/conversations/${w.conv}/messages`;
+      for (const [q, field] of [['last=0', /last/], ['last=501', /last/], ['last=x', /last/], ['after=-1', /after/], ['before=abc', /before/], ['before=0', /before/], ['last=2&after=1', /after/], ['last=2&limit=3', /limit/], ['after=1.5', /after/]] as const) {
+        bad(await send('GET', `${messages}?${q}`, 'tenant'), field);
+      }
+      for (const q of ['', 'q=', 'q=!!!', `q=${tooLong(513)}`, 'q=%00', `q=${Array.from({ length: 17 }, (_, i) => `w${i}`).join('+')}`]) bad(await send('GET', `/v1/messages/search?${q}`, 'tenant'), /(^|\/)q$|querystring/);
+      for (const q of [`q=${encodeURIComponent('" AND NEAR( *')}`, `q=${encodeURIComponent(INJECTIONS[0] as string)}`, `q=${encodeURIComponent("x:* & !y | (z")}`]) {
+        const res = await send('GET', `/v1/messages/search?${q}`, 'tenant');
+        expect(res.statusCode, res.body).toBe(200);
+      }
+      for (const q of ['agentId=', 'endUserId=', `agentId=${tooLong(257)}`]) {
+        bad(await send('GET', `/v1/memory-blocks?${q}`, 'tenant'), /agentId|endUserId/);
+        bad(await send('GET', `/v1/memory-blocks/persona?${q}`, 'tenant'), /agentId|endUserId/);
+      }
+      // Over the block's limit: 413 naming the value and the block.
+      const over = expectProblem(await send('PUT', '/v1/memory-blocks/persona', 'tenant', JSON.stringify({ value: 'x'.repeat(11) })), 413, { field: '/value' });
+      expect(over.detail).toContain('persona');
+      for (const value of ['3', '"abc"']) {
+        bad(await send('PUT', '/v1/memory-blocks/persona', 'tenant', '{"value":"y"}', 'application/json', { 'if-match': value }), /if-match/);
+        bad(await send('PATCH', `/v1/conversations/${w.conv}`, 'tenant', '{"title":"y"}', 'application/json', { 'if-match': value }), /if-match/);
+      }
+      expectProblem(await send('PUT', '/v1/memory-blocks/persona', 'tenant', '{"value":"y"}', 'application/json', { 'if-match': '"9"' }), 412);
+      expectProblem(await send('PUT', '/v1/memory-blocks/persona', 'tenant', '{"value":"y"}', 'application/json', { 'if-none-match': '*' }), 412);
+      // A batch that mixes {messages} with a message's own fields, and a bad message deep in a batch.
+      bad(await send('POST', messages, 'tenant', JSON.stringify({ role: 'user', messages: [{ role: 'user', content: 'x' }] })), '/role');
+      bad(await send('POST', messages, 'tenant', JSON.stringify({ messages: [{ role: 'user', content: 'x' }, { role: 'user', content: [{ type: 'tool-x', state: 'done' }] }] })), '/messages/1/content/0/toolCallId');
+      bad(await send('POST', messages, 'tenant', JSON.stringify({ role: 'user', content: [{ type: 'file', mediaType: 'image/png', url: 'data:image/png;base64,AA' }] })), '/content/0/url');
     });
 
     it('the tenant listing refuses invalid limits too', async () => {

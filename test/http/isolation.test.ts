@@ -34,6 +34,12 @@ interface World {
   asession: string;
   bcoll: string;
   buserEmail: string;
+  aconv: string;
+  aagent: string;
+  aenduser: string;
+  /** A word only in A's message. */
+  aword: string;
+  ablock: string;
   /** Every string of A's that B must never see. */
   markers: string[];
 }
@@ -412,6 +418,98 @@ const TABLE: Record<string, Row> = {
       expect((await c.a('GET', `/v1/counters/${c.w.acount}`)).json<{ value: number }>().value).toBe(7);
     },
   },
+
+  // --- conversations and messages ---------------------------------------------------------
+  'POST /v1/conversations': {
+    phase: 'write',
+    run: async (c) => {
+      const res = await c.b('POST', '/v1/conversations', { agentId: c.w.aagent, endUserId: c.w.aenduser });
+      expect(res.statusCode, res.body).toBe(201);
+      const id = res.json<{ id: string }>().id;
+      expect(JSON.stringify(items(await c.a('GET', '/v1/conversations?limit=500')))).not.toContain(id);
+    },
+  },
+  'GET /v1/conversations': {
+    phase: 'probe',
+    run: async (c) => {
+      const all = await c.b('GET', '/v1/conversations?limit=500');
+      expect(items(all).length).toBeGreaterThan(0);
+      c.noLeak(all);
+      for (const q of [`agentId=${c.w.aagent}`, `endUserId=${c.w.aenduser}`]) {
+        const res = await c.b('GET', `/v1/conversations?${q}`);
+        expect(items(res), q).toEqual([]);
+        c.noLeak(res, [c.w.aagent, c.w.aenduser]);
+      }
+    },
+  },
+  'GET /v1/conversations/:id': { phase: 'probe', run: async (c) => notFound(c, await c.b('GET', `/v1/conversations/${c.w.aconv}`), [c.w.aconv]) },
+  'PATCH /v1/conversations/:id': { phase: 'probe', run: async (c) => notFound(c, await c.b('PATCH', `/v1/conversations/${c.w.aconv}`, { title: 'from-b' }), [c.w.aconv]) },
+  'DELETE /v1/conversations/:id': { phase: 'probe', run: async (c) => notFound(c, await c.b('DELETE', `/v1/conversations/${c.w.aconv}`), [c.w.aconv]) },
+  'POST /v1/conversations/:id/messages': {
+    phase: 'probe',
+    run: async (c) => {
+      notFound(c, await c.b('POST', `/v1/conversations/${c.w.aconv}/messages`, { role: 'user', content: 'from b' }), [c.w.aconv]);
+      notFound(c, await c.b('POST', `/v1/conversations/${c.w.aconv}/messages`, { messages: [{ role: 'user', content: 'from b', clientId: 'a-msg-1' }] }), [c.w.aconv]);
+    },
+  },
+  'GET /v1/conversations/:id/messages': {
+    phase: 'probe',
+    run: async (c) => {
+      for (const q of ['', '?last=5', '?after=0', '?before=5']) notFound(c, await c.b('GET', `/v1/conversations/${c.w.aconv}/messages${q}`), [c.w.aconv]);
+    },
+  },
+  'GET /v1/conversations/:id/messages/:seq': { phase: 'probe', run: async (c) => notFound(c, await c.b('GET', `/v1/conversations/${c.w.aconv}/messages/1`), [c.w.aconv]) },
+  'PATCH /v1/conversations/:id/messages/:seq': {
+    phase: 'probe',
+    run: async (c) => notFound(c, await c.b('PATCH', `/v1/conversations/${c.w.aconv}/messages/1`, { content: 'from b' }), [c.w.aconv]),
+  },
+  'DELETE /v1/conversations/:id/messages/:seq': { phase: 'probe', run: async (c) => notFound(c, await c.b('DELETE', `/v1/conversations/${c.w.aconv}/messages/1`), [c.w.aconv]) },
+  'POST /v1/conversations/:id/fork': { phase: 'probe', run: async (c) => notFound(c, await c.b('POST', `/v1/conversations/${c.w.aconv}/fork`, { atSeq: 1 }), [c.w.aconv]) },
+  'GET /v1/messages/search': {
+    phase: 'probe',
+    run: async (c) => {
+      for (const q of [`q=${c.w.aword}`, `q=${c.w.aword}&agentId=${c.w.aagent}`, `q=${c.w.aword}&endUserId=${c.w.aenduser}`]) {
+        const res = await c.b('GET', `/v1/messages/search?${q}`);
+        expect(items(res), q).toEqual([]);
+        c.noLeak(res, [c.w.aagent, c.w.aenduser]);
+      }
+      const own = await c.b('GET', `/v1/messages/search?q=bword${c.w.r}`);
+      expect(items(own).length).toBe(1);
+      c.noLeak(own);
+    },
+  },
+
+  // --- memory blocks -------------------------------------------------------------------------
+  'GET /v1/memory-blocks': {
+    phase: 'probe',
+    run: async (c) => {
+      const all = await c.b('GET', '/v1/memory-blocks?limit=500');
+      expect(items(all).length).toBeGreaterThan(0);
+      c.noLeak(all);
+      const scoped = await c.b('GET', `/v1/memory-blocks?agentId=${c.w.aagent}`);
+      expect(items(scoped)).toEqual([]);
+      c.noLeak(scoped, [c.w.aagent]);
+    },
+  },
+  'GET /v1/memory-blocks/:label': {
+    phase: 'probe',
+    run: async (c) => notFound(c, await c.b('GET', `/v1/memory-blocks/${c.w.ablock}?agentId=${c.w.aagent}`), [c.w.ablock, c.w.aagent]),
+  },
+  'PUT /v1/memory-blocks/:label': {
+    phase: 'write',
+    run: async (c) => {
+      // Under A's label and scope, B creates its own block; A's stays as it was.
+      const res = await c.b('PUT', `/v1/memory-blocks/${c.w.ablock}?agentId=${c.w.aagent}`, { value: 'from b' });
+      expect(res.statusCode, res.body).toBe(201);
+      c.noLeak(res, [c.w.ablock, c.w.aagent]);
+      const a = await c.a('GET', `/v1/memory-blocks/${c.w.ablock}?agentId=${c.w.aagent}`);
+      expect(a.json<{ value: string; version: number }>()).toMatchObject({ value: c.w.asecret, version: 1 });
+    },
+  },
+  'DELETE /v1/memory-blocks/:label': {
+    phase: 'probe',
+    run: async (c) => notFound(c, await c.b('DELETE', `/v1/memory-blocks/${c.w.ablock}?agentId=${c.w.aagent}`), [c.w.ablock, c.w.aagent]),
+  },
 };
 
 const ORDERED = [...Object.entries(TABLE).filter(([, r]) => r.phase === 'probe'), ...Object.entries(TABLE).filter(([, r]) => r.phase === 'write')];
@@ -422,7 +520,9 @@ function concrete(pattern: string): string {
     .replace(':tenantId', '0190a0a0-0000-7000-8000-000000000001')
     .replace(':collection', 'things')
     .replace(':name', 'hits')
-    .replace(':id', '0190a0a0-0000-7000-8000-000000000002');
+    .replace(':id', '0190a0a0-0000-7000-8000-000000000002')
+    .replace(':seq', '1')
+    .replace(':label', 'persona');
 }
 
 forEachBackend('http tenant isolation', (backend) => {
@@ -499,6 +599,17 @@ forEachBackend('http tenant isolation', (backend) => {
     const buserEmail = `b-user-${r}@example.com`;
     ok(await asB('POST', '/v1/users', { email: buserEmail, password, role: 'member' }), 201);
 
+    const aagent = `aagent_${r}`;
+    const aenduser = `aenduser_${r}`;
+    const aword = `aword${r}`;
+    const aconv = ok(await asA('POST', '/v1/conversations', { agentId: aagent, endUserId: aenduser, title: asecret }), 201).id as string;
+    ok(await asA('POST', `/v1/conversations/${aconv}/messages`, { role: 'user', content: `${asecret} ${aword}`, clientId: 'a-msg-1' }), 201);
+    const ablock = `ablock_${r}`;
+    ok(await asA('PUT', `/v1/memory-blocks/${ablock}?agentId=${aagent}`, { value: asecret }), 201);
+    const bconv = ok(await asB('POST', '/v1/conversations', { title: 'b' }), 201).id as string;
+    ok(await asB('POST', `/v1/conversations/${bconv}/messages`, { role: 'user', content: `bword${r}` }), 201);
+    ok(await asB('PUT', '/v1/memory-blocks/bblock', { value: 'b' }), 201);
+
     w = {
       A,
       B,
@@ -517,7 +628,12 @@ forEachBackend('http tenant isolation', (backend) => {
       asession,
       bcoll,
       buserEmail,
-      markers: [A.id, A.name, A.key, A.keyId, acoll, arec, arec2, arec3, asecret, acount, auserId, auserEmail, akey.id, akeyName, akey.key, asession],
+      aconv,
+      aagent,
+      aenduser,
+      aword,
+      ablock,
+      markers: [A.id, A.name, A.key, A.keyId, acoll, arec, arec2, arec3, asecret, acount, auserId, auserEmail, akey.id, akeyName, akey.key, asession, aconv, aagent, aenduser, aword, ablock],
     };
     aBefore = await countEverything(h.store, [A.id]);
     aRecordBefore = (await asA('GET', `/v1/collections/${acoll}/records/${arec}`)).json();

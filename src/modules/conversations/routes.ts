@@ -48,7 +48,7 @@ export const MessageSchema = Type.Object(
     version: Type.Integer(),
     ...Timestamps,
   },
-  { $id: 'Message' },
+  // No $id: a named schema may appear once per response, and an append's 201 holds it twice (one, or a batch).
 );
 
 const messageFields = {
@@ -75,6 +75,7 @@ const SeqParams = Type.Object({ id: Type.String({ maxLength: 64 }), seq: Type.In
 const IfMatch = Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 64 })) });
 const Idempotency = Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) });
 const Seq = (description: string) => Type.Optional(Type.Integer({ minimum: 0, description }));
+const NoQuery = Type.Object({}, { additionalProperties: false });
 const tags = ['conversations'];
 
 const location = (id: string) => `/v1/conversations/${id}`;
@@ -108,7 +109,7 @@ export async function conversationRoutes(app: Api, { store }: RouteDeps): Promis
     (req) => svc.list(tenantOf(req), req.query),
   );
 
-  app.get('/v1/conversations/:id', { schema: { tags, summary: 'Get a conversation', params: Id, response: withProblems({ 200: ConversationSchema }) } }, async (req, reply) => {
+  app.get('/v1/conversations/:id', { schema: { tags, summary: 'Get a conversation', params: Id, querystring: NoQuery, response: withProblems({ 200: ConversationSchema }) } }, async (req, reply) => {
     const conversation = await svc.get(tenantOf(req), req.params.id);
     setEtag(reply, conversation.version);
     return conversation;
@@ -195,7 +196,7 @@ export async function conversationRoutes(app: Api, { store }: RouteDeps): Promis
     (req) => svc.messages(tenantOf(req), req.params.id, req.query),
   );
 
-  app.get('/v1/conversations/:id/messages/:seq', { schema: { tags, summary: 'Get one message', params: SeqParams, response: withProblems({ 200: MessageSchema }) } }, async (req, reply) => {
+  app.get('/v1/conversations/:id/messages/:seq', { schema: { tags, summary: 'Get one message', params: SeqParams, querystring: NoQuery, response: withProblems({ 200: MessageSchema }) } }, async (req, reply) => {
     const message = await svc.getMessage(tenantOf(req), req.params.id, req.params.seq);
     setEtag(reply, message.version);
     return message;
