@@ -282,14 +282,15 @@ export function createConversationsService(deps: { db: Database; uow: UnitOfWork
       checkConversationId(id);
       checkSeq(seq, 'seq');
       await uow.write(ctx, async (w) => {
-        let q = w.trx.selectFrom('messages').select(['version']).where('tenant_id', '=', ctx.tenantId).where('conversation_id', '=', id).where('seq', '=', seq);
-        if (lock) q = q.forUpdate();
-        const row = await q.executeTakeFirst();
+        // The conversation's row first, as appends take it: the same lock order, so a delete
+        // and an append (whose client id check may wait on this delete) cannot deadlock.
+        // last_seq stays: a deleted message's seq is never handed out again.
+        const head = await sql`update conversations set message_count = message_count - 1, updated_at = ${w.now} where tenant_id = ${ctx.tenantId} and id = ${id} returning id`.execute(w.trx);
+        if (head.rows.length === 0) throw AgentstoreError.notFound('message');
+        const row = await w.trx.selectFrom('messages').select(['version']).where('tenant_id', '=', ctx.tenantId).where('conversation_id', '=', id).where('seq', '=', seq).executeTakeFirst();
         if (!row) throw AgentstoreError.notFound('message');
         checkPrecondition(options, row.version, 'message');
         await w.trx.deleteFrom('messages').where('tenant_id', '=', ctx.tenantId).where('conversation_id', '=', id).where('seq', '=', seq).execute();
-        // last_seq stays: a deleted message's seq is never handed out again.
-        await sql`update conversations set message_count = message_count - 1, updated_at = ${w.now} where tenant_id = ${ctx.tenantId} and id = ${id}`.execute(w.trx);
         await w.record({ action: 'delete', resourceType: 'message', resourceId: messageResourceId(id, seq), data: null });
       });
     },
