@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { loopTurns } from '../../core/loop-turns.js';
 import type { Executor } from '../../db/database.js';
 import type { DialectName } from '../../db/dialect.js';
+import { MESSAGE_COLUMNS } from './rows.js';
 
 /**
  * Past this many messages, deleting or forking a conversation runs its unit off the event
@@ -15,7 +16,7 @@ export const OFF_LOOP_MESSAGES = 2000;
 // thread, runs even a long history this way; on the worker the turns cost nothing).
 const CHUNK = 500;
 
-const COLUMNS = 'tenant_id, conversation_id, seq, client_id, role, content, text, model, usage, metadata, version, created_at, updated_at';
+const COLUMNS = MESSAGE_COLUMNS.join(', ');
 
 /** Deletes a conversation's messages in the caller's unit; returns how many there were. */
 export async function deleteMessages(trx: Executor, dialect: DialectName, tenantId: string, conversationId: string): Promise<number> {

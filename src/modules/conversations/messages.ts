@@ -5,7 +5,7 @@ import type { Executor } from '../../db/database.js';
 import type { DialectName } from '../../db/dialect.js';
 import type { MessagesTable } from '../../db/schema.js';
 import type { UnitOfWork } from '../../db/unit-of-work.js';
-import { messageResourceId, newMessageRow, toMessage } from './rows.js';
+import { MESSAGE_COLUMNS, messageResourceId, newMessageRow, toMessage } from './rows.js';
 import type { AppendResult, Message, MessageQuery } from './types.js';
 import type { CheckedMessage } from './validation.js';
 
@@ -37,7 +37,7 @@ export async function appendIn(w: UnitOfWork, dialect: DialectName, conversation
   const clientIds = [...new Set(inputs.flatMap((m) => (m.clientId === undefined ? [] : [m.clientId])))];
   const known = new Map<string, Message>();
   if (clientIds.length > 0) {
-    const rows = await trx.selectFrom('messages').selectAll().where('tenant_id', '=', ctx.tenantId).where('conversation_id', '=', conversationId).where('client_id', 'in', clientIds).execute();
+    const rows = await trx.selectFrom('messages').select(MESSAGE_COLUMNS).where('tenant_id', '=', ctx.tenantId).where('conversation_id', '=', conversationId).where('client_id', 'in', clientIds).execute();
     for (const row of rows) known.set(row.client_id as string, toMessage(row, dialect));
   }
   const items: Message[] = [];
@@ -125,7 +125,7 @@ export function parseMessageQuery(conversationId: string, query: MessageQuery): 
  */
 export function selectMessages(trx: Executor, dialect: DialectName, tenantId: string, conversationId: string, read: MessageRead) {
   const size = dialect === 'postgres' ? sql<number>`octet_length(content::text)` : sql<number>`length(content)`;
-  let q = trx.selectFrom('messages').selectAll().select(size.as('content_bytes')).where('tenant_id', '=', tenantId).where('conversation_id', '=', conversationId);
+  let q = trx.selectFrom('messages').select(MESSAGE_COLUMNS).select(size.as('content_bytes')).where('tenant_id', '=', tenantId).where('conversation_id', '=', conversationId);
   if (read.seq !== null) q = q.where('seq', read.direction === 'after' ? '>' : '<', read.seq);
   return q.orderBy('seq', read.direction === 'after' ? 'asc' : 'desc').limit(read.limit + 1);
 }

@@ -75,6 +75,12 @@ export function newMessageRow(tenantId: string, conversationId: string, seq: num
   return { row, message };
 }
 
+/**
+ * The columns a message is read with: never `select *`, which on PostgreSQL also sends the
+ * generated tsvector of every message read.
+ */
+export const MESSAGE_COLUMNS = ['tenant_id', 'conversation_id', 'seq', 'client_id', 'role', 'content', 'text', 'model', 'usage', 'metadata', 'version', 'created_at', 'updated_at'] as const satisfies readonly (keyof MessagesTable)[];
+
 /** A message for the change feed and the audit log's resource id. */
 export function messageResourceId(conversationId: string, seq: number): string {
   return `${conversationId}/${seq}`;

@@ -12,7 +12,7 @@ import type { UnitOfWork, UnitOfWorkRunner } from '../../db/unit-of-work.js';
 import { searchableText } from './content.js';
 import { copyMessages, deleteMessages, OFF_LOOP_MESSAGES } from './history.js';
 import { AllReplayed, appendIn, parseMessageQuery, selectMessages, toMessagePage } from './messages.js';
-import { messageResourceId, toConversation, toMessage } from './rows.js';
+import { MESSAGE_COLUMNS, messageResourceId, toConversation, toMessage } from './rows.js';
 import { checkSearch, runSearch } from './search.js';
 import type { Conversation, ConversationInput, ConversationsService, Precondition } from './types.js';
 import { checkBatch, checkConversationId, checkConversationInput, checkEdit, checkMessage, checkMetadata, checkRef, checkSeq, checkStatus, tooLarge } from './validation.js';
@@ -228,7 +228,7 @@ export function createConversationsService(deps: { db: Database; uow: UnitOfWork
       checkConversationId(id);
       checkSeq(seq, 'seq');
       const row = await uow.read(ctx, (trx) =>
-        trx.selectFrom('messages').selectAll().where('tenant_id', '=', ctx.tenantId).where('conversation_id', '=', id).where('seq', '=', seq).executeTakeFirst(),
+        trx.selectFrom('messages').select(MESSAGE_COLUMNS).where('tenant_id', '=', ctx.tenantId).where('conversation_id', '=', id).where('seq', '=', seq).executeTakeFirst(),
       );
       if (!row) throw AgentstoreError.notFound('message');
       return toMessage(row, dialect);
@@ -240,7 +240,7 @@ export function createConversationsService(deps: { db: Database; uow: UnitOfWork
       checkSeq(seq, 'seq');
       const checked = checkEdit(edit, maxMessageBytes);
       return uow.write(ctx, async (w) => {
-        let q = w.trx.selectFrom('messages').selectAll().where('tenant_id', '=', ctx.tenantId).where('conversation_id', '=', id).where('seq', '=', seq);
+        let q = w.trx.selectFrom('messages').select(MESSAGE_COLUMNS).where('tenant_id', '=', ctx.tenantId).where('conversation_id', '=', id).where('seq', '=', seq);
         if (lock) q = q.forUpdate();
         const row = await q.executeTakeFirst();
         if (!row) throw AgentstoreError.notFound('message');
