@@ -1,5 +1,6 @@
 import { describe, expectTypeOf, it } from 'vitest';
 import type { AgentstoreError, AggregateResult, BatchOperation, BatchOutcome, BatchResult, BulkLine, BulkResult, ChangeEvent, Counter, GetRecordOptions, GroupKey, Page, Store, StoredRecord, TenantContext, UpsertRecordResult } from '../../src/index.js';
+import type { AppendResult, Conversation, MemoryBlock, Message, MessageContent, MessageInput, MessagePart, SearchHit } from '../../src/index.js';
 import { createStore, isAgentstoreError, systemContext } from '../../src/index.js';
 
 // Compiled by `npm run typecheck`: the public surface keeps its shape and stays free of `any`.
@@ -34,6 +35,21 @@ describe('public types', () => {
     expectTypeOf<ChangeEvent['data']>().not.toBeAny();
     expectTypeOf<AggregateResult['groups'][number]['key'][string]>().toEqualTypeOf<GroupKey>();
     expectTypeOf<AggregateResult['groups'][number]['metrics']['sum:amount']>().toEqualTypeOf<number | null | undefined>();
+  });
+
+  it('conversations and memory blocks are typed', () => {
+    expectTypeOf<Store['conversations']['append']>().parameters.toEqualTypeOf<[TenantContext, string, MessageInput]>();
+    expectTypeOf<Store['conversations']['append']>().returns.resolves.toEqualTypeOf<{ message: Message; replayed: boolean }>();
+    expectTypeOf<Store['conversations']['appendMany']>().returns.resolves.toEqualTypeOf<AppendResult>();
+    expectTypeOf<Store['conversations']['last']>().returns.resolves.toEqualTypeOf<Message[]>();
+    expectTypeOf<Store['conversations']['after']>().returns.resolves.toEqualTypeOf<Page<Message>>();
+    expectTypeOf<Store['conversations']['fork']>().returns.resolves.toEqualTypeOf<{ conversation: Conversation; replayed: boolean }>();
+    expectTypeOf<Store['conversations']['search']>().returns.resolves.toEqualTypeOf<{ items: SearchHit[] }>();
+    expectTypeOf<Message['content']>().toEqualTypeOf<MessageContent>();
+    expectTypeOf<Extract<MessagePart, { type: 'text' }>['text']>().toEqualTypeOf<string>();
+    expectTypeOf<Message['metadata']>().not.toBeAny();
+    expectTypeOf<Store['memoryBlocks']['put']>().returns.resolves.toEqualTypeOf<{ block: MemoryBlock; created: boolean }>();
+    expectTypeOf<Store['memoryBlocks']['list']>().returns.resolves.toEqualTypeOf<Page<MemoryBlock>>();
   });
 
   it('errors are narrowed by code', () => {
