@@ -3,7 +3,7 @@
  * parent) and the server do not share an event loop. Modes:
  *
  *   app       the agentstore HTTP API (buildApp) over DATABASE_URL, logger off
- *   baseline  bare Fastify: GET /bare (a constant), GET /spin (a constant after 100 µs of
+ *   baseline  bare Fastify: GET and POST /bare (a constant), GET /spin (a constant after 100 µs of
  *             CPU), GET /raw-sqlite/:id (a prepared
  *             better-sqlite3 pk select), GET /raw-pg/:id (one pg pool query)
  *
@@ -58,6 +58,8 @@ async function baselineServer(): Promise<{ app: FastifyInstance; close: () => Pr
   const app = Fastify({ logger: false });
   const closers: Array<() => Promise<void> | void> = [];
   app.get('/bare', async () => ({ hello: 'world' }));
+  // The same with a JSON body parsed: the write half of a conversation turn (bench/conversations.ts).
+  app.post('/bare', async () => ({ hello: 'world' }));
   // A constant after ~100 µs of CPU: a route as slow as a real one, with nothing of ours in
   // it, to tell client-side artefacts at 1000 connections from our server's behaviour.
   app.get('/spin', async () => {
