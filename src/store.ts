@@ -18,6 +18,7 @@ import { createCountersService, type CountersService } from './modules/counters/
 import { createConversationsService } from './modules/conversations/service.js';
 import type { ConversationsService } from './modules/conversations/types.js';
 import { createMemoryBlocksService, type MemoryBlocksService } from './modules/memory-blocks/service.js';
+import { createAgentsService, type AgentsService } from './modules/agents/service.js';
 import { createApiKeysService, type ApiKeysService } from './modules/tenancy/api-keys-service.js';
 import { createAuthService, type AuthService } from './modules/tenancy/auth-service.js';
 import { createTenantsService, type TenantsService } from './modules/tenancy/tenants-service.js';
@@ -38,6 +39,8 @@ export interface Store {
   readonly conversations: ConversationsService;
   /** Working memory: labelled text blocks with a character limit, per agent and end user. */
   readonly memoryBlocks: MemoryBlocksService;
+  /** Agents, their versions and their encrypted secrets (docs/api.md, "Agents"). */
+  readonly agents: AgentsService;
   /**
    * Up to 100 writes to records and counters in one unit of work, all or nothing: a result per
    * operation, or the error of the first that failed (with `context.failedIndex`) and nothing
@@ -74,6 +77,10 @@ export type StoreOptions = Partial<Omit<StoreConfig, 'postgres' | 'sqlite' | 'au
   readonly postgres?: Partial<StoreConfig['postgres']>;
   readonly sqlite?: Partial<StoreConfig['sqlite']>;
   readonly auth?: Partial<StoreConfig['auth']>;
+  /** The current key for agent secrets, in AGENTSTORE_ENCRYPTION_KEY's format (`<id>:<base64 of 32 bytes>`). */
+  readonly encryptionKey?: string;
+  /** Earlier keys, decrypt only, in AGENTSTORE_ENCRYPTION_KEYS_OLD's format (comma-separated). */
+  readonly encryptionKeysOld?: string;
   /** Start the service-key bootstrap (the server does; a library user rarely needs it). */
   readonly bootstrapServiceKey?: boolean;
 };
@@ -84,6 +91,8 @@ export function resolveStoreConfig(options: StoreOptions = {}, env: Env = proces
     ...env,
     ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
     ...(options.migrateDatabaseUrl ? { AGENTSTORE_MIGRATE_DATABASE_URL: options.migrateDatabaseUrl } : {}),
+    ...(options.encryptionKey ? { AGENTSTORE_ENCRYPTION_KEY: options.encryptionKey } : {}),
+    ...(options.encryptionKeysOld ? { AGENTSTORE_ENCRYPTION_KEYS_OLD: options.encryptionKeysOld } : {}),
   }).store;
   const database = options.database ?? fromEnv.database;
   return {
@@ -97,6 +106,7 @@ export function resolveStoreConfig(options: StoreOptions = {}, env: Env = proces
     ...(options.migrateDatabase ? { migrateDatabase: options.migrateDatabase } : {}),
     requireRls: options.requireRls ?? fromEnv.requireRls,
     maxMessageBytes: options.maxMessageBytes ?? fromEnv.maxMessageBytes,
+    ...(options.encryption ? { encryption: options.encryption } : {}),
     tenantLimits: { ...fromEnv.tenantLimits, ...options.tenantLimits },
   };
 }
@@ -170,6 +180,7 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
     counters: createCountersService({ uow }),
     conversations: createConversationsService({ db, uow, maxMessageBytes: config.maxMessageBytes }),
     memoryBlocks: createMemoryBlocksService({ uow, dialect: db.dialect }),
+    agents: createAgentsService({ db, uow, encryption: config.encryption }),
     batch: (ctx, operations, options) => batches.run(ctx, operations, options),
     audit: createAuditService({ uow }),
     changes: createChangesService({ uow, bus, dialect: db.dialect }),

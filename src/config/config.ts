@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Role } from '../core/context.js';
+import type { EncryptionKeys } from '../core/secret-box.js';
 
 export type DatabaseConfig =
   | { readonly kind: 'sqlite'; readonly file: string; readonly url: string }
@@ -80,6 +81,12 @@ export interface StoreConfig {
   readonly maxMessageBytes: number;
   /** Per-tenant bounds on what costs every tenant (declared indexes sit on the one shared records table). */
   readonly tenantLimits: TenantLimits;
+  /**
+   * The keys agent secrets are encrypted with (AGENTSTORE_ENCRYPTION_KEY and
+   * AGENTSTORE_ENCRYPTION_KEYS_OLD, src/core/secret-box.ts); without them secret writes and
+   * reveals are refused and everything else works. Never logged.
+   */
+  readonly encryption?: EncryptionKeys;
   readonly postgres: {
     readonly poolMax: number;
     readonly statementTimeoutMs: number;

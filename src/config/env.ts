@@ -4,6 +4,7 @@ import { ROLES, type Role } from '../core/context.js';
 import { DEFAULT_TENANT_LIMITS, JWT_TIMING_DEFAULTS, defaultSqliteFile, isUserEditableClaim, sqliteDatabase, type Config, type DatabaseConfig, type JwtConfig } from './config.js';
 import { sqliteDriverVersion } from '../db/sqlite-driver.js';
 import { sslFromUrl } from '../db/postgres-connection.js';
+import { ENCRYPTION_KEY_VARIABLE, OLD_ENCRYPTION_KEYS_VARIABLE, describeKeys, parseEncryptionKeys } from '../core/secret-box.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -139,6 +140,7 @@ export function loadConfig(env: Env = process.env): Config {
     throw AgentstoreError.config('AGENTSTORE_SERVICE_KEY', 'must be at least 24 characters');
   }
   const jwt = jwtConfig(env);
+  const encryption = parseEncryptionKeys(pick(env, ENCRYPTION_KEY_VARIABLE)?.value, pick(env, OLD_ENCRYPTION_KEYS_VARIABLE)?.value);
   const bodyLimitBytes = integer(env, 'AGENTSTORE_MAX_BODY_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024);
   return {
     store: {
@@ -148,6 +150,7 @@ export function loadConfig(env: Env = process.env): Config {
       ...(migrateDatabase ? { migrateDatabase } : {}),
       requireRls: boolean(env, 'AGENTSTORE_REQUIRE_RLS', false),
       maxMessageBytes: integer(env, 'AGENTSTORE_MAX_MESSAGE_BYTES', 256 * 1024, 1024, 64 * 1024 * 1024),
+      ...(encryption ? { encryption } : {}),
       tenantLimits: {
         collections: integer(env, 'AGENTSTORE_MAX_COLLECTIONS_PER_TENANT', DEFAULT_TENANT_LIMITS.collections, 1, 100_000),
         declaredIndexes: integer(env, 'AGENTSTORE_MAX_INDEXES_PER_TENANT', DEFAULT_TENANT_LIMITS.declaredIndexes, 0, 10_000),
@@ -221,6 +224,7 @@ export function describeBackends(store: Config['store']): string[] {
       store.migrateDatabase?.kind === 'postgres' ? ` as ${redactUrl(store.migrateDatabase.url)}` : ''
     }`,
     'event bus: in-process (single instance)',
+    describeKeys(store.encryption),
   ];
   const jwt = store.auth.jwt;
   if (jwt) {

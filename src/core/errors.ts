@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'agentstore.unavailable'
   | 'agentstore.schema_mismatch'
   | 'agentstore.config'
+  | 'agentstore.not_configured'
   | 'agentstore.internal';
 
 /** One wrong field of a request, and what is wrong with it. */
@@ -53,6 +54,9 @@ export const statusByCode: Readonly<Record<ErrorCode, number>> = {
   'agentstore.unavailable': 503,
   'agentstore.schema_mismatch': 503,
   'agentstore.config': 500,
+  // A feature whose setting the operator has not made (an encryption key): retrying cannot help
+  // until they do, so it is no `unavailable`, and no fault of the request either.
+  'agentstore.not_configured': 503,
 };
 
 export class AgentstoreError extends Error {
@@ -108,6 +112,11 @@ export class AgentstoreError extends Error {
 
   static unavailable(message: string, cause?: unknown, retryAfter = 1): AgentstoreError {
     return new AgentstoreError('agentstore.unavailable', message, { retryAfter }, { cause });
+  }
+
+  /** A feature that needs `variable` set, asked for while it is not: 503 naming the variable. */
+  static notConfigured(variable: string, message: string): AgentstoreError {
+    return new AgentstoreError('agentstore.not_configured', `${message}: set ${variable}`, { variable });
   }
 
   static config(variable: string, message: string): AgentstoreError {

@@ -185,6 +185,52 @@ export interface MemoryBlocksTable {
   updated_at: Timestamp;
 }
 
+export interface AgentsTable {
+  tenant_id: string;
+  id: string;
+  name: string;
+  /** The name lowercased, for name-prefix listings (migration 0009). */
+  name_key: string;
+  status: string;
+  version: number;
+  /** The agent's fields as one JSON object (name and status included). */
+  doc: Json;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface AgentTagsTable {
+  tenant_id: string;
+  tag: string;
+  agent_id: string;
+}
+
+export interface AgentVersionsTable {
+  tenant_id: string;
+  agent_id: string;
+  n: number;
+  action: string;
+  doc: Json;
+  changed: Json;
+  actor_type: string;
+  actor_id: string;
+  request_id: string | null;
+  rolled_back_from: number | null;
+  created_at: Timestamp;
+}
+
+export interface AgentSecretsTable {
+  tenant_id: string;
+  agent_id: string;
+  name: string;
+  key_id: string;
+  nonce: string;
+  ciphertext: string;
+  auth_tag: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
 export interface DB {
   schema_migrations: SchemaMigrationsTable;
   tenants: TenantsTable;
@@ -209,6 +255,10 @@ export interface DB {
   /** PostgreSQL only (migration 0008): `messages` of the transaction's tenant, for full-text search under RLS. Reads only. */
   tenant_messages: MessagesTable;
   memory_blocks: MemoryBlocksTable;
+  agents: AgentsTable;
+  agent_tags: AgentTagsTable;
+  agent_versions: AgentVersionsTable;
+  agent_secrets: AgentSecretsTable;
 }
 
 /** Tables whose rows belong to one tenant: `tenant_id` leads their keys and RLS guards them. */
@@ -226,4 +276,8 @@ export const TENANT_TABLES = [
   'conversations',
   'messages',
   'memory_blocks',
+  'agents',
+  'agent_tags',
+  'agent_versions',
+  'agent_secrets',
 ] as const;

@@ -6,6 +6,7 @@ import addFormatsModule from 'ajv-formats';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { ServerConfig } from '../config/config.js';
 import { requestId } from '../core/ids.js';
+import { agentRoutes } from '../modules/agents/routes.js';
 import { auditRoutes } from '../modules/audit/routes.js';
 import { changeRoutes } from '../modules/changes/routes.js';
 import { batchRoutes } from '../modules/batch/routes.js';
@@ -164,6 +165,7 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
     await counterRoutes(api, { store });
     await conversationRoutes(api, { store });
     await memoryBlockRoutes(api, { store });
+    await agentRoutes(api, { store });
     await batchRoutes(api, { store });
     await auditRoutes(api, { store });
     await changeRoutes(api, { store }, { heartbeatMs: server.eventsHeartbeatMs, maxStreamsPerTenant: server.eventsMaxStreamsPerTenant });

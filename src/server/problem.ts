@@ -175,7 +175,7 @@ export function errorHandler(error: FastifyError | AgentstoreError | Error, requ
       // A 412 tells the version it failed against, as ETag (the format of every other ETag).
       void reply.header('etag', `"${current}"`);
     }
-    return sendProblem(reply, problem, error.context.retryAfter ?? (error.status === 503 ? 1 : undefined));
+    return sendProblem(reply, problem, error.context.retryAfter ?? (error.status === 503 && error.code !== 'agentstore.not_configured' ? 1 : undefined));
   }
   const fastifyError = error as FastifyError;
   if (fastifyError.validation) {

@@ -97,3 +97,10 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * Encryption keys for agent secrets in tests (AGENTSTORE_ENCRYPTION_KEY's format). Not
+ * secrets: fixed so that a store reopened on the same database decrypts what it wrote.
+ */
+export const TEST_ENCRYPTION_KEY = `test-1:${Buffer.alloc(32, 1).toString('base64')}`;
+export const TEST_ENCRYPTION_KEY_2 = `test-2:${Buffer.alloc(32, 2).toString('base64')}`;

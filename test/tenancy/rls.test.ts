@@ -8,10 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TenantContext } from '../../src/core/context.js';
 import { TENANT_TABLES } from '../../src/db/schema.js';
 import { forEachBackend, useTestStore } from '../helpers/backends.js';
-import { newTenant } from '../helpers/fixtures.js';
+import { TEST_ENCRYPTION_KEY, newTenant } from '../helpers/fixtures.js';
 import { APP_ROLE } from '../helpers/pg-admin.js';
 
-type Seeded = { ctx: TenantContext; userId: string; conversationId: string };
+type Seeded = { ctx: TenantContext; userId: string; conversationId: string; agentId: string };
 
 /** Puts at least one row of `tenant` into every tenant table, through the store. */
 async function seed(store: ReturnType<typeof useTestStore>['store'], name: string): Promise<Seeded> {
@@ -25,11 +25,13 @@ async function seed(store: ReturnType<typeof useTestStore>['store'], name: strin
   const { conversation } = await store.conversations.create(ctx, { endUserId: name });
   await store.conversations.append(ctx, conversation.id, { role: 'user', content: `hello from ${name}` });
   await store.memoryBlocks.put(ctx, 'persona', {}, { value: name });
-  return { ctx, userId: user.id, conversationId: conversation.id };
+  const { agent } = await store.agents.create(ctx, { name: `agent of ${name}`, tags: ['support'] });
+  await store.agents.setSecret(ctx, agent.id, 'OPENAI_API_KEY', `sk-${name}`);
+  return { ctx, userId: user.id, conversationId: conversation.id, agentId: agent.id };
 }
 
 /** One row for `tenant` in each table, the minimum the constraints accept. */
-function insertFor(table: (typeof TENANT_TABLES)[number], tenant: string, userId: string, conversationId = ''): [string, unknown[]] {
+function insertFor(table: (typeof TENANT_TABLES)[number], tenant: string, userId: string, conversationId = '', agentId = ''): [string, unknown[]] {
   const now = new Date().toISOString();
   const id = `rls-${Math.random().toString(36).slice(2)}`;
   switch (table) {
@@ -60,13 +62,21 @@ function insertFor(table: (typeof TENANT_TABLES)[number], tenant: string, userId
       return ["insert into messages (tenant_id, conversation_id, seq, role, content, text, version, created_at, updated_at) values ($1, $2, 1000000 + floor(random() * 1000000)::bigint, 'user', '\"x\"', 'x', 1, $3, $3)", [tenant, conversationId, now]];
     case 'memory_blocks':
       return ["insert into memory_blocks (tenant_id, agent_id, end_user_id, label, value, char_limit, version, created_at, updated_at) values ($1, '', '', $2, 'v', 10, 1, $3, $3)", [tenant, id, now]];
+    case 'agents':
+      return ["insert into agents (tenant_id, id, name, name_key, status, version, doc, created_at, updated_at) values ($1, $2, 'a', 'a', 'active', 1, '{}', $3, $3)", [tenant, id, now]];
+    case 'agent_tags':
+      return ['insert into agent_tags (tenant_id, tag, agent_id) values ($1, $2, $3)', [tenant, id, agentId]];
+    case 'agent_versions':
+      return ["insert into agent_versions (tenant_id, agent_id, n, action, doc, changed, actor_type, actor_id, created_at) values ($1, $2, 1000 + floor(random() * 1000000)::int, 'update', '{}', '[]', 'x', 'x', $3)", [tenant, agentId, now]];
+    case 'agent_secrets':
+      return ["insert into agent_secrets (tenant_id, agent_id, name, key_id, nonce, ciphertext, auth_tag, created_at, updated_at) values ($1, $2, $3, 'k', 'n', 'c', 't', $4, $4)", [tenant, agentId, id, now]];
   }
 }
 
 forEachBackend(
   'row-level security',
   (backend) => {
-    const t = useTestStore(backend);
+    const t = useTestStore(backend, { store: { encryptionKey: TEST_ENCRYPTION_KEY } });
     let a: Seeded;
     let b: Seeded;
     let client: pg.Client;
@@ -186,12 +196,12 @@ forEachBackend(
 
       it('refuses to insert a row of tenant B while A is set (WITH CHECK), and without a tenant', async () => {
         for (const current of [a.ctx.tenantId, undefined]) {
-          const [text, values] = insertFor(table, b.ctx.tenantId, b.userId, b.conversationId);
+          const [text, values] = insertFor(table, b.ctx.tenantId, b.userId, b.conversationId, b.agentId);
           const error = await asTenant(current, () => client.query(text, values).then(() => undefined, (e: unknown) => e));
           expect((error as { code?: string } | undefined)?.code, String(error)).toBe('42501');
         }
         // The same insert for the tenant that is set passes the policy (proving the statement itself is valid).
-        const [text, values] = insertFor(table, b.ctx.tenantId, b.userId, b.conversationId);
+        const [text, values] = insertFor(table, b.ctx.tenantId, b.userId, b.conversationId, b.agentId);
         await asTenant(b.ctx.tenantId, () => client.query(text, values));
       });
 
