@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { forEachBackend } from '../helpers/index.js';
+import { TEST_ENCRYPTION_KEY } from '../helpers/fixtures.js';
 import { INJECTIONS, SERVICE_KEY, bearer, countEverything, createKey, createTenant, expectProblem, useHttp, type HttpTenant } from './http-kit.js';
 
 const BODY_LIMIT = 4096;
@@ -36,6 +37,7 @@ interface World {
   rec: string;
   userId: string;
   keyId: string;
+  agent: string;
 }
 
 // Values no validator may coerce into a valid one: JSON bodies are typed already.
@@ -173,6 +175,50 @@ const BODY_ROUTES: Record<string, BodyRoute> = {
   'PATCH /v1/collections/:collection/records/:id': { method: 'PATCH', url: (w) => `/v1/collections/${w.coll}/records/${w.rec}`, auth: 'tenant', strict: false, wrongTypes: {}, base: () => ({}), constrained: [] },
   'POST /v1/counters/:name/increment': { method: 'POST', url: () => '/v1/counters/hits/increment', auth: 'tenant', strict: true, wrongTypes: { by: notInteger }, base: () => ({}), constrained: [] },
   'POST /v1/counters/:name/reset': { method: 'POST', url: () => '/v1/counters/hits/reset', auth: 'tenant', strict: true, wrongTypes: { value: notInteger }, base: () => ({}), constrained: [] },
+  'POST /v1/agents': {
+    method: 'POST',
+    url: () => '/v1/agents',
+    auth: 'tenant',
+    strict: true,
+    wrongTypes: {
+      name: [...notString, ''],
+      status: ['deleted', 5, null, ['active']],
+      tags: ['x', 5, [5], [''], { a: 1 }, Array.from({ length: 33 }, (_, i) => `t${i}`)],
+      tools: ['x', 5, { a: 1 }, null],
+      config: ['x', 5, [1], true, null],
+      systemPrompt: [5, true, [], {}],
+    },
+    base: () => ({ name: 'a' }),
+    constrained: ['status'],
+  },
+  'PATCH /v1/agents/:id': {
+    method: 'PATCH',
+    url: (w) => `/v1/agents/${w.agent}`,
+    auth: 'tenant',
+    strict: true,
+    wrongTypes: { name: [...notString, ''], status: ['deleted', 5, null], tags: ['x', [5]], metadata: ['x', 5, [1]] },
+    base: () => ({}),
+    constrained: ['status'],
+  },
+  'POST /v1/agents/:id/rollback': {
+    method: 'POST',
+    url: (w) => `/v1/agents/${w.agent}/rollback`,
+    auth: 'tenant',
+    strict: true,
+    wrongTypes: { version: [...notInteger, 0, -1] },
+    base: () => ({ version: 1 }),
+    constrained: [],
+  },
+  'PUT /v1/agents/:id/secrets/:name': {
+    method: 'PUT',
+    url: (w) => `/v1/agents/${w.agent}/secrets/API_KEY`,
+    auth: 'tenant',
+    strict: true,
+    wrongTypes: { value: [...notString, ''] },
+    base: () => ({ value: 'v' }),
+    constrained: [],
+  },
+  'POST /v1/agents/:id/secrets/:name/reveal': { method: 'POST', url: (w) => `/v1/agents/${w.agent}/secrets/API_KEY/reveal`, auth: 'tenant', strict: true, wrongTypes: {}, base: () => ({}), constrained: [] },
   // The base is valid but fails at its write (a record that does not exist), so it writes nothing.
   'POST /v1/batch': {
     method: 'POST',
@@ -191,7 +237,7 @@ const badSegments = [...malformedEscapes, 'bad name', "a'b", 'a"b', '..', '.hidd
 const tooLong = (n: number) => 'a'.repeat(n);
 
 forEachBackend('http bad input', (backend) => {
-  const h = useHttp(backend, { app: { server: { bodyLimitBytes: BODY_LIMIT } } });
+  const h = useHttp(backend, { app: { server: { bodyLimitBytes: BODY_LIMIT } }, store: { encryptionKey: TEST_ENCRYPTION_KEY } });
   let w: World;
   let before: Record<string, number>;
 
@@ -219,7 +265,12 @@ forEachBackend('http bad input', (backend) => {
     expect(msg.statusCode, msg.body).toBe(201);
     const block = await h.app.inject({ method: 'PUT', url: '/v1/memory-blocks/persona', headers: bearer(T.key), payload: { value: 'v', limit: 10 } });
     expect(block.statusCode, block.body).toBe(201);
-    w = { T, conv: convId, coll, rec: 'r1', userId: user.json<{ id: string }>().id, keyId: key.id };
+    const agent = await h.app.inject({ method: 'POST', url: '/v1/agents', headers: bearer(T.key), payload: { name: 'bad-input agent' } });
+    expect(agent.statusCode, agent.body).toBe(201);
+    const agentId = agent.json<{ id: string }>().id;
+    const secret = await h.app.inject({ method: 'PUT', url: `/v1/agents/${agentId}/secrets/API_KEY`, headers: bearer(T.key), payload: { value: 'v0' } });
+    expect(secret.statusCode, secret.body).toBe(201);
+    w = { T, conv: convId, coll, rec: 'r1', userId: user.json<{ id: string }>().id, keyId: key.id, agent: agentId };
   });
 
   beforeEach(async () => {
@@ -421,6 +472,35 @@ forEachBackend('http bad input', (backend) => {
       { route: 'GET /v1/memory-blocks/:label', method: 'GET', url: (v) => `/v1/memory-blocks/${v}`, field: /label/, auth: 'tenant' },
       { route: 'PUT /v1/memory-blocks/:label', method: 'PUT', url: (v) => `/v1/memory-blocks/${v}`, field: /label/, auth: 'tenant', payload: '{"value":"x"}' },
       { route: 'DELETE /v1/memory-blocks/:label', method: 'DELETE', url: (v) => `/v1/memory-blocks/${v}`, field: /label/, auth: 'tenant' },
+      ...(
+        [
+          ['GET /v1/agents/:id', 'GET', ''],
+          ['PATCH /v1/agents/:id', 'PATCH', '', '{"name":"x"}'],
+          ['DELETE /v1/agents/:id', 'DELETE', ''],
+          ['GET /v1/agents/:id/versions', 'GET', '/versions'],
+          ['GET /v1/agents/:id/versions/:n', 'GET', '/versions/1'],
+          ['POST /v1/agents/:id/rollback', 'POST', '/rollback', '{"version":1}'],
+          ['GET /v1/agents/:id/secrets', 'GET', '/secrets'],
+          ['PUT /v1/agents/:id/secrets/:name', 'PUT', '/secrets/K', '{"value":"v"}'],
+          ['DELETE /v1/agents/:id/secrets/:name', 'DELETE', '/secrets/K'],
+          ['POST /v1/agents/:id/secrets/:name/reveal', 'POST', '/secrets/K/reveal', '{}'],
+        ] as const
+      ).map(([route, method, rest, payload]: readonly string[]) => ({ route: route as string, method: method as string, url: (v: string) => `/v1/agents/${v}${rest}`, field: /^id$/, auth: 'tenant' as Auth, ...(payload ? { payload } : {}) })),
+      ...(
+        [
+          ['PUT secrets/:name', 'PUT', '', '{"value":"v"}'],
+          ['DELETE secrets/:name', 'DELETE', ''],
+          ['POST secrets/:name/reveal', 'POST', '/reveal', '{}'],
+        ] as const
+      ).map(([route, method, rest, payload]: readonly string[]) => ({
+        route: route as string,
+        method: method as string,
+        url: (v: string) => `/v1/agents/${w.agent}/secrets/${v}${rest}`,
+        field: /^name$/,
+        auth: 'tenant' as Auth,
+        ...(payload ? { payload } : {}),
+      })),
+      { route: 'GET versions/:n', method: 'GET', url: (v) => `/v1/agents/${w.agent}/versions/${v}`, field: /^n$/, auth: 'tenant' },
       // Unknown ids of users, keys and tenants are simply not found.
       { route: 'GET /v1/users/:id', method: 'GET', url: (v) => `/v1/users/${v}`, field: /id/, auth: 'tenant', notFoundOk: true },
       { route: 'PATCH /v1/users/:id', method: 'PATCH', url: (v) => `/v1/users/${v}`, field: /id/, auth: 'tenant', payload: '{"role":"viewer"}', notFoundOk: true },
@@ -462,7 +542,7 @@ forEachBackend('http bad input', (backend) => {
     it('invalid cursors are 400 naming cursor, on every listing', async () => {
       const forged = Buffer.from(JSON.stringify({ s: 'records:things:$created_at,$id:', v: ["x'); DROP TABLE records;--", { a: 1 }] })).toString('base64url');
       const otherScope = Buffer.from(JSON.stringify({ s: 'some-other-listing', v: ['a'] })).toString('base64url');
-      for (const listing of [records(), '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/conversations', `/v1/conversations/${w.conv}/messages`, '/v1/memory-blocks']) {
+      for (const listing of [records(), '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/conversations', `/v1/conversations/${w.conv}/messages`, '/v1/memory-blocks', '/v1/agents', `/v1/agents/${w.agent}/versions`, `/v1/agents/${w.agent}/secrets`]) {
         for (const cursor of ['not a cursor', '!!!', forged, otherScope, 'e30', encodeURIComponent(INJECTIONS[0] as string), tooLong(5000)]) {
           const res = await send('GET', `${listing}?cursor=${encodeURIComponent(cursor)}`, 'tenant');
           const body = bad(res);
@@ -474,7 +554,7 @@ forEachBackend('http bad input', (backend) => {
     });
 
     it('invalid limits are 400 naming limit', async () => {
-      for (const listing of [records(), '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/changes', '/v1/conversations', `/v1/conversations/${w.conv}/messages`, '/v1/memory-blocks', '/v1/messages/search?q=x']) {
+      for (const listing of [records(), '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/changes', '/v1/conversations', `/v1/conversations/${w.conv}/messages`, '/v1/memory-blocks', '/v1/messages/search?q=x', '/v1/agents', `/v1/agents/${w.agent}/versions`, `/v1/agents/${w.agent}/secrets`]) {
         for (const limit of ['0', '-1', '501000', 'abc', '1.5', '1e3x', "1' OR '1'='1"]) {
           bad(await send('GET', `${listing}${listing.includes('?') ? '&' : '?'}limit=${encodeURIComponent(limit)}`, 'tenant'), /limit/);
         }
@@ -482,7 +562,7 @@ forEachBackend('http bad input', (backend) => {
     });
 
     it('unknown query parameters are refused', async () => {
-      for (const listing of [records(), `${records()}:count`, `${records()}:aggregate`, `${records()}/${w.rec}`, '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/changes', '/v1/events', '/v1/conversations', `/v1/conversations/${w.conv}`, `/v1/conversations/${w.conv}/messages`, `/v1/conversations/${w.conv}/messages/1`, '/v1/memory-blocks', '/v1/memory-blocks/persona', '/v1/messages/search?q=x']) {
+      for (const listing of [records(), `${records()}:count`, `${records()}:aggregate`, `${records()}/${w.rec}`, '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/changes', '/v1/events', '/v1/conversations', `/v1/conversations/${w.conv}`, `/v1/conversations/${w.conv}/messages`, `/v1/conversations/${w.conv}/messages/1`, '/v1/memory-blocks', '/v1/memory-blocks/persona', '/v1/messages/search?q=x', '/v1/agents', `/v1/agents/${w.agent}`, `/v1/agents/${w.agent}/versions`, `/v1/agents/${w.agent}/versions/1`, `/v1/agents/${w.agent}/secrets`]) {
         bad(await send('GET', `${listing}${listing.includes('?') ? '&' : '?'}zzUnknown=1`, 'tenant'), /zzUnknown/);
       }
       bad(await send('GET', '/v1/tenants?zzUnknown=1', 'service'), /zzUnknown/);
@@ -633,7 +713,28 @@ forEachBackend('http bad input', (backend) => {
     it('invalid Idempotency-Key is 400 naming idempotency-key', async () => {
       for (const key of ['', 'x'.repeat(256)]) {
         bad(await send('POST', records(), 'tenant', '{"a":1}', 'application/json', { 'idempotency-key': key }), /idempotency-key/);
+        bad(await send('POST', '/v1/agents', 'tenant', '{"name":"a"}', 'application/json', { 'idempotency-key': key }), /idempotency-key/);
       }
+    });
+
+    it('agents: invalid status, tag, q, match and If-Match are 400 naming them; a stale If-Match is 412', async () => {
+      for (const [param, values] of [
+        ['status', ['deleted', 'ACTIVE', INJECTIONS[0] as string, '']],
+        ['tag', ['a b', '.x', tooLong(65), INJECTIONS[0] as string]],
+        ['q', ['', tooLong(201), 'a\u0000b']],
+        ['match', ['exact', 'PREFIX', INJECTIONS[1] as string]],
+      ] as const) {
+        for (const value of values) bad(await send('GET', `/v1/agents?${param}=${encodeURIComponent(value)}`, 'tenant'), new RegExp(`^${param}$`));
+      }
+      const url = `/v1/agents/${w.agent}`;
+      for (const value of ['3', 'W/"1"', '"abc"', INJECTIONS[0] as string]) {
+        bad(await send('PATCH', url, 'tenant', '{"name":"x"}', 'application/json', { 'if-match': value }), /if-match/);
+        bad(await send('DELETE', url, 'tenant', undefined, 'application/json', { 'if-match': value }), /if-match/);
+        bad(await send('POST', `${url}/rollback`, 'tenant', '{"version":1}', 'application/json', { 'if-match': value }), /if-match/);
+      }
+      expectProblem(await send('PATCH', url, 'tenant', '{"name":"x"}', 'application/json', { 'if-match': '"99"' }), 412, { code: 'agentstore.precondition_failed' });
+      expectProblem(await send('POST', `${url}/rollback`, 'tenant', '{"version":99}'), 404, { code: 'agentstore.not_found', field: '/version' });
+      expectProblem(await send('PATCH', url, 'tenant', JSON.stringify({ name: null })), 400, { field: '/name' });
     });
 
     it('a 4 KiB Authorization header and odd auth schemes are 401, not 500', async () => {

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { forEachBackend } from '../helpers/index.js';
+import { TEST_ENCRYPTION_KEY } from '../helpers/fixtures.js';
 import { SERVICE_KEY, bearer, countEverything, createKey, createTenant, expectProblem, listRoutes, openSse, useHttp, type HttpTenant } from './http-kit.js';
 
 type Phase = 'probe' | 'write';
@@ -40,6 +41,11 @@ interface World {
   /** A word only in A's message. */
   aword: string;
   ablock: string;
+  /** A's agent (the agents module's: `aagent` above is a conversation's free-text agent id). */
+  aagentId: string;
+  aagentName: string;
+  atag: string;
+  asecretValue: string;
   /** Every string of A's that B must never see. */
   markers: string[];
 }
@@ -510,6 +516,62 @@ const TABLE: Record<string, Row> = {
     phase: 'probe',
     run: async (c) => notFound(c, await c.b('DELETE', `/v1/memory-blocks/${c.w.ablock}?agentId=${c.w.aagent}`), [c.w.ablock, c.w.aagent]),
   },
+  // --- agents -------------------------------------------------------------------------------
+  'POST /v1/agents': {
+    phase: 'write',
+    run: async (c) => {
+      // A's name and tag in B make B's own agent; A's list does not grow.
+      const res = await c.b('POST', '/v1/agents', { name: c.w.aagentName, tags: [c.w.atag] });
+      expect(res.statusCode, res.body).toBe(201);
+      const id = res.json<{ id: string }>().id;
+      expect(id).not.toBe(c.w.aagentId);
+      c.noLeak(res, [c.w.aagentName, c.w.atag]);
+      const aList = await c.a('GET', '/v1/agents?limit=500');
+      expect(JSON.stringify(items(aList))).not.toContain(id);
+    },
+  },
+  'GET /v1/agents': {
+    phase: 'probe',
+    run: async (c) => {
+      const all = await c.b('GET', '/v1/agents?limit=500');
+      expect(items(all).length).toBeGreaterThan(0);
+      c.noLeak(all);
+      for (const q of [`q=${encodeURIComponent(c.w.aagentName)}`, `q=${encodeURIComponent(c.w.aagentName.toUpperCase())}&match=substring`, `tag=${c.w.atag}`, 'status=paused']) {
+        const res = await c.b('GET', `/v1/agents?${q}`);
+        expect(items(res), q).toEqual([]);
+        c.noLeak(res);
+      }
+    },
+  },
+  'GET /v1/agents/:id': { phase: 'probe', run: async (c) => notFound(c, await c.b('GET', `/v1/agents/${c.w.aagentId}`), [c.w.aagentId]) },
+  'PATCH /v1/agents/:id': {
+    phase: 'probe',
+    run: async (c) => {
+      notFound(c, await c.b('PATCH', `/v1/agents/${c.w.aagentId}`, { name: 'taken-by-b' }), [c.w.aagentId]);
+      const guarded = await c.b('PATCH', `/v1/agents/${c.w.aagentId}`, { status: 'archived' }, { 'if-match': '"1"' });
+      notFound(c, guarded, [c.w.aagentId]);
+      expect(guarded.headers.etag).toBeUndefined();
+    },
+  },
+  'DELETE /v1/agents/:id': { phase: 'probe', run: async (c) => notFound(c, await c.b('DELETE', `/v1/agents/${c.w.aagentId}`), [c.w.aagentId]) },
+  'GET /v1/agents/:id/versions': { phase: 'probe', run: async (c) => notFound(c, await c.b('GET', `/v1/agents/${c.w.aagentId}/versions`), [c.w.aagentId]) },
+  'GET /v1/agents/:id/versions/:n': {
+    phase: 'probe',
+    run: async (c) => {
+      for (const n of [1, 2]) notFound(c, await c.b('GET', `/v1/agents/${c.w.aagentId}/versions/${n}`), [c.w.aagentId]);
+    },
+  },
+  'POST /v1/agents/:id/rollback': { phase: 'probe', run: async (c) => notFound(c, await c.b('POST', `/v1/agents/${c.w.aagentId}/rollback`, { version: 1 }), [c.w.aagentId]) },
+  'GET /v1/agents/:id/secrets': { phase: 'probe', run: async (c) => notFound(c, await c.b('GET', `/v1/agents/${c.w.aagentId}/secrets`), [c.w.aagentId]) },
+  'PUT /v1/agents/:id/secrets/:name': {
+    phase: 'probe',
+    run: async (c) => notFound(c, await c.b('PUT', `/v1/agents/${c.w.aagentId}/secrets/A_KEY`, { value: 'overwritten-by-b' }), [c.w.aagentId]),
+  },
+  'DELETE /v1/agents/:id/secrets/:name': { phase: 'probe', run: async (c) => notFound(c, await c.b('DELETE', `/v1/agents/${c.w.aagentId}/secrets/A_KEY`), [c.w.aagentId]) },
+  'POST /v1/agents/:id/secrets/:name/reveal': {
+    phase: 'probe',
+    run: async (c) => notFound(c, await c.b('POST', `/v1/agents/${c.w.aagentId}/secrets/A_KEY/reveal`), [c.w.aagentId]),
+  },
 };
 
 const ORDERED = [...Object.entries(TABLE).filter(([, r]) => r.phase === 'probe'), ...Object.entries(TABLE).filter(([, r]) => r.phase === 'write')];
@@ -526,7 +588,7 @@ function concrete(pattern: string): string {
 }
 
 forEachBackend('http tenant isolation', (backend) => {
-  const h = useHttp(backend);
+  const h = useHttp(backend, { store: { encryptionKey: TEST_ENCRYPTION_KEY } });
   let w: World;
   let aBefore: Record<string, number>;
   let aRecordBefore: unknown;
@@ -609,6 +671,15 @@ forEachBackend('http tenant isolation', (backend) => {
     const bconv = ok(await asB('POST', '/v1/conversations', { title: 'b' }), 201).id as string;
     ok(await asB('POST', `/v1/conversations/${bconv}/messages`, { role: 'user', content: `bword${r}` }), 201);
     ok(await asB('PUT', '/v1/memory-blocks/bblock', { value: 'b' }), 201);
+    ok(await asB('POST', '/v1/agents', { name: `b-agent-${r}`, tags: ['b-tag'] }), 201);
+
+    // A's agent, its second version and its secret.
+    const aagentName = `a-agent-${r}`;
+    const atag = `a-tag-${r}`;
+    const asecretValue = `A-AGENT-SECRET-${r}`;
+    const aagentId = ok(await asA('POST', '/v1/agents', { name: aagentName, tags: [atag], status: 'paused' }), 201).id as string;
+    ok(await asA('PATCH', `/v1/agents/${aagentId}`, { systemPrompt: asecret }));
+    ok(await asA('PUT', `/v1/agents/${aagentId}/secrets/A_KEY`, { value: asecretValue }), 201);
 
     w = {
       A,
@@ -633,7 +704,11 @@ forEachBackend('http tenant isolation', (backend) => {
       aenduser,
       aword,
       ablock,
-      markers: [A.id, A.name, A.key, A.keyId, acoll, arec, arec2, arec3, asecret, acount, auserId, auserEmail, akey.id, akeyName, akey.key, asession, aconv, aagent, aenduser, aword, ablock],
+      aagentId,
+      aagentName,
+      atag,
+      asecretValue,
+      markers: [aagentId, aagentName, atag, asecretValue, A.id, A.name, A.key, A.keyId, acoll, arec, arec2, arec3, asecret, acount, auserId, auserEmail, akey.id, akeyName, akey.key, asession, aconv, aagent, aenduser, aword, ablock],
     };
     aBefore = await countEverything(h.store, [A.id]);
     aRecordBefore = (await asA('GET', `/v1/collections/${acoll}/records/${arec}`)).json();

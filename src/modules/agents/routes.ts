@@ -54,6 +54,7 @@ const IdParams = Type.Object({ id: Id });
 const VersionParams = Type.Object({ id: Id, n: Type.Integer({ minimum: 1, maximum: 2 ** 31 - 1 }) });
 const SecretParams = Type.Object({ id: Id, name: Type.String({ maxLength: 128 }) });
 const IfMatch = Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 64 })) });
+const NoQuery = Type.Object({}, { additionalProperties: false });
 const tags = ['agents'];
 
 const ifMatchOf = (header: string | undefined) => {
@@ -108,7 +109,7 @@ export async function agentRoutes(app: Api, { store }: RouteDeps): Promise<void>
     (req) => svc.list(tenantOf(req), req.query),
   );
 
-  app.get('/v1/agents/:id', { schema: { tags, summary: 'Get an agent', params: IdParams, response: withProblems({ 200: AgentSchema }) } }, async (req, reply) => {
+  app.get('/v1/agents/:id', { schema: { tags, summary: 'Get an agent', params: IdParams, querystring: NoQuery, response: withProblems({ 200: AgentSchema }) } }, async (req, reply) => {
     // As the records' get: the stored document is sent as it is, without a parse and a
     // re-serialisation (AgentSchema still documents the shape).
     const { version, json } = await svc.getJson(tenantOf(req), req.params.id);
@@ -149,7 +150,7 @@ export async function agentRoutes(app: Api, { store }: RouteDeps): Promise<void>
     (req) => svc.listVersions(tenantOf(req), req.params.id, req.query),
   );
 
-  app.get('/v1/agents/:id/versions/:n', { schema: { tags, summary: 'One version of an agent, with its fields', params: VersionParams, response: withProblems({ 200: VersionSchema }) } }, (req) =>
+  app.get('/v1/agents/:id/versions/:n', { schema: { tags, summary: 'One version of an agent, with its fields', params: VersionParams, querystring: NoQuery, response: withProblems({ 200: VersionSchema }) } }, (req) =>
     svc.getVersion(tenantOf(req), req.params.id, req.params.n),
   );
 
