@@ -169,3 +169,21 @@ export const keysCreateCommand = (opts: { tenant: string; name: string; role: st
 export const keysListCommand = (tenant: string) => withStore(async (store) => print(await store.apiKeys.list(owner(tenant), { limit: 500 })), { readOnly: true });
 
 export const keysRevokeCommand = (keyId: string, tenant: string) => withStore(async (store) => print(await store.apiKeys.revoke(owner(tenant), keyId)));
+
+/**
+ * `agentstore secrets rotate`: the counts as JSON. Secrets under a key that is not configured
+ * are left as they are and make the command fail (exit 1), naming the variable that would
+ * let it read them.
+ */
+export const secretsRotateCommand = (batchSize: number) =>
+  withStore(async (store) => {
+    const report = await store.agents.rotateSecrets({ batchSize });
+    print(report);
+    const missing = Object.keys(report.undecryptable);
+    if (missing.length > 0) {
+      throw AgentstoreError.config(
+        'AGENTSTORE_ENCRYPTION_KEYS_OLD',
+        `${Object.values(report.undecryptable).reduce((a, b) => a + b, 0)} secret(s) are under key(s) ${missing.map((id) => `"${id}"`).join(', ')}, which are not configured: add them there and run again`,
+      );
+    }
+  });

@@ -74,6 +74,19 @@ keys
   .description('revoke an API key')
   .action(async (keyId: string, opts: { tenant: string }) => (await run()).keysRevokeCommand(keyId, opts.tenant));
 
+const secrets = program.command('secrets').description('agent secrets');
+secrets
+  .command('rotate')
+  .description(
+    're-encrypt every agent secret under AGENTSTORE_ENCRYPTION_KEY, in batches, while servers keep running with the old key in AGENTSTORE_ENCRYPTION_KEYS_OLD; safe to run again or after an interruption',
+  )
+  .option('--batch-size <n>', 'secrets per transaction (1-1000)', (value: string) => {
+    const n = /^\d{1,4}$/.test(value) ? Number(value) : Number.NaN;
+    if (!(n >= 1 && n <= 1000)) throw new InvalidArgumentError('must be an integer from 1 to 1000');
+    return n;
+  }, 100)
+  .action(async (opts: { batchSize: number }) => (await run()).secretsRotateCommand(opts.batchSize));
+
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`agentstore: ${isAgentstoreError(error) ? error.message : error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
