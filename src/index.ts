@@ -25,6 +25,23 @@ export type {
 export type { BulkLine, BulkMode, BulkOptions, BulkResult } from './modules/collections/bulk.js';
 export type { BatchOperation, BatchOutcome, BatchResult } from './modules/batch/service.js';
 export type { Counter } from './modules/counters/service.js';
+export type { AgentsService } from './modules/agents/service.js';
+export type { RotationOptions } from './modules/agents/rotation.js';
+export type {
+  Agent,
+  AgentFields,
+  AgentInput,
+  AgentPatch,
+  AgentStatus,
+  AgentVersion,
+  AgentVersionAction,
+  AgentVersionSummary,
+  AgentSecretInfo,
+  ListAgentsOptions,
+  RevealedSecret,
+  RotationReport,
+} from './modules/agents/types.js';
+export type { EncryptionKey, EncryptionKeys } from './core/secret-box.js';
 export type { AuditEntry, AuditQuery } from './modules/audit/service.js';
 export type { ChangeEvent, ChangeQuery } from './modules/changes/service.js';
 export type { SchemaStatus, MigrationStatus } from './db/migrator.js';

@@ -1,5 +1,5 @@
 import { describe, expectTypeOf, it } from 'vitest';
-import type { AgentstoreError, AggregateResult, BatchOperation, BatchOutcome, BatchResult, BulkLine, BulkResult, ChangeEvent, Counter, GetRecordOptions, GroupKey, Page, Store, StoredRecord, TenantContext, UpsertRecordResult } from '../../src/index.js';
+import type { Agent, AgentVersion, AgentVersionSummary, RevealedSecret, RotationReport, AgentstoreError, AggregateResult, BatchOperation, BatchOutcome, BatchResult, BulkLine, BulkResult, ChangeEvent, Counter, GetRecordOptions, GroupKey, Page, Store, StoredRecord, TenantContext, UpsertRecordResult } from '../../src/index.js';
 import type { AppendResult, Conversation, MemoryBlock, Message, MessageContent, MessageInput, MessagePart, SearchHit } from '../../src/index.js';
 import { createStore, isAgentstoreError, systemContext } from '../../src/index.js';
 
@@ -27,6 +27,18 @@ describe('public types', () => {
     expectTypeOf<Store['collections']['bulk']>().returns.toEqualTypeOf<AsyncIterable<BulkResult>>();
     expectTypeOf<BulkLine['data'][string]>().not.toBeAny();
     expectTypeOf<Extract<BulkResult, { status: 'failed' }>['error']>().toEqualTypeOf<AgentstoreError>();
+  });
+
+  it('agents, their versions and secrets are typed', () => {
+    expectTypeOf<Store['agents']['get']>().parameters.toEqualTypeOf<[TenantContext, string]>();
+    expectTypeOf<Store['agents']['get']>().returns.resolves.toEqualTypeOf<Agent>();
+    expectTypeOf<Store['agents']['list']>().returns.resolves.toEqualTypeOf<Page<Agent>>();
+    expectTypeOf<Store['agents']['listVersions']>().returns.resolves.toEqualTypeOf<Page<AgentVersionSummary>>();
+    expectTypeOf<Store['agents']['getVersion']>().returns.resolves.toEqualTypeOf<AgentVersion>();
+    expectTypeOf<Store['agents']['revealSecret']>().returns.resolves.toEqualTypeOf<RevealedSecret>();
+    expectTypeOf<Store['agents']['rotateSecrets']>().returns.resolves.toEqualTypeOf<RotationReport>();
+    expectTypeOf<Agent['config'][string]>().toBeUnknown();
+    expectTypeOf<Agent['status']>().toEqualTypeOf<'active' | 'paused' | 'archived'>();
   });
 
   it('record data is unknown JSON, never any', () => {
