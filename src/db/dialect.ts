@@ -24,6 +24,14 @@ export function nowIso(): string {
 // since parsing it into a Date to print it again was a tenth of a 20-record listing.
 const CANONICAL_ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
+/**
+ * PostgreSQL SQL text of a timestamptz column as `toIso` writes it (ISO-8601 UTC with
+ * milliseconds), for point reads that answer with stored text instead of parsed values.
+ */
+export function pgIsoText(column: string): string {
+  return `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+}
+
 export function toIso(value: Timestamp): string {
   if (value instanceof Date) return value.toISOString();
   return typeof value === 'string' && CANONICAL_ISO.test(value) ? value : new Date(value).toISOString();

@@ -6,7 +6,7 @@ import { uuidv7 } from '../../core/ids.js';
 import { PAGE_DATA_BYTES } from '../../core/page-budget.js';
 import { assertText } from '../../core/text.js';
 import type { Database, Executor, PointReadSql } from '../../db/database.js';
-import { fromJsonColumn, toIso, toJsonColumn } from '../../db/dialect.js';
+import { fromJsonColumn, pgIsoText, toIso, toJsonColumn } from '../../db/dialect.js';
 import { isUniqueViolation } from '../../db/errors.js';
 import { idempotentRequest, rememberIdempotent, replayIdempotent } from '../../db/idempotency.js';
 import type { AgentsTable, AgentVersionsTable } from '../../db/schema.js';
@@ -51,8 +51,7 @@ interface AgentText {
   readonly doc: string;
 }
 
-const isoText = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-const AGENT_COLUMNS_PG = `id, version, ${isoText('created_at')} as created_at, ${isoText('updated_at')} as updated_at, doc::text as doc`;
+const AGENT_COLUMNS_PG = `id, version, ${pgIsoText('created_at')} as created_at, ${pgIsoText('updated_at')} as updated_at, doc::text as doc`;
 const AGENT_BY_ID: PointReadSql = {
   sqlite: 'select id, version, created_at, updated_at, doc from agents where tenant_id = ? and id = ?',
   postgres: `select ${AGENT_COLUMNS_PG} from agents where tenant_id = $1 and id = $2`,

@@ -5,7 +5,7 @@ import { AgentstoreError, isAgentstoreError } from '../../core/errors.js';
 import { requireRole, type TenantContext } from '../../core/context.js';
 import { afterKey, decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../../core/cursor.js';
 import type { Database, Executor, PointReadSql } from '../../db/database.js';
-import { fromJsonColumn, toJsonColumn } from '../../db/dialect.js';
+import { fromJsonColumn, pgIsoText, toJsonColumn } from '../../db/dialect.js';
 import { isUniqueViolation } from '../../db/errors.js';
 import { idempotentRequest, rememberIdempotent, replayIdempotent } from '../../db/idempotency.js';
 import type { CollectionsTable, RecordsTable } from '../../db/schema.js';
@@ -106,8 +106,7 @@ interface RecordText {
 
 // Both dialects give back text for the timestamps (ISO-8601 with milliseconds, as stored)
 // and the data (JSON), so a read can be answered without parsing the data.
-const isoText = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-const RECORD_COLUMNS_PG = `id, version, ${isoText('created_at')} as created_at, ${isoText('updated_at')} as updated_at, data::text as data`;
+const RECORD_COLUMNS_PG = `id, version, ${pgIsoText('created_at')} as created_at, ${pgIsoText('updated_at')} as updated_at, data::text as data`;
 const RECORD_BY_ID: PointReadSql = {
   sqlite: 'select id, version, created_at, updated_at, data from records where tenant_id = ? and collection = ? and id = ?',
   postgres: `select ${RECORD_COLUMNS_PG} from records where tenant_id = $1 and collection = $2 and id = $3`,
