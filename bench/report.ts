@@ -144,6 +144,20 @@ export function evaluate(results: BenchResults): Verdict[] {
       const { ratio, value } = share(c, get, bare);
       verdicts.push({ target: `HTTP get-by-id >= 60% of bare Fastify req/s (${c} conns)`, backend, value, threshold: '>= 60%', met: ratio >= 0.6 });
     }
+    // Issue 11: an agent by id over HTTP at >= 90% of a record by id, measured beside it.
+    for (const c of [100, 1000]) {
+      const records = byId(results, `${backend}:get:${c}`)?.summary;
+      const agents = byId(results, `${backend}:agent-get:${c}`)?.summary;
+      if (!records || !agents) continue;
+      const mine = paired(agents, records, ops);
+      verdicts.push({
+        target: `HTTP agents get-by-id >= 90% of records get-by-id req/s (${c} conns)`,
+        backend,
+        value: `${pct(mine.ratio)} (median of the per-run ratios${perRunText(mine.perRun, pct)}; ${fmt(agents.opsPerSec)} vs ${fmt(records.opsPerSec)} req/s)`,
+        threshold: '>= 90%',
+        met: mine.ratio >= 0.9,
+      });
+    }
     const mine = results.http.filter((h) => h.target === backend);
     const failures = mine.reduce((n, h) => n + h.summary.errors + h.summary.non2xx, 0);
     const worst = mine.filter((h) => h.summary.errors + h.summary.non2xx > 0).map((h) => `${h.id}: ${h.summary.errors} err, ${h.summary.non2xx} non-2xx`);

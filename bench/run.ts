@@ -47,6 +47,8 @@ function appScenarios(fx: Fixture): Scenario[] {
   const id = randomOf(fx.ids);
   const half = Math.max(1, Math.floor(fx.ids.length / 2));
   const get: Request = { method: 'GET', setupRequest: (r) => ({ ...r, path: `/v1/collections/items/records/${id()}` }) };
+  const agentId = randomOf(fx.agentIds);
+  const agentGet: Request = { method: 'GET', setupRequest: (r) => ({ ...r, path: `/v1/agents/${agentId()}` }) };
   let n = 0;
   const create: Request = {
     method: 'POST',
@@ -61,6 +63,7 @@ function appScenarios(fx: Fixture): Scenario[] {
   const t = fx.backend;
   return [
     ...BENCH.connections.map((c) => ({ id: `${t}:get:${c}`, target: t, label: 'get by id', connections: c, request: () => get })),
+    ...BENCH.connections.map((c) => ({ id: `${t}:agent-get:${c}`, target: t, label: 'agent get by id', connections: c, request: () => agentGet })),
     ...BENCH.connections.map((c) => ({ id: `${t}:create:${c}`, target: t, label: 'create', connections: c, request: () => create })),
     { id: `${t}:query:100`, target: t, label: 'query (no index)', connections: 100, request: () => query('items') },
     { id: `${t}:query-idx:100`, target: t, label: 'query (index on status)', connections: 100, request: () => query('items_idx') },
@@ -140,6 +143,8 @@ async function httpPhase(fx: Fixture): Promise<{ http: HttpResult[]; memory: Rec
     const paired = BENCH.connections.flatMap((c) => [
       ...baselines.filter((s) => s.connections === c && s.id !== 'baseline:spin:1000'),
       ...app.filter((s) => s.id === `${fx.backend}:get:${c}`),
+      // Right after the records' get it is compared with (agents >= 90% of records).
+      ...app.filter((s) => s.id === `${fx.backend}:agent-get:${c}`),
     ]);
     const closed = await runInterleaved([...paired, ...[...baselines, ...app].filter((s) => !paired.includes(s))]);
     const bare1000 = closed.find((h) => h.id === 'baseline:bare:1000');

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { systemContext } from '../../src/core/context.js';
+import { uuidv7 } from '../../src/core/ids.js';
 import { toJsonColumn } from '../../src/db/dialect.js';
 import { createStore } from '../../src/store.js';
 import { appUrl, createPgDatabase, dropPgDatabase, ownerUrl } from '../../test/helpers/pg-admin.js';
@@ -29,6 +30,8 @@ export interface Fixture {
   readonly apiKey: string;
   /** Ids of the seeded records (the same ids in `items` and `items_idx`). */
   readonly ids: readonly string[];
+  /** Ids of the seeded agents (as many as records), for the agents get-by-id workload. */
+  readonly agentIds: readonly string[];
   drop(): Promise<void>;
 }
 
@@ -40,6 +43,24 @@ export function recordId(i: number): string {
 
 export function recordData(i: number): Record<string, unknown> {
   return { status: STATUSES[i % STATUSES.length], n: (i * 7919) % 10_000, title: `record ${i}`, tags: ['bench', `t${i % 10}`] };
+}
+
+/** An agent as a platform keeps one: a model, a short system prompt, two tools, tags. */
+export function agentDoc(i: number): Record<string, unknown> {
+  return {
+    name: `Agent ${i}`,
+    description: `bench agent ${i}`,
+    industry: 'retail',
+    model: 'gpt-4.1-mini',
+    provider: 'openai',
+    modelSettings: { temperature: 0.2 },
+    systemPrompt: 'You are a helpful support agent. Answer briefly.',
+    tools: [{ name: 'search', description: 'search the catalogue' }, { name: 'order_status' }],
+    config: { escalateAfter: 3 },
+    status: 'active',
+    tags: ['bench', `t${i % 10}`],
+    metadata: {},
+  };
 }
 
 export async function createFixture(backend: BackendName, records: number): Promise<Fixture> {
@@ -72,7 +93,27 @@ export async function createFixture(backend: BackendName, records: number): Prom
     // would take minutes and measure nothing we report.
     const base = Date.parse('2024-01-01T00:00:00Z');
     const ids: string[] = [];
+    const agentIds: string[] = [];
     await store.internals.db.inTenant(tenant.id, async (trx) => {
+      // Agents with their tags and first version, as create writes them.
+      for (let start = 0; start < records; start += 500) {
+        const agents = [];
+        const tags = [];
+        const versions = [];
+        for (let i = start; i < Math.min(records, start + 500); i++) {
+          const id = uuidv7();
+          const at = new Date(base + i * 1000).toISOString();
+          const doc = agentDoc(i);
+          agentIds.push(id);
+          const name = doc.name as string;
+          agents.push({ tenant_id: tenant.id, id, name, name_key: name.toLowerCase(), status: 'active', version: 1, doc: toJsonColumn(doc), created_at: at, updated_at: at });
+          for (const tag of doc.tags as string[]) tags.push({ tenant_id: tenant.id, tag, agent_id: id });
+          versions.push({ tenant_id: tenant.id, agent_id: id, n: 1, action: 'create', doc: toJsonColumn(doc), changed: '[]', actor_type: 'system', actor_id: 'bench', request_id: null, rolled_back_from: null, created_at: at });
+        }
+        await trx.insertInto('agents').values(agents).execute();
+        await trx.insertInto('agent_tags').values(tags).execute();
+        await trx.insertInto('agent_versions').values(versions).execute();
+      }
       for (const collection of ['items', 'items_idx']) {
         for (let start = 0; start < records; start += 500) {
           const rows = [];
@@ -88,12 +129,12 @@ export async function createFixture(backend: BackendName, records: number): Prom
     if (owner) {
       const client = new pg.Client({ connectionString: owner });
       await client.connect();
-      await client.query('analyze records').finally(() => client.end());
+      await client.query('analyze records, agents, agent_tags, agent_versions').finally(() => client.end());
     } else {
-      await sql.raw('analyze records').execute(store.internals.db.kysely);
+      await sql.raw('analyze').execute(store.internals.db.kysely);
     }
     await store.close();
-    return { backend, url, ...(sqliteFile ? { sqliteFile } : {}), tenantId: tenant.id, apiKey: key.key, ids, drop };
+    return { backend, url, ...(sqliteFile ? { sqliteFile } : {}), tenantId: tenant.id, apiKey: key.key, ids, agentIds, drop };
   } catch (error) {
     await store.close().catch(() => undefined);
     await drop();
