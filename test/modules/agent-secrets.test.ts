@@ -60,6 +60,16 @@ forEachBackend('agent secrets', (backend) => {
     }
   });
 
+  it("the change feed carries agents to every role, secrets' events to admins only", async () => {
+    const { ctx } = await newTenant(t.store);
+    const { agent } = await t.store.agents.create(ctx, { name: 'feed' });
+    await t.store.agents.setSecret(ctx, agent.id, 'K', 'v');
+    for (const role of ['viewer', 'member'] as const) {
+      expect((await t.store.changes.read(asRole(ctx, role), { after: 0 })).map((c) => c.resourceType), role).toEqual(['agent']);
+    }
+    expect((await t.store.changes.read(asRole(ctx, 'admin'), { after: 0 })).map((c) => c.resourceType)).toEqual(['tenant', 'agent', 'agent_secret']);
+  });
+
   it('bad names and values are refused naming the field, and write nothing', async () => {
     const { ctx } = await newTenant(t.store);
     const { agent } = await t.store.agents.create(ctx, { name: 'b' });

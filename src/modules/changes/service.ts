@@ -58,9 +58,11 @@ export interface ChangesService {
  * The change types below the admin role. Users, API keys, sessions and the tenant are what
  * admins manage (their lists and the audit log need admin), so their changes are an admin's
  * to see too. An allowlist, so that a resource type added later stays hidden from viewers
- * and members until it is put here.
+ * and members until it is put here. Agents are read by viewers; their secrets are set and
+ * revealed by admins, and a reveal's event tells when an admin read one: `agent_secret` stays
+ * an admin's.
  */
-export const MEMBER_VISIBLE_TYPES: readonly string[] = ['record', 'collection', 'counter', 'conversation', 'message', 'memory_block'];
+export const MEMBER_VISIBLE_TYPES: readonly string[] = ['record', 'collection', 'counter', 'conversation', 'message', 'memory_block', 'agent'];
 
 /** A type no change can have is the caller's mistake, not a filter that matches nothing. */
 export function checkResourceTypes(types: readonly string[]): void {
