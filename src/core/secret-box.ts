@@ -89,7 +89,8 @@ export interface SealedSecret {
 }
 
 /** The AAD of a secret: the row it belongs to. */
-export function secretAad(tenantId: string, agentId: string, name: string): Buffer {
+// Uint8Array, not Buffer: the package's public types need no @types/node.
+export function secretAad(tenantId: string, agentId: string, name: string): Uint8Array {
   return Buffer.from(`agentstore:agent-secret:v1\u0000${tenantId}\u0000${agentId}\u0000${name}`, 'utf8');
 }
 
