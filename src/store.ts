@@ -11,6 +11,7 @@ import { followExternalChanges, type ExternalChanges } from './db/external-chang
 import { createAuditService, type AuditService } from './modules/audit/service.js';
 import { createChangesService, type ChangesService } from './modules/changes/service.js';
 import { createBatchService, type BatchOperation, type BatchOutcome } from './modules/batch/service.js';
+import { createExpirySweeper, type ExpirySweeper } from './modules/collections/expiry-sweep.js';
 import { createIndexBuilds } from './modules/collections/index-builds.js';
 import { createRecordWrites } from './modules/collections/record-writes.js';
 import { createCollectionsService, type CollectionsService } from './modules/collections/service.js';
@@ -62,9 +63,10 @@ export interface Store {
   ready(): Promise<{ ok: boolean; schema: SchemaStatus | null; error?: string; warnings: readonly string[] }>;
   /**
    * Low-level handles for the CLI, the server's metrics, and tests. `externalChanges`
-   * follows other processes' commits to the same SQLite file (inert on PostgreSQL).
+   * follows other processes' commits to the same SQLite file (inert on PostgreSQL); `expiry`
+   * is the background sweep of expired records (`expirySweepIntervalMs`), and sweeps on demand.
    */
-  readonly internals: { readonly db: Database; readonly bus: EventBus; readonly externalChanges: ExternalChanges };
+  readonly internals: { readonly db: Database; readonly bus: EventBus; readonly externalChanges: ExternalChanges; readonly expiry: ExpirySweeper };
   close(): Promise<void>;
 }
 
@@ -170,6 +172,8 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
   const writes = createRecordWrites({ dialect: db.dialect, limits: config.tenantLimits });
   const batches = createBatchService({ uow, writes });
   const generatedServiceKey = opts.bootstrapServiceKey || config.auth.serviceKey ? await tenants.ensureServiceKey(config.auth.serviceKey) : undefined;
+  // Expired records are invisible at once; this deletes them (and emits their deletes) later.
+  const expiry = createExpirySweeper({ db, uow, intervalMs: config.expirySweepIntervalMs });
   return {
     config,
     tenants,
@@ -197,8 +201,9 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
         return { ok: false, schema: null, error: (error as Error).message, warnings };
       }
     },
-    internals: { db, bus, externalChanges },
+    internals: { db, bus, externalChanges, expiry },
     async close() {
+      await expiry.close();
       await externalChanges.close();
       await bus.close();
       await db.close();

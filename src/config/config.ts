@@ -87,6 +87,11 @@ export interface StoreConfig {
    * reveals are refused and everything else works. Never logged.
    */
   readonly encryption?: EncryptionKeys;
+  /**
+   * How often the store deletes expired records, in ms (0: never; expired records are
+   * invisible to reads either way, the sweep frees their space and emits their deletes).
+   */
+  readonly expirySweepIntervalMs: number;
   readonly postgres: {
     readonly poolMax: number;
     readonly statementTimeoutMs: number;

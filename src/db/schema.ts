@@ -111,6 +111,8 @@ export interface CollectionsTable {
   name: string;
   schema: Json | null;
   indexes: Json;
+  /** The default TTL of the collection's records, in seconds (migration 0006); null: none. */
+  ttl_seconds: number | null;
   version: number;
   created_at: Timestamp;
   updated_at: Timestamp;
@@ -124,6 +126,8 @@ export interface RecordsTable {
   data: Json;
   created_at: Timestamp;
   updated_at: Timestamp;
+  /** When the record expires (migration 0006): hidden from every read from then on, swept later. Null: never. */
+  expires_at: Timestamp | null;
 }
 
 export interface CountersTable {

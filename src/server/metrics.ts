@@ -81,6 +81,25 @@ export function registerMetrics(app: FastifyInstance, store: Store, options: { q
     },
   });
 
+  new Counter({
+    name: 'agentstore_records_expired_total',
+    help: 'Expired records deleted by this process\'s expiry sweeps (each with its delete change)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(store.internals.expiry.stats().expired);
+    },
+  });
+  new Counter({
+    name: 'agentstore_expiry_sweep_failures_total',
+    help: 'Expiry sweeps that failed (the next interval tries again)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(store.internals.expiry.stats().failures);
+    },
+  });
+
   const http = new HttpMetrics();
   app.addHook('onRoute', (route: RouteOptions) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];

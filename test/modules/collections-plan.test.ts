@@ -81,7 +81,7 @@ forEachBackend(
       return t.store.internals.db.inTenant(
         ctx.tenantId,
         async (trx) => {
-          const query = selectPage(trx, 'postgres', { tenantId: ctx.tenantId, collection: 'planned', keys, filter, after, limit: 21 }).compile();
+          const query = selectPage(trx, 'postgres', { tenantId: ctx.tenantId, collection: 'planned', keys, filter, after, limit: 21, now: new Date().toISOString() }).compile();
           const result = await trx.executeQuery<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(
             CompiledQuery.raw(`explain (analyze, format json) ${query.sql}`, [...query.parameters]),
           );
@@ -137,7 +137,7 @@ forEachBackend(
     /** The scans whose index condition is on a data path: a declared index searched. */
     const searched = (plan: Array<PlanNode & { 'Index Name'?: string; 'Index Cond'?: string }>) =>
       plan.filter((n) => /Index/.test(n['Node Type']) && /^records_f_/.test(n['Index Name'] ?? '') && /data #>/.test(n['Index Cond'] ?? ''));
-    const scope = (filter: Record<string, unknown>) => ({ tenantId: ctx.tenantId, collection: 'planned', filter: compileFilter(filter, 'postgres') });
+    const scope = (filter: Record<string, unknown>) => ({ tenantId: ctx.tenantId, collection: 'planned', filter: compileFilter(filter, 'postgres'), now: new Date().toISOString() });
     const db = () => t.store.internals.db.kysely;
 
     it('on the records table under RLS, no jsonb condition is an index condition: the declared index serves only as the whole collection', async () => {
@@ -220,7 +220,7 @@ forEachBackend(
       return t.store.internals.db.inTenant(
         ctx.tenantId,
         async (trx) => {
-          const query = selectPage(trx, 'sqlite', { tenantId: ctx.tenantId, collection: 'planned', keys, filter, after, limit: 21 }).compile();
+          const query = selectPage(trx, 'sqlite', { tenantId: ctx.tenantId, collection: 'planned', keys, filter, after, limit: 21, now: new Date().toISOString() }).compile();
           const result = await trx.executeQuery<{ detail: string }>(CompiledQuery.raw(`explain query plan ${query.sql}`, [...query.parameters]));
           return result.rows.map((r) => r.detail);
         },
@@ -249,7 +249,7 @@ forEachBackend(
         async (trx) => (await trx.executeQuery<{ detail: string }>(CompiledQuery.raw(`explain query plan ${query.sql}`, [...query.parameters]))).rows.map((r) => r.detail).join(' | '),
         { readOnly: true },
       );
-    const scope = (filter: Record<string, unknown>) => ({ tenantId: ctx.tenantId, collection: 'planned', filter: compileFilter(filter, 'sqlite') });
+    const scope = (filter: Record<string, unknown>) => ({ tenantId: ctx.tenantId, collection: 'planned', filter: compileFilter(filter, 'sqlite'), now: new Date().toISOString() });
     const db = () => t.store.internals.db.kysely;
     // A declared index searched: `USING INDEX records_f_… (<expr>=?)` or a range `(<expr>>?)`.
     const searchedIndex = /USING INDEX records_f_\w+ \(<expr>/;

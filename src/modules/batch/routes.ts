@@ -2,6 +2,7 @@ import { Type } from '@fastify/type-provider-typebox';
 import type { FastifyError } from 'fastify';
 import { AgentstoreError } from '../../core/errors.js';
 import { validationErrors } from '../../server/problem.js';
+import { MAX_TTL_SECONDS } from '../collections/expiry.js';
 import { RecordSchema } from '../collections/routes.js';
 import { CounterSchema } from '../counters/routes.js';
 import { tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
@@ -17,6 +18,8 @@ const Operation = Type.Object(
     id: Type.Optional(Type.String({ maxLength: 128 })),
     data: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'create, replace: the record; patch: a JSON merge patch' })),
     ifMatch: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Literal('*')], { description: 'the version the record must be at, or * (it must exist)' })),
+    ttl: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_TTL_SECONDS, description: 'create, replace, patch: seconds until the record expires' })),
+    expiresAt: Type.Optional(Type.String({ maxLength: 64, description: 'create, replace, patch: when the record expires (RFC 3339, in the future)' })),
     counter: Type.Optional(Type.String({ maxLength: 128, description: 'increment: the counter' })),
     by: Type.Optional(Type.Integer({ description: 'increment: default 1; may be negative' })),
   },

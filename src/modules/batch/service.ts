@@ -14,17 +14,19 @@ import { isUniqueViolation } from '../../db/errors.js';
 import { idempotentRequest, rememberIdempotent, replayIdempotent } from '../../db/idempotency.js';
 import type { UnitOfWork, UnitOfWorkRunner } from '../../db/unit-of-work.js';
 import { checkCreate, checkDelete, checkPatch, checkPut, indexLimitError, type RecordWrites } from '../collections/record-writes.js';
+import type { ExpiryOptions } from '../collections/expiry.js';
 import type { JsonObject, Precondition, StoredRecord } from '../collections/types.js';
 import { checkIncrement, incrementIn, type Counter } from '../counters/service.js';
 
 export const MAX_BATCH_OPERATIONS = 100;
 
+/** `ttl` or `expiresAt` on create, replace and patch: as the single routes' query parameters. */
 export type BatchOperation =
-  | { readonly op: 'create'; readonly collection: string; readonly id?: string; readonly data: JsonObject }
+  | ({ readonly op: 'create'; readonly collection: string; readonly id?: string; readonly data: JsonObject } & ExpiryOptions)
   /** PUT: replaces the record, or creates it when it does not exist and `ifMatch` is not given. */
-  | { readonly op: 'replace'; readonly collection: string; readonly id: string; readonly data: JsonObject; readonly ifMatch?: Precondition }
-  /** A JSON merge patch (RFC 7396), as PATCH. */
-  | { readonly op: 'patch'; readonly collection: string; readonly id: string; readonly data: JsonObject; readonly ifMatch?: Precondition }
+  | ({ readonly op: 'replace'; readonly collection: string; readonly id: string; readonly data: JsonObject; readonly ifMatch?: Precondition } & ExpiryOptions)
+  /** A JSON merge patch (RFC 7396), as PATCH; the record keeps its expiry unless one is given. */
+  | ({ readonly op: 'patch'; readonly collection: string; readonly id: string; readonly data: JsonObject; readonly ifMatch?: Precondition } & ExpiryOptions)
   | { readonly op: 'delete'; readonly collection: string; readonly id: string; readonly ifMatch?: Precondition }
   | { readonly op: 'increment'; readonly counter: string; readonly by?: number };
 
@@ -45,9 +47,9 @@ export interface BatchService {
 }
 
 const MEMBERS: Readonly<Record<BatchOperation['op'], readonly string[]>> = {
-  create: ['op', 'collection', 'id', 'data'],
-  replace: ['op', 'collection', 'id', 'data', 'ifMatch'],
-  patch: ['op', 'collection', 'id', 'data', 'ifMatch'],
+  create: ['op', 'collection', 'id', 'data', 'ttl', 'expiresAt'],
+  replace: ['op', 'collection', 'id', 'data', 'ifMatch', 'ttl', 'expiresAt'],
+  patch: ['op', 'collection', 'id', 'data', 'ifMatch', 'ttl', 'expiresAt'],
   delete: ['op', 'collection', 'id', 'ifMatch'],
   increment: ['op', 'counter', 'by'],
 };
@@ -124,21 +126,23 @@ function prepare(ctx: TenantContext, writes: RecordWrites, op: Record<string, un
   }
   const collection = member(op, 'collection', 'string') as string;
   const ifMatch = precondition(op.ifMatch);
+  // Named as members of the operation (fieldInBatch prefixes the operation's place).
+  const expiry = { ttl: op.ttl, expiresAt: op.expiresAt, fields: { ttl: '/ttl', expiresAt: '/expiresAt' } };
   switch (kind) {
     case 'create': {
       if (op.id !== undefined && typeof op.id !== 'string') throw AgentstoreError.invalidField('/id', 'must be a string');
-      const input = checkCreate(ctx, collection, member(op, 'data', 'object'), op.id);
+      const input = checkCreate(ctx, collection, member(op, 'data', 'object'), op.id, expiry);
       return async (w) => ({ op: kind, status: 201, record: await writes.create(w, input) });
     }
     case 'replace': {
-      const input = checkPut(ctx, collection, member(op, 'id', 'string') as string, member(op, 'data', 'object'), { ...(ifMatch !== undefined ? { ifMatch } : {}), createIfMissing: true });
+      const input = checkPut(ctx, collection, member(op, 'id', 'string') as string, member(op, 'data', 'object'), { ...(ifMatch !== undefined ? { ifMatch } : {}), createIfMissing: true }, expiry);
       return async (w) => {
         const { record, created } = await writes.put(w, input);
         return { op: kind, status: created ? 201 : 200, record };
       };
     }
     case 'patch': {
-      const input = checkPatch(ctx, collection, member(op, 'id', 'string') as string, member(op, 'data', 'object'), ifMatch);
+      const input = checkPatch(ctx, collection, member(op, 'id', 'string') as string, member(op, 'data', 'object'), ifMatch, expiry);
       return async (w) => ({ op: kind, status: 200, record: await writes.patch(w, input) });
     }
     default: {

@@ -2,6 +2,7 @@ import { sql, type Expression, type RawBuilder, type SqlBool } from 'kysely';
 import { AgentstoreError } from '../../core/errors.js';
 import type { Executor } from '../../db/database.js';
 import type { DialectName } from '../../db/dialect.js';
+import { liveRecord } from './expiry.js';
 import { parseQueryPath, typeExpr, valueExpr } from './json-path.js';
 import { recordSource } from './list-query.js';
 import { executeWithIndex, withIndex } from './search.js';
@@ -81,6 +82,8 @@ interface Scope {
   readonly tenantId: string;
   readonly collection: string;
   readonly filter?: RawBuilder<unknown> | undefined;
+  /** The read's instant: records expired by then are not counted (expiry.ts). */
+  readonly now: string;
 }
 
 function scoped(trx: Executor, dialect: DialectName, scope: Scope) {
@@ -88,7 +91,8 @@ function scoped(trx: Executor, dialect: DialectName, scope: Scope) {
     .selectFrom(recordSource(dialect))
     // Literals on SQLite, which matches a partial index's predicate only to literal values.
     .where('records.tenant_id', '=', dialect === 'sqlite' ? sql.lit(scope.tenantId) : scope.tenantId)
-    .where('records.collection', '=', dialect === 'sqlite' ? sql.lit(scope.collection) : scope.collection);
+    .where('records.collection', '=', dialect === 'sqlite' ? sql.lit(scope.collection) : scope.collection)
+    .where(liveRecord(scope.now) as Expression<SqlBool>);
   if (scope.filter) q = q.where(scope.filter as Expression<SqlBool>);
   return q;
 }

@@ -83,7 +83,7 @@ export async function bulkRoutes(app: Api, { store }: RouteDeps, options: BulkRo
           tags: ['records'],
           summary: 'Create or upsert many records: NDJSON in, NDJSON out, one result per line',
           description:
-            'Body: application/x-ndjson, one {"id"?, "data", "mode"?: "create"|"upsert"} per line. Response (200, application/x-ndjson): ' +
+            'Body: application/x-ndjson, one {"id"?, "data", "mode"?: "create"|"upsert", "ttl"? | "expiresAt"?} per line. Response (200, application/x-ndjson): ' +
             'one {"line", "id", "status": "created"|"updated"|"unchanged", "version"} or {"line", "id"?, "status": "failed", "error": problem} per line, in order, ' +
             'then {"summary": {"lines", "created", "updated", "unchanged", "failed"}}.',
           params: Params,

@@ -21,10 +21,12 @@ import { AgentstoreError, isAgentstoreError } from '../../core/errors.js';
 import { requireRole, type TenantContext } from '../../core/context.js';
 import { canonicalJson, pointerSegment } from '../../core/json.js';
 import { loopTurns } from '../../core/loop-turns.js';
-import { fromJsonColumn, toIso, type DialectName } from '../../db/dialect.js';
+import { fromJsonColumn, toIso, toNullableIso, type DialectName } from '../../db/dialect.js';
 import { isUniqueViolation } from '../../db/errors.js';
 import { insertRows } from '../../db/multi-row.js';
 import type { UnitOfWork, UnitOfWorkRunner } from '../../db/unit-of-work.js';
+import { removeExpired, type ExpiredRow } from './expired-rows.js';
+import { checkExpiry, expiresAtFor, isExpired, type Expiry } from './expiry.js';
 import { indexLimitError, recordIdFor, type RecordWrites } from './record-writes.js';
 import type { JsonObject } from './types.js';
 import { assertObject, validateCollectionName } from './validation.js';
@@ -38,6 +40,9 @@ export interface BulkLine {
   readonly data: JsonObject;
   /** `create` (default): an existing id with other data fails. `upsert`: it is replaced. */
   readonly mode?: BulkMode;
+  /** Seconds until the record expires, or `expiresAt`; neither: the collection's TTL, if any. */
+  readonly ttl?: number;
+  readonly expiresAt?: string;
 }
 
 export interface BulkOptions {
@@ -59,7 +64,8 @@ export type BulkLoad = (
 ) => AsyncIterable<BulkResult>;
 
 const CHUNK_LINES = 500;
-const RECORD_COLUMNS = ['tenant_id', 'collection', 'id', 'version', 'data', 'created_at', 'updated_at'];
+const RECORD_COLUMNS = ['tenant_id', 'collection', 'id', 'version', 'data', 'created_at', 'updated_at', 'expires_at'];
+const LINE_FIELDS = new Set(['id', 'data', 'mode', 'ttl', 'expiresAt']);
 const CHUNK_BYTES = 4 * 1024 * 1024;
 // Attempts of a chunk that found ids created or changed by a concurrent writer after its read.
 const RACE_ATTEMPTS = 3;
@@ -72,6 +78,7 @@ interface Line {
   /** The data as stored: serialised once, for the row and the size of the chunk. */
   readonly json: string;
   readonly mode: BulkMode;
+  readonly expiry: Expiry | undefined;
 }
 
 type Entry = Line | BulkResult;
@@ -98,13 +105,14 @@ function checkLine(item: unknown, line: number, defaultMode: BulkMode): Entry {
     }
     const fields = item as Record<string, unknown>;
     for (const key of Object.keys(fields)) {
-      if (key !== 'id' && key !== 'data' && key !== 'mode') throw AgentstoreError.invalidField(`/${pointerSegment(key)}`, 'is not a known field');
+      if (!LINE_FIELDS.has(key)) throw AgentstoreError.invalidField(`/${pointerSegment(key)}`, 'is not a known field');
     }
     if (fields.data === undefined) throw AgentstoreError.invalidField('/data', 'is required: the record, a JSON object');
     const data = assertObject(fields.data, '/data');
     const mode = fields.mode ?? defaultMode;
     if (mode !== 'create' && mode !== 'upsert') throw AgentstoreError.invalidField('/mode', 'must be "create" or "upsert"');
-    return { line, id: recordIdFor(data, fields.id, '/id'), data, json: JSON.stringify(data), mode };
+    const expiry = checkExpiry({ ttl: fields.ttl, expiresAt: fields.expiresAt }, { ttl: '/ttl', expiresAt: '/expiresAt' });
+    return { line, id: recordIdFor(data, fields.id, '/id'), data, json: JSON.stringify(data), mode, expiry };
   } catch (error) {
     if (isAgentstoreError(error)) return failed(line, error);
     throw error;
@@ -120,6 +128,7 @@ interface State {
   json: string | undefined;
   canonical: string | undefined;
   readonly createdAt: string;
+  expiresAt: string | null;
   /** The stored version, for the update's guard; undefined for a record this chunk creates. */
   readonly storedVersion: number | undefined;
   dirty: boolean;
@@ -136,8 +145,10 @@ function sameData(state: State, line: Line): boolean {
 export function createBulkLoad(deps: { uow: UnitOfWorkRunner; writes: RecordWrites; dialect: DialectName }): BulkLoad {
   const { uow, writes, dialect } = deps;
 
+  /** The live records of these ids, and the expired ones (to be removed: their ids are free). */
   const loadStored = async (w: UnitOfWork, collection: string, ids: readonly string[], turn: () => Promise<void> | undefined) => {
     const stored = new Map<string, State>();
+    const expired: ExpiredRow[] = [];
     // On SQLite in pieces, like the inserts (src/db/multi-row.ts): each runs on the event loop.
     const piece = dialect === 'sqlite' ? 100 : CHUNK_LINES;
     for (let first = 0; first < ids.length; first += piece) {
@@ -145,7 +156,7 @@ export function createBulkLoad(deps: { uow: UnitOfWorkRunner; writes: RecordWrit
       if (due) await due;
       let q = w.trx
         .selectFrom('records')
-        .select(['id', 'version', 'data', 'created_at'])
+        .select(['id', 'version', 'data', 'created_at', 'expires_at'])
         .where('tenant_id', '=', w.ctx.tenantId)
         .where('collection', '=', collection)
         .where('id', 'in', ids.slice(first, first + piece));
@@ -154,11 +165,16 @@ export function createBulkLoad(deps: { uow: UnitOfWorkRunner; writes: RecordWrit
       if (dialect === 'postgres') q = q.forUpdate();
       for (const row of await q.execute()) {
         const version = Number(row.version);
+        if (isExpired(row.expires_at, w.now)) {
+          expired.push({ collection, id: row.id, version });
+          continue;
+        }
         const json = typeof row.data === 'string' ? row.data : undefined;
-        stored.set(row.id, { version, data: undefined, raw: row.data, json, canonical: undefined, createdAt: toIso(row.created_at), storedVersion: version, dirty: false });
+        const expiresAt = toNullableIso(row.expires_at);
+        stored.set(row.id, { version, data: undefined, raw: row.data, json, canonical: undefined, createdAt: toIso(row.created_at), expiresAt, storedVersion: version, dirty: false });
       }
     }
-    return stored;
+    return { stored, expired };
   };
 
   /** One chunk in the unit `w`: a result per line, in order. */
@@ -179,31 +195,41 @@ export function createBulkLoad(deps: { uow: UnitOfWorkRunner; writes: RecordWrit
         results.set(line.line, failed(line.line, error, line.id));
       }
     }
-    const states = await loadStored(w, collection, [...new Set(valid.map((l) => l.id))], turn);
-    const changes: { action: 'create' | 'update'; line: Line; version: number; createdAt: string }[] = [];
+    const { stored: states, expired } = await loadStored(w, collection, [...new Set(valid.map((l) => l.id))], turn);
+    const changes: { action: 'create' | 'update'; line: Line; version: number; createdAt: string; expiresAt: string | null }[] = [];
     for (const line of valid) {
       const state = states.get(line.id);
+      const expiresAt = expiresAtFor(w.now, line.expiry, coll.ttl_seconds);
       if (!state) {
-        states.set(line.id, { version: 1, data: line.data, raw: undefined, json: line.json, canonical: undefined, createdAt: w.now, storedVersion: undefined, dirty: true });
-        changes.push({ action: 'create', line, version: 1, createdAt: w.now });
+        states.set(line.id, { version: 1, data: line.data, raw: undefined, json: line.json, canonical: undefined, createdAt: w.now, expiresAt, storedVersion: undefined, dirty: true });
+        changes.push({ action: 'create', line, version: 1, createdAt: w.now, expiresAt });
         results.set(line.line, { line: line.line, id: line.id, status: 'created', version: 1 });
-      } else if (sameData(state, line)) {
+        continue;
+      }
+      const same = sameData(state, line);
+      if (same && (line.expiry === undefined || expiresAt === state.expiresAt)) {
+        // Unchanged keeps the stored expiry when the line asks for none (re-sending a file
+        // writes nothing, default TTL or not); a line's `ttl` is a new instant, so it refreshes
+        // the record even in create mode, as its data is the same.
         results.set(line.line, { line: line.line, id: line.id, status: 'unchanged', version: state.version });
-      } else if (line.mode === 'create') {
+      } else if (!same && line.mode === 'create') {
         const error = AgentstoreError.conflict(`a record with id "${line.id}" exists with other data; send the line with "mode": "upsert" to replace it`);
         results.set(line.line, failed(line.line, error, line.id));
       } else {
-        Object.assign(state, { version: state.version + 1, data: line.data, json: line.json, canonical: undefined, dirty: true });
-        changes.push({ action: 'update', line, version: state.version, createdAt: state.createdAt });
+        Object.assign(state, { version: state.version + 1, data: line.data, json: line.json, canonical: undefined, expiresAt, dirty: true });
+        changes.push({ action: 'update', line, version: state.version, createdAt: state.createdAt, expiresAt });
         results.set(line.line, { line: line.line, id: line.id, status: 'updated', version: state.version });
       }
     }
     // A unit records a mutation or it is a bug (src/db/unit-of-work.ts): with nothing to write
     // the unit is given up instead. A new collection is a mutation, and its first line a create.
     if (changes.length === 0) throw new NothingWritten(lines.map((l) => results.get(l.line) as BulkResult));
+    // Expired records of the chunk's ids go first, with their delete changes before the creates
+    // that take their ids (as a single create does).
+    await removeExpired(w, collection, expired);
     const rows: unknown[][] = [];
     for (const [id, state] of states) {
-      if (state.dirty && state.storedVersion === undefined) rows.push([w.ctx.tenantId, collection, id, state.version, state.json, w.now, w.now]);
+      if (state.dirty && state.storedVersion === undefined) rows.push([w.ctx.tenantId, collection, id, state.version, state.json, w.now, w.now, state.expiresAt]);
     }
     // A plain INSERT: PostgreSQL's ON CONFLICT DO NOTHING inserts each row speculatively, which
     // made a chunk's insert markedly slower. An id that exists after all was created by a
@@ -214,7 +240,7 @@ export function createBulkLoad(deps: { uow: UnitOfWorkRunner; writes: RecordWrit
       if (!state.dirty || state.storedVersion === undefined) continue;
       const updated = await w.trx
         .updateTable('records')
-        .set({ data: state.json as string, version: state.version, updated_at: w.now })
+        .set({ data: state.json as string, version: state.version, updated_at: w.now, expires_at: state.expiresAt })
         .where('tenant_id', '=', w.ctx.tenantId)
         .where('collection', '=', collection)
         .where('id', '=', id)
@@ -222,9 +248,10 @@ export function createBulkLoad(deps: { uow: UnitOfWorkRunner; writes: RecordWrit
         .executeTakeFirst();
       if (Number(updated.numUpdatedRows) !== 1) throw new ChunkRace();
     }
-    for (const { action, line, version, createdAt } of changes) {
+    for (const { action, line, version, createdAt, expiresAt } of changes) {
       // The stored record as the API returns it, around the line's JSON text (as a read builds it).
-      const dataJson = `{"id":${JSON.stringify(line.id)},"version":${version},"createdAt":"${createdAt}","updatedAt":"${w.now}","data":${line.json}}`;
+      const expiry = expiresAt === null ? '' : `,"expiresAt":"${expiresAt}"`;
+      const dataJson = `{"id":${JSON.stringify(line.id)},"version":${version},"createdAt":"${createdAt}","updatedAt":"${w.now}"${expiry},"data":${line.json}}`;
       await w.record({ action, resourceType: 'record', resourceId: line.id, collection, version, dataJson });
     }
     return lines.map((l) => results.get(l.line) as BulkResult);

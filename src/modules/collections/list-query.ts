@@ -2,6 +2,7 @@ import { sql, type Expression, type RawBuilder, type SqlBool } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import type { DialectName } from '../../db/dialect.js';
 import { INLINE_DATA_BYTES } from '../../core/page-budget.js';
+import { liveRecord } from './expiry.js';
 import { orderBy, type SortKey } from './sort.js';
 
 /**
@@ -25,6 +26,8 @@ export interface PageQuery {
   readonly limit: number;
   /** Only these records (the ids a search found). */
   readonly ids?: readonly string[] | undefined;
+  /** The read's instant: records expired by then are left out (expiry.ts). */
+  readonly now: string;
 }
 
 function dataLength(dialect: DialectName): RawBuilder<unknown> {
@@ -36,7 +39,7 @@ function dataLength(dialect: DialectName): RawBuilder<unknown> {
 export function selectPage(trx: Executor, dialect: DialectName, page: PageQuery) {
   let q = trx
     .selectFrom(recordSource(dialect))
-    .select(['records.id', 'records.version', 'records.created_at', 'records.updated_at'])
+    .select(['records.id', 'records.version', 'records.created_at', 'records.updated_at', 'records.expires_at'])
     // A big record's data is fetched apart, and only if the page's byte budget reaches it
     // (pageWithinBudget): a page of 100 records of 1 MiB took seconds of the event loop to
     // parse and serialise.
@@ -46,7 +49,8 @@ export function selectPage(trx: Executor, dialect: DialectName, page: PageQuery)
     // SQLite uses a partial index only when the query names its predicate's values
     // literally; PostgreSQL plans unnamed statements with the bound values anyway.
     .where('records.tenant_id', '=', dialect === 'sqlite' ? sql.lit(page.tenantId) : page.tenantId)
-    .where('records.collection', '=', dialect === 'sqlite' ? sql.lit(page.collection) : page.collection);
+    .where('records.collection', '=', dialect === 'sqlite' ? sql.lit(page.collection) : page.collection)
+    .where(liveRecord(page.now) as Expression<SqlBool>);
   if (page.filter) q = q.where(page.filter as Expression<SqlBool>);
   if (page.after) q = q.where(page.after as Expression<SqlBool>);
   if (page.ids) q = q.where('records.id', 'in', page.ids);

@@ -11,10 +11,12 @@ import { AgentstoreError } from '../../core/errors.js';
 import { requireRole, type TenantContext } from '../../core/context.js';
 import { uuidv7 } from '../../core/ids.js';
 import type { Executor } from '../../db/database.js';
-import { fromJsonColumn, fromNullableJsonColumn, toJsonColumn, type DialectName } from '../../db/dialect.js';
+import { fromJsonColumn, fromNullableJsonColumn, toJsonColumn, toNullableIso, type DialectName } from '../../db/dialect.js';
 import { isIndexRowTooLarge } from '../../db/errors.js';
 import type { CollectionsTable, RecordsTable } from '../../db/schema.js';
 import type { UnitOfWork } from '../../db/unit-of-work.js';
+import { checkExpiry, expiresAtFor, isExpired, type Expiry, type ExpiryFields } from './expiry.js';
+import { removeExpired } from './expired-rows.js';
 import { lockTenantCollections, tenantUsage, tooManyCollections } from './limits.js';
 import { toCollection, toRecord } from './rows.js';
 import { validateAgainstSchema } from './schema-validator.js';
@@ -25,6 +27,8 @@ export interface CreateInput {
   readonly collection: string;
   readonly id: string;
   readonly data: JsonObject;
+  /** The expiry asked for; none: the collection's default TTL, if it has one. */
+  readonly expiry?: Expiry | undefined;
 }
 
 export interface PutInput extends CreateInput {
@@ -40,7 +44,24 @@ export interface PatchInput {
   readonly id: string;
   readonly patch: JsonObject;
   readonly ifMatch?: Precondition;
+  /** A new expiry; none: the record keeps its own. */
+  readonly expiry?: Expiry | undefined;
 }
+
+/** An expiry as a caller gave it (checked by `checkExpiry`), and what its fields are called there. */
+export interface ExpiryRequest extends ExpiryOptionsInput {
+  readonly fields?: ExpiryFields;
+}
+
+interface ExpiryOptionsInput {
+  readonly ttl?: unknown;
+  readonly expiresAt?: unknown;
+}
+
+const expiryOf = (request: ExpiryRequest | undefined) => {
+  const expiry = checkExpiry(request, request?.fields);
+  return expiry === undefined ? {} : { expiry };
+};
 
 export interface DeleteInput {
   readonly collection: string;
@@ -79,11 +100,11 @@ export function recordIdFor(data: JsonObject, id: unknown, field = 'id'): string
   return chosen;
 }
 
-export function checkCreate(ctx: TenantContext, collection: string, data: unknown, id?: string): CreateInput {
+export function checkCreate(ctx: TenantContext, collection: string, data: unknown, id?: string, expiry?: ExpiryRequest): CreateInput {
   requireRole(ctx, 'member');
   validateCollectionName(collection);
   const object = assertObject(data);
-  return { collection, id: recordIdFor(object, id), data: object };
+  return { collection, id: recordIdFor(object, id), data: object, ...expiryOf(expiry) };
 }
 
 export function checkPut(
@@ -92,16 +113,17 @@ export function checkPut(
   id: string,
   data: unknown,
   options: { ifMatch?: Precondition; ifNoneMatch?: '*'; createIfMissing: boolean },
+  expiry?: ExpiryRequest,
 ): PutInput {
   requireRole(ctx, 'member');
   validateCollectionName(collection);
   validateRecordId(id);
   const object = assertObject(data);
   checkDataId(object, id);
-  return { collection, id, data: object, ...options };
+  return { collection, id, data: object, ...options, ...expiryOf(expiry) };
 }
 
-export function checkPatch(ctx: TenantContext, collection: string, id: string, patch: unknown, ifMatch?: Precondition): PatchInput {
+export function checkPatch(ctx: TenantContext, collection: string, id: string, patch: unknown, ifMatch?: Precondition, expiry?: ExpiryRequest): PatchInput {
   requireRole(ctx, 'member');
   validateCollectionName(collection);
   validateRecordId(id);
@@ -109,7 +131,7 @@ export function checkPatch(ctx: TenantContext, collection: string, id: string, p
   // What the patch sets, not the merged result: a record stored before this rule with
   // another id in its data can still be patched (and its data id removed with null).
   checkDataId(object, id);
-  return { collection, id, patch: object, ...(ifMatch !== undefined ? { ifMatch } : {}) };
+  return { collection, id, patch: object, ...(ifMatch !== undefined ? { ifMatch } : {}), ...expiryOf(expiry) };
 }
 
 export function checkDelete(ctx: TenantContext, collection: string, id: string, ifMatch?: Precondition): DeleteInput {
@@ -152,7 +174,7 @@ export function createRecordWrites(deps: { dialect: DialectName; limits?: Tenant
       if (created) return created;
       throw tooManyCollections(limits);
     }
-    const row: CollectionsTable = { tenant_id: tenantId, name, schema: null, indexes: '[]', version: 1, created_at: w.now, updated_at: w.now };
+    const row: CollectionsTable = { tenant_id: tenantId, name, schema: null, indexes: '[]', ttl_seconds: null, version: 1, created_at: w.now, updated_at: w.now };
     // Concurrent first writes race to create the row: the losers (PostgreSQL, which does not
     // serialise writers as SQLite's BEGIN IMMEDIATE does) use the winner's row instead of
     // failing on its primary key.
@@ -172,11 +194,24 @@ export function createRecordWrites(deps: { dialect: DialectName; limits?: Tenant
     if (schema) validateAgainstSchema(createHash('sha256').update(JSON.stringify(schema)).digest('hex'), schema, data);
   };
 
-  const loadRecord = (w: UnitOfWork, collection: string, id: string) => {
+  const loadStored = (w: UnitOfWork, collection: string, id: string) => {
     let q = w.trx.selectFrom('records').selectAll().where('tenant_id', '=', w.ctx.tenantId).where('collection', '=', collection).where('id', '=', id);
     // SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL needs the row lock.
     if (dialect === 'postgres') q = q.forUpdate();
     return q.executeTakeFirst();
+  };
+
+  /**
+   * The record, locked, as every write sees it: an expired one is absent. Such a row is still
+   * stored until the sweep comes; it is deleted here, with its delete change, so that a write
+   * that goes on to create the id emits a delete of the old record and then a create, as if
+   * the sweep had come first. A write that fails instead rolls the deletion back with it.
+   */
+  const loadRecord = async (w: UnitOfWork, collection: string, id: string): Promise<RecordsTable | undefined> => {
+    const row = await loadStored(w, collection, id);
+    if (!row || !isExpired(row.expires_at, w.now)) return row;
+    await removeExpired(w, collection, [{ id, version: Number(row.version) }]);
+    return undefined;
   };
 
   const checkPrecondition = (row: RecordsTable | undefined, ifMatch: Precondition | undefined): RecordsTable => {
@@ -190,29 +225,43 @@ export function createRecordWrites(deps: { dialect: DialectName; limits?: Tenant
     return row;
   };
 
-  /** Inserts the record unless its id exists (then undefined: no SQL error, which would abort a PostgreSQL unit). */
+  /**
+   * Inserts the record unless a live record has its id (then undefined: no SQL error, which
+   * would abort a PostgreSQL unit). An expired record of that id is removed first.
+   */
   const insert = async (w: UnitOfWork, input: CreateInput): Promise<StoredRecord | undefined> => {
     const coll = await ensureCollection(w, input.collection);
     checkSchema(coll, input.data);
-    const row: RecordsTable = { tenant_id: w.ctx.tenantId, collection: input.collection, id: input.id, version: 1, data: toJsonColumn(input.data), created_at: w.now, updated_at: w.now };
-    const inserted = await w.trx
-      .insertInto('records')
-      .values(row)
-      .onConflict((oc) => oc.columns(['tenant_id', 'collection', 'id']).doNothing())
-      .executeTakeFirst();
+    const row: RecordsTable = {
+      tenant_id: w.ctx.tenantId,
+      collection: input.collection,
+      id: input.id,
+      version: 1,
+      data: toJsonColumn(input.data),
+      created_at: w.now,
+      updated_at: w.now,
+      expires_at: expiresAtFor(w.now, input.expiry, coll.ttl_seconds),
+    };
+    const attempt = () => w.trx.insertInto('records').values(row).onConflict((oc) => oc.columns(['tenant_id', 'collection', 'id']).doNothing()).executeTakeFirst();
+    let inserted = await attempt();
+    // Taken: by a live record (409), or by an expired one not swept yet, which loadRecord
+    // removes (only then, so that a create costs one statement while its id is free).
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0 && !(await loadRecord(w, input.collection, input.id))) inserted = await attempt();
     if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return undefined;
     const stored = toRecord({ ...row, data: input.data });
     await w.record({ action: 'create', resourceType: 'record', resourceId: input.id, collection: input.collection, version: 1, data: stored });
     return stored;
   };
 
-  const update = async (w: UnitOfWork, collection: string, id: string, row: RecordsTable, data: JsonObject): Promise<StoredRecord> => {
+  /** `expiry`: the new one asked for (or the collection's default), or `keep` the record's (PATCH). */
+  const update = async (w: UnitOfWork, collection: string, id: string, row: RecordsTable, data: JsonObject, expiry: Expiry | undefined | 'keep'): Promise<StoredRecord> => {
     const coll = await loadCollection(w.trx, w.ctx.tenantId, collection);
     if (coll) checkSchema(coll, data);
     const version = Number(row.version) + 1;
+    const expiresAt = expiry === 'keep' ? toNullableIso(row.expires_at) : expiresAtFor(w.now, expiry, coll?.ttl_seconds);
     const result = await w.trx
       .updateTable('records')
-      .set({ data: toJsonColumn(data), version, updated_at: w.now })
+      .set({ data: toJsonColumn(data), version, updated_at: w.now, expires_at: expiresAt })
       .where('tenant_id', '=', w.ctx.tenantId)
       .where('collection', '=', collection)
       .where('id', '=', id)
@@ -220,7 +269,7 @@ export function createRecordWrites(deps: { dialect: DialectName; limits?: Tenant
       .executeTakeFirst();
     // The version guard catches a writer that slipped in between read and update.
     if (Number(result.numUpdatedRows) !== 1) throw AgentstoreError.preconditionFailed('the record changed concurrently');
-    const record = toRecord({ ...row, data, version, updated_at: w.now });
+    const record = toRecord({ ...row, data, version, updated_at: w.now, expires_at: expiresAt });
     await w.record({ action: 'update', resourceType: 'record', resourceId: id, collection, version, data: record });
     return record;
   };
@@ -247,12 +296,12 @@ export function createRecordWrites(deps: { dialect: DialectName; limits?: Tenant
       // RFC 9110 §13.2.2: If-Match first (false on a missing record), then If-None-Match.
       const current = checkPrecondition(row, input.ifMatch);
       if (input.ifNoneMatch === '*') throw AgentstoreError.preconditionFailed('the record exists (If-None-Match: * creates only)', Number(current.version));
-      return { record: await update(w, input.collection, input.id, current, input.data), created: false };
+      return { record: await update(w, input.collection, input.id, current, input.data, input.expiry), created: false };
     },
 
     async patch(w, input) {
       const row = checkPrecondition(await loadRecord(w, input.collection, input.id), input.ifMatch);
-      return update(w, input.collection, input.id, row, mergePatch(fromJsonColumn<JsonObject>(row.data), input.patch) as JsonObject);
+      return update(w, input.collection, input.id, row, mergePatch(fromJsonColumn<JsonObject>(row.data), input.patch) as JsonObject, input.expiry ?? 'keep');
     },
 
     async remove(w, input) {

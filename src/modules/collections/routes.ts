@@ -1,14 +1,25 @@
 import { Type } from '@fastify/type-provider-typebox';
 import { PageQuery, Timestamps, pageOf, parseIfMatch, parseIfNoneMatch, setEtag, tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
+import { MAX_TTL_SECONDS } from './expiry.js';
 import type { JsonObject } from './types.js';
 
 const Data = Type.Record(Type.String(), Type.Unknown(), { description: 'the record: any JSON object' });
-export const RecordSchema = Type.Object({ id: Type.String(), version: Type.Integer(), ...Timestamps, data: Data }, { $id: 'Record' });
+export const RecordSchema = Type.Object(
+  {
+    id: Type.String(),
+    version: Type.Integer(),
+    ...Timestamps,
+    expiresAt: Type.Optional(Type.String({ format: 'date-time', description: 'when the record expires; absent when it never does' })),
+    data: Data,
+  },
+  { $id: 'Record' },
+);
 const CollectionSchema = Type.Object(
   {
     name: Type.String(),
     schema: Type.Union([Data, Type.Null()]),
     indexes: Type.Array(Type.String()),
+    ttlSeconds: Type.Union([Type.Integer(), Type.Null()], { description: 'the TTL of records written without an expiry of their own, or null' }),
     version: Type.Integer(),
     ...Timestamps,
   },
@@ -17,6 +28,14 @@ const CollectionSchema = Type.Object(
 const CollectionParams = Type.Object({ collection: Type.String({ maxLength: 64 }) });
 const RecordParams = Type.Object({ collection: Type.String({ maxLength: 64 }), id: Type.String({ maxLength: 128 }) });
 const IfMatch = Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 64 })) });
+/** When the written record expires: one of the two (default: the collection's ttlSeconds, else never; PATCH: unchanged). */
+const ExpiryQuery = Type.Object(
+  {
+    ttl: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_TTL_SECONDS, description: 'seconds from now until the record expires' })),
+    expiresAt: Type.Optional(Type.String({ maxLength: 64, description: 'when the record expires, an RFC 3339 timestamp in the future' })),
+  },
+  { additionalProperties: false },
+);
 const Filter = Type.String({ maxLength: 8192, description: 'JSON filter, e.g. {"status":"open","priority":{"gte":2}}' });
 const Fields = Type.String({ maxLength: 2048, description: 'comma-separated data fields to return, e.g. title,owner.id (the record attributes always come)' });
 const GroupKey = Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]);
@@ -59,13 +78,16 @@ export async function collectionRoutes(app: Api, { store }: RouteDeps): Promise<
           {
             schema: Type.Optional(Type.Union([Data, Type.Null()], { description: 'JSON Schema each record must satisfy, or null for none' })),
             indexes: Type.Optional(Type.Array(Type.String({ maxLength: 600 }), { maxItems: 16, description: 'data paths to index, e.g. "status" or "meta.priority"' })),
+            ttlSeconds: Type.Optional(
+              Type.Union([Type.Integer({ minimum: 1, maximum: MAX_TTL_SECONDS }), Type.Null()], { description: 'default TTL of records written without ttl or expiresAt, or null for none' }),
+            ),
           },
           { additionalProperties: false },
         ),
         response: withProblems({ 200: CollectionSchema }),
       },
     },
-    (req) => svc.define(tenantOf(req), req.params.collection, req.body as { schema?: JsonObject | null; indexes?: string[] }),
+    (req) => svc.define(tenantOf(req), req.params.collection, req.body as { schema?: JsonObject | null; indexes?: string[]; ttlSeconds?: number | null }),
   );
 
   app.delete('/v1/collections/:collection', { schema: { tags, summary: 'Delete a collection and its records', params: CollectionParams, response: withProblems({ 204: Type.Null() }) } }, async (req, reply) => {
@@ -80,6 +102,7 @@ export async function collectionRoutes(app: Api, { store }: RouteDeps): Promise<
         tags,
         summary: 'Create a record (a top-level string "id" in the body is used as its id)',
         params: CollectionParams,
+        querystring: ExpiryQuery,
         headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) }),
         body: Data,
         response: withProblems({ 200: RecordSchema, 201: RecordSchema }),
@@ -87,7 +110,7 @@ export async function collectionRoutes(app: Api, { store }: RouteDeps): Promise<
     },
     async (req, reply) => {
       const key = req.headers['idempotency-key'];
-      const { record, replayed } = await svc.create(tenantOf(req), req.params.collection, req.body as JsonObject, key ? { idempotencyKey: key } : {});
+      const { record, replayed } = await svc.create(tenantOf(req), req.params.collection, req.body as JsonObject, { ...req.query, ...(key ? { idempotencyKey: key } : {}) });
       setEtag(reply, record.version);
       void reply.header('location', recordLocation(req.params.collection, record.id));
       if (replayed) void reply.header('idempotent-replayed', 'true');
@@ -183,6 +206,7 @@ export async function collectionRoutes(app: Api, { store }: RouteDeps): Promise<
         tags,
         summary: 'Replace a record, or create it when it does not exist (If-Match: replace only; If-None-Match: * create only)',
         params: RecordParams,
+        querystring: ExpiryQuery,
         headers: Type.Object({ ...IfMatch.properties, 'if-none-match': Type.Optional(Type.String({ maxLength: 64 })) }),
         body: Data,
         response: withProblems({ 200: RecordSchema, 201: RecordSchema }),
@@ -192,6 +216,7 @@ export async function collectionRoutes(app: Api, { store }: RouteDeps): Promise<
       const ifMatch = parseIfMatch(req.headers['if-match']);
       const ifNoneMatch = parseIfNoneMatch(req.headers['if-none-match']);
       const { record, created } = await svc.upsert(tenantOf(req), req.params.collection, req.params.id, req.body as JsonObject, {
+        ...req.query,
         ...(ifMatch === undefined ? {} : { ifMatch }),
         ...(ifNoneMatch === undefined ? {} : { ifNoneMatch }),
       });
@@ -209,6 +234,7 @@ export async function collectionRoutes(app: Api, { store }: RouteDeps): Promise<
         tags,
         summary: 'Update a record with a JSON merge patch (RFC 7396)',
         params: RecordParams,
+        querystring: ExpiryQuery,
         headers: IfMatch,
         body: Data,
         response: withProblems({ 200: RecordSchema }),
@@ -216,7 +242,7 @@ export async function collectionRoutes(app: Api, { store }: RouteDeps): Promise<
     },
     async (req, reply) => {
       const ifMatch = parseIfMatch(req.headers['if-match']);
-      const record = await svc.patch(tenantOf(req), req.params.collection, req.params.id, req.body as JsonObject, ifMatch === undefined ? {} : { ifMatch });
+      const record = await svc.patch(tenantOf(req), req.params.collection, req.params.id, req.body as JsonObject, { ...req.query, ...(ifMatch === undefined ? {} : { ifMatch }) });
       setEtag(reply, record.version);
       return record;
     },

@@ -3,6 +3,7 @@ import type { TenantContext } from '../../core/context.js';
 import type { Database, Executor } from '../../db/database.js';
 import { fromJsonColumn, type DialectName } from '../../db/dialect.js';
 import type { UnitOfWorkRunner } from '../../db/unit-of-work.js';
+import { liveRecord } from './expiry.js';
 import { searchableFields } from './filter.js';
 import { indexName } from './index-builds.js';
 import { parseFieldPath } from './json-path.js';
@@ -34,7 +35,8 @@ export function searchQuery(trx: Executor, dialect: DialectName, page: PageQuery
     .selectFrom(recordSource(dialect))
     .selectAll('records')
     .where('records.tenant_id', '=', dialect === 'sqlite' ? sql.lit(page.tenantId) : page.tenantId)
-    .where('records.collection', '=', dialect === 'sqlite' ? sql.lit(page.collection) : page.collection);
+    .where('records.collection', '=', dialect === 'sqlite' ? sql.lit(page.collection) : page.collection)
+    .where(liveRecord(page.now) as Expression<SqlBool>);
   if (page.filter) found = found.where(page.filter as Expression<SqlBool>);
   if (page.after) found = found.where(page.after as Expression<SqlBool>);
   // The LIMIT inside: the sort needs all of them, and the count says whether that is all.

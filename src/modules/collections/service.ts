@@ -1,16 +1,17 @@
 import { createHash } from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type Expression, type SqlBool } from 'kysely';
 import { DEFAULT_TENANT_LIMITS, type TenantLimits } from '../../config/config.js';
 import { AgentstoreError, isAgentstoreError } from '../../core/errors.js';
 import { requireRole, type TenantContext } from '../../core/context.js';
 import { afterKey, decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../../core/cursor.js';
 import type { Database, Executor, PointReadSql } from '../../db/database.js';
-import { fromJsonColumn, pgIsoText, toJsonColumn } from '../../db/dialect.js';
+import { fromJsonColumn, nowIso, pgIsoText, toJsonColumn } from '../../db/dialect.js';
 import { isUniqueViolation } from '../../db/errors.js';
 import { idempotentRequest, rememberIdempotent, replayIdempotent } from '../../db/idempotency.js';
 import type { CollectionsTable, RecordsTable } from '../../db/schema.js';
 import type { UnitOfWorkRunner } from '../../db/unit-of-work.js';
 import { createBulkLoad, type BulkLine, type BulkOptions, type BulkResult } from './bulk.js';
+import { checkDefaultTtl, isExpired, liveRecord, type ExpiryOptions } from './expiry.js';
 import { compileFilter, parseFilter } from './filter.js';
 import { createIndexBuilds, indexName, type IndexBuilds } from './index-builds.js';
 import { parseFieldPath, parseQueryPath } from './json-path.js';
@@ -40,27 +41,37 @@ import { compileSchema } from './schema-validator.js';
 import { assertObject, validateCollectionName, validateRecordId } from './validation.js';
 
 export interface CollectionsService {
-  define(ctx: TenantContext, name: string, input: { schema?: JsonObject | null; indexes?: readonly string[] }): Promise<Collection>;
+  /**
+   * Creates or configures a collection. Each field given replaces its setting, each left out
+   * keeps it: `ttlSeconds` is the default TTL of records written without an expiry of their
+   * own (null: none), for writes from now on.
+   */
+  define(ctx: TenantContext, name: string, input: { schema?: JsonObject | null; indexes?: readonly string[]; ttlSeconds?: number | null }): Promise<Collection>;
   getCollection(ctx: TenantContext, name: string): Promise<Collection>;
   listCollections(ctx: TenantContext, options?: { limit?: number; cursor?: string }): Promise<Page<Collection>>;
   deleteCollection(ctx: TenantContext, name: string): Promise<void>;
 
-  create(ctx: TenantContext, collection: string, data: JsonObject, options?: { id?: string; idempotencyKey?: string }): Promise<CreateRecordResult>;
+  /** `ttl` or `expiresAt`: when the record expires (default: the collection's TTL, else never). */
+  create(ctx: TenantContext, collection: string, data: JsonObject, options?: { id?: string; idempotencyKey?: string } & ExpiryOptions): Promise<CreateRecordResult>;
   get(ctx: TenantContext, collection: string, id: string, options?: GetRecordOptions): Promise<StoredRecord>;
   /**
    * `get` as the JSON text of the record, built around the stored data without parsing
    * it: what the HTTP API sends. The version is apart for the ETag.
    */
   getJson(ctx: TenantContext, collection: string, id: string, options?: GetRecordOptions): Promise<{ readonly version: number; readonly json: string }>;
-  /** Replaces an existing record (404 when there is none; see `upsert`). */
-  replace(ctx: TenantContext, collection: string, id: string, data: JsonObject, options?: { ifMatch?: Precondition }): Promise<StoredRecord>;
+  /**
+   * Replaces an existing record (404 when there is none; see `upsert`). Its expiry is set
+   * anew, as on a create: `ttl` or `expiresAt`, else the collection's TTL, else none.
+   */
+  replace(ctx: TenantContext, collection: string, id: string, data: JsonObject, options?: { ifMatch?: Precondition } & ExpiryOptions): Promise<StoredRecord>;
   /**
    * HTTP PUT: replaces the record, or creates it when it does not exist and `ifMatch` is not
    * given (`created`). `ifMatch` on a missing record and `ifNoneMatch: '*'` on an existing
    * one are 412.
    */
-  upsert(ctx: TenantContext, collection: string, id: string, data: JsonObject, options?: { ifMatch?: Precondition; ifNoneMatch?: '*' }): Promise<UpsertRecordResult>;
-  patch(ctx: TenantContext, collection: string, id: string, patch: JsonObject, options?: { ifMatch?: Precondition }): Promise<StoredRecord>;
+  upsert(ctx: TenantContext, collection: string, id: string, data: JsonObject, options?: { ifMatch?: Precondition; ifNoneMatch?: '*' } & ExpiryOptions): Promise<UpsertRecordResult>;
+  /** A JSON merge patch; the record keeps its expiry unless `ttl` or `expiresAt` is given. */
+  patch(ctx: TenantContext, collection: string, id: string, patch: JsonObject, options?: { ifMatch?: Precondition } & ExpiryOptions): Promise<StoredRecord>;
   delete(ctx: TenantContext, collection: string, id: string, options?: { ifMatch?: Precondition }): Promise<void>;
   list(ctx: TenantContext, collection: string, options?: ListRecordsOptions): Promise<Page<StoredRecord>>;
   /** How many records match the filter: exact, a scan of what it selects. */
@@ -102,19 +113,23 @@ interface RecordText {
   readonly created_at: string;
   readonly updated_at: string;
   readonly data: string;
+  readonly expires_at: string | null;
 }
 
 // Both dialects give back text for the timestamps (ISO-8601 with milliseconds, as stored)
 // and the data (JSON), so a read can be answered without parsing the data.
-const RECORD_COLUMNS_PG = `id, version, ${pgIsoText('created_at')} as created_at, ${pgIsoText('updated_at')} as updated_at, data::text as data`;
+// The expiry is selected and compared here, not in the SQL: the point read's text stays one
+// prepared statement without a clock parameter.
+const RECORD_COLUMNS_PG = `id, version, ${pgIsoText('created_at')} as created_at, ${pgIsoText('updated_at')} as updated_at, data::text as data, ${pgIsoText('expires_at')} as expires_at`;
 const RECORD_BY_ID: PointReadSql = {
-  sqlite: 'select id, version, created_at, updated_at, data from records where tenant_id = ? and collection = ? and id = ?',
+  sqlite: 'select id, version, created_at, updated_at, data, expires_at from records where tenant_id = ? and collection = ? and id = ?',
   postgres: `select ${RECORD_COLUMNS_PG} from records where tenant_id = $1 and collection = $2 and id = $3`,
   postgresMany: { sql: `select ${RECORD_COLUMNS_PG} from records where tenant_id = $1 and collection = $2 and id in $keys`, column: 'id' },
 };
 
 function recordJson(row: RecordText): string {
-  return `{"id":${JSON.stringify(row.id)},"version":${Number(row.version)},"createdAt":${JSON.stringify(row.created_at)},"updatedAt":${JSON.stringify(row.updated_at)},"data":${row.data}}`;
+  const expiry = row.expires_at === null ? '' : `,"expiresAt":${JSON.stringify(row.expires_at)}`;
+  return `{"id":${JSON.stringify(row.id)},"version":${Number(row.version)},"createdAt":${JSON.stringify(row.created_at)},"updatedAt":${JSON.stringify(row.updated_at)}${expiry},"data":${row.data}}`;
 }
 
 export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRunner; limits?: TenantLimits; indexBuilds?: IndexBuilds; writes?: RecordWrites }): CollectionsService {
@@ -128,7 +143,8 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
     validateCollectionName(collection);
     validateRecordId(id);
     const row = await readRecord(ctx.tenantId, [ctx.tenantId, collection, id]);
-    if (!row) throw AgentstoreError.notFound('record');
+    // An expired record is absent, swept or not.
+    if (!row || isExpired(row.expires_at, nowIso())) throw AgentstoreError.notFound('record');
     return row;
   };
 
@@ -137,7 +153,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
   const scopeOf = async (ctx: TenantContext, collection: string, filter: string | JsonObject | undefined) => {
     const parsed = filter === undefined ? undefined : parseFilter(typeof filter === 'string' ? filter : JSON.stringify(filter));
     const compiled = parsed === undefined ? undefined : compileFilter(parsed, dialect);
-    return { scope: { tenantId: ctx.tenantId, collection, filter: compiled }, index: await search.hint(ctx, collection, parsed) };
+    return { scope: { tenantId: ctx.tenantId, collection, filter: compiled, now: nowIso() }, index: await search.hint(ctx, collection, parsed) };
   };
 
   const writes = deps.writes ?? createRecordWrites({ dialect, limits });
@@ -148,6 +164,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       validateCollectionName(name);
       const schema = input.schema === undefined ? undefined : input.schema === null ? null : assertObject(input.schema, '/schema');
       if (schema) compileSchema(schema);
+      const ttlSeconds = checkDefaultTtl(input.ttlSeconds);
       const indexes = input.indexes === undefined ? undefined : [...new Set(input.indexes)];
       if (indexes && indexes.length > MAX_INDEXES) throw AgentstoreError.invalidField('/indexes', `at most ${MAX_INDEXES} indexed fields`);
       const paths = (indexes ?? []).map((field) => {
@@ -190,6 +207,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
           name,
           schema: schema === undefined ? (existing?.schema ?? null) : schema === null ? null : toJsonColumn(schema),
           indexes: indexes === undefined ? (existing ? toJsonColumn(fromJsonColumn(existing.indexes)) : '[]') : toJsonColumn(indexes),
+          ttl_seconds: ttlSeconds === undefined ? (existing?.ttl_seconds ?? null) : ttlSeconds,
           version: existing ? Number(existing.version) + 1 : 1,
           created_at: existing?.created_at ?? w.now,
           updated_at: w.now,
@@ -197,7 +215,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
         if (existing) {
           await w.trx
             .updateTable('collections')
-            .set({ schema: row.schema, indexes: row.indexes, version: row.version, updated_at: row.updated_at })
+            .set({ schema: row.schema, indexes: row.indexes, ttl_seconds: row.ttl_seconds, version: row.version, updated_at: row.updated_at })
             .where('tenant_id', '=', ctx.tenantId)
             .where('name', '=', name)
             .execute();
@@ -274,8 +292,9 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
     },
 
     async create(ctx, collection, data, options = {}) {
-      const input = checkCreate(ctx, collection, data, options.id);
-      const keyed = idempotentRequest(options.idempotencyKey, `records.create:${collection}`, `${options.id ?? ''}\n${JSON.stringify(input.data)}`);
+      const input = checkCreate(ctx, collection, data, options.id, options);
+      // The expiry as asked (a TTL, not the instant it gives) is part of what a repeat must match.
+      const keyed = idempotentRequest(options.idempotencyKey, `records.create:${collection}`, `${options.id ?? ''}\n${JSON.stringify(input.data)}${input.expiry ? `\n${JSON.stringify(input.expiry)}` : ''}`);
       if (keyed) {
         const replay = await replayIdempotent<StoredRecord>(uow, ctx, keyed);
         if (replay) return { record: replay, replayed: true };
@@ -302,7 +321,8 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       const fields = parseFields(options.fields);
       const row = await loadText(ctx, collection, id);
       const data = JSON.parse(row.data) as JsonObject;
-      return { id: row.id, version: Number(row.version), createdAt: row.created_at, updatedAt: row.updated_at, data: fields ? project(data, fields) : data };
+      const expiry = row.expires_at === null ? {} : { expiresAt: row.expires_at };
+      return { id: row.id, version: Number(row.version), createdAt: row.created_at, updatedAt: row.updated_at, ...expiry, data: fields ? project(data, fields) : data };
     },
 
     async getJson(ctx, collection, id, options = {}) {
@@ -313,17 +333,19 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
     },
 
     async replace(ctx, collection, id, data, options = {}) {
-      const input = checkPut(ctx, collection, id, data, { ...options, createIfMissing: false });
+      const { ttl, expiresAt, ...preconditions } = options;
+      const input = checkPut(ctx, collection, id, data, { ...preconditions, createIfMissing: false }, { ttl, expiresAt });
       return (await uow.write(ctx, (w) => writes.put(w, input)).catch(mapIndexLimit)).record;
     },
 
     async upsert(ctx, collection, id, data, options = {}) {
-      const input = checkPut(ctx, collection, id, data, { ...options, createIfMissing: true });
+      const { ttl, expiresAt, ...preconditions } = options;
+      const input = checkPut(ctx, collection, id, data, { ...preconditions, createIfMissing: true }, { ttl, expiresAt });
       return uow.write(ctx, (w) => writes.put(w, input)).catch(mapIndexLimit);
     },
 
     async patch(ctx, collection, id, patch, options = {}) {
-      const input = checkPatch(ctx, collection, id, patch, options.ifMatch);
+      const input = checkPatch(ctx, collection, id, patch, options.ifMatch, options);
       return uow.write(ctx, (w) => writes.patch(w, input)).catch(mapIndexLimit);
     },
 
@@ -345,7 +367,8 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       const keys = parseSort(options.sort, dialect);
       const scope = sortScope(keys, collection, filterText);
       const after = options.cursor ? keysetAfter(keys, decodeCursor(scope, options.cursor, cursorTypes(keys)), dialect) : undefined;
-      const rows = await search.page(ctx, { tenantId: ctx.tenantId, collection, keys, filter, after, limit: limit + 1 }, parsed);
+      const now = nowIso();
+      const rows = await search.page(ctx, { tenantId: ctx.tenantId, collection, keys, filter, after, limit: limit + 1, now }, parsed);
       const { page, cut } = pageWithinBudget(rows, limit);
       const last = page.at(-1) as Record<string, unknown> | undefined;
       const nextCursor =
@@ -356,7 +379,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       const data = new Map<string, unknown>();
       if (big.length > 0) {
         const found = await uow.read(ctx, (trx) =>
-          trx.selectFrom('records').select(['id', 'data']).where('tenant_id', '=', ctx.tenantId).where('collection', '=', collection).where('id', 'in', big).execute(),
+          trx.selectFrom('records').select(['id', 'data']).where('tenant_id', '=', ctx.tenantId).where('collection', '=', collection).where('id', 'in', big).where(liveRecord(now) as Expression<SqlBool>).execute(),
         );
         for (const row of found) data.set(row.id, row.data);
       }

@@ -5,6 +5,8 @@ export interface StoredRecord {
   readonly version: number;
   readonly createdAt: string;
   readonly updatedAt: string;
+  /** When the record expires (ISO-8601 UTC); absent when it never does. Expired records are absent from every read. */
+  readonly expiresAt?: string;
   readonly data: JsonObject;
 }
 
@@ -14,6 +16,8 @@ export interface Collection {
   readonly schema: JsonObject | null;
   /** Data paths with an expression index. */
   readonly indexes: readonly string[];
+  /** The TTL in seconds of records written without an expiry of their own, or null for none. */
+  readonly ttlSeconds: number | null;
   readonly version: number;
   readonly createdAt: string;
   readonly updatedAt: string;
