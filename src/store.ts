@@ -109,6 +109,7 @@ export function resolveStoreConfig(options: StoreOptions = {}, env: Env = proces
     requireRls: options.requireRls ?? fromEnv.requireRls,
     maxMessageBytes: options.maxMessageBytes ?? fromEnv.maxMessageBytes,
     ...(options.encryption ? { encryption: options.encryption } : {}),
+    expirySweepIntervalMs: options.expirySweepIntervalMs ?? fromEnv.expirySweepIntervalMs,
     tenantLimits: { ...fromEnv.tenantLimits, ...options.tenantLimits },
   };
 }

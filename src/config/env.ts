@@ -156,7 +156,7 @@ export function loadConfig(env: Env = process.env): Config {
         declaredIndexes: integer(env, 'AGENTSTORE_MAX_INDEXES_PER_TENANT', DEFAULT_TENANT_LIMITS.declaredIndexes, 0, 10_000),
         declaredIndexesTotal: integer(env, 'AGENTSTORE_MAX_DECLARED_INDEXES', DEFAULT_TENANT_LIMITS.declaredIndexesTotal, 0, 100_000),
       },
-      expirySweepIntervalMs: integer(env, 'AGENTSTORE_EXPIRY_SWEEP_INTERVAL_MS', 1000, 0, 86_400_000),
+      expirySweepIntervalMs: integer(env, 'AGENTSTORE_EXPIRY_SWEEP_INTERVAL_MS', 5000, 0, 86_400_000),
       postgres: {
         poolMax: integer(env, 'AGENTSTORE_PG_POOL_MAX', 10, 1, 1000),
         statementTimeoutMs: integer(env, 'AGENTSTORE_PG_STATEMENT_TIMEOUT_MS', 30_000, 100, 3_600_000),

@@ -9,6 +9,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { forEachBackend } from '../helpers/index.js';
 import { TEST_ENCRYPTION_KEY } from '../helpers/fixtures.js';
+import { MAX_TTL_SECONDS } from '../../src/modules/collections/expiry.js';
 import { INJECTIONS, SERVICE_KEY, bearer, countEverything, createKey, createTenant, expectProblem, useHttp, type HttpTenant } from './http-kit.js';
 
 const BODY_LIMIT = 4096;
@@ -165,7 +166,7 @@ const BODY_ROUTES: Record<string, BodyRoute> = {
     url: (w) => `/v1/collections/${w.coll}`,
     auth: 'tenant',
     strict: true,
-    wrongTypes: { schema: ['s', 5, true, [1]], indexes: ['status', 5, [5], [['a']], { a: 1 }] },
+    wrongTypes: { schema: ['s', 5, true, [1]], indexes: ['status', 5, [5], [['a']], { a: 1 }], ttlSeconds: ['60', 0, -1, 1.5, true, [60], { s: 1 }, MAX_TTL_SECONDS + 1] },
     base: () => ({}),
     constrained: [],
   },
@@ -708,6 +709,27 @@ forEachBackend('http bad input', (backend) => {
       }
       expectProblem(await send('PATCH', url, 'tenant', '{"a":1}', 'application/json', { 'if-match': '"99"' }), 412, { code: 'agentstore.precondition_failed' });
       expectProblem(await send('DELETE', url, 'tenant', undefined, 'application/json', { 'if-match': '"99"' }), 412);
+    });
+
+    it('invalid ttl and expiresAt are 400 naming them, on create, replace, patch and in batches; both at once name both', async () => {
+      const future = encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString());
+      const writes: Array<['POST' | 'PUT' | 'PATCH', string]> = [['POST', records()], ['PUT', `${records()}/${w.rec}`], ['PUT', `${records()}/absent-one`], ['PATCH', `${records()}/${w.rec}`]];
+      for (const [method, url] of writes) {
+        for (const ttl of ['0', '-1', '1.5', 'abc', String(MAX_TTL_SECONDS + 1), '1e400', encodeURIComponent(INJECTIONS[0] as string)]) {
+          bad(await send(method, `${url}?ttl=${ttl}`, 'tenant', '{"a":1}'), /^ttl$/);
+        }
+        for (const at of ['tomorrow', '2020-01-01T00:00:00Z', '2026-02-30T00:00:00Z', '0000-01-01T00:00:00Z', encodeURIComponent(INJECTIONS[1] as string), tooLong(65)]) {
+          bad(await send(method, `${url}?expiresAt=${at}`, 'tenant', '{"a":1}'), /^expiresAt$/);
+        }
+        const both = await send(method, `${url}?ttl=60&expiresAt=${future}`, 'tenant', '{"a":1}');
+        bad(both, /^ttl$/);
+        expect(both.json<{ errors: Array<{ field: string }> }>().errors.map((e) => e.field)).toEqual(['ttl', 'expiresAt']);
+      }
+      for (const operation of [{ ttl: 0 }, { ttl: '60' }, { expiresAt: 'soon' }, { expiresAt: '2020-01-01T00:00:00Z' }, { ttl: 5, expiresAt: decodeURIComponent(future) }]) {
+        const res = await send('POST', '/v1/batch', 'tenant', JSON.stringify({ operations: [{ op: 'create', collection: w.coll, data: {}, ...operation }] }));
+        bad(res, /^\/operations\/0\/(ttl|expiresAt)$/);
+      }
+      bad(await send('POST', '/v1/batch', 'tenant', JSON.stringify({ operations: [{ op: 'delete', collection: w.coll, id: w.rec, ttl: 5 }] })), '/operations/0/ttl');
     });
 
     it('invalid Idempotency-Key is 400 naming idempotency-key', async () => {

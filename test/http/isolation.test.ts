@@ -266,9 +266,9 @@ const TABLE: Record<string, Row> = {
     phase: 'write',
     run: async (c) => {
       const before = await c.a('GET', `/v1/collections/${c.w.acoll}`);
-      const res = await c.b('PUT', `/v1/collections/${c.w.acoll}`, { schema: { type: 'object', required: ['b_only'] }, indexes: ['b_only'] });
+      const res = await c.b('PUT', `/v1/collections/${c.w.acoll}`, { schema: { type: 'object', required: ['b_only'] }, indexes: ['b_only'], ttlSeconds: 3600 });
       expect(res.statusCode, res.body).toBe(200);
-      expect(res.json<{ version: number }>().version).toBe(1);
+      expect(res.json<{ version: number; ttlSeconds: number }>()).toMatchObject({ version: 1, ttlSeconds: 3600 });
       const after = await c.a('GET', `/v1/collections/${c.w.acoll}`);
       expect(after.json()).toEqual(before.json());
     },
@@ -276,9 +276,11 @@ const TABLE: Record<string, Row> = {
   'POST /v1/collections/:collection/records': {
     phase: 'write',
     run: async (c) => {
-      const res = await c.b('POST', `/v1/collections/${c.w.acoll}/records`, { id: c.w.arec, b_only: 'from-b' });
+      // With an expiry: it is B's record's, and A's record keeps none.
+      const res = await c.b('POST', `/v1/collections/${c.w.acoll}/records?ttl=3600`, { id: c.w.arec, b_only: 'from-b' });
       expect(res.statusCode, res.body).toBe(201);
-      expect(res.json<{ version: number }>().version).toBe(1);
+      expect(res.json<{ version: number; expiresAt?: string }>()).toMatchObject({ version: 1, expiresAt: expect.any(String) });
+      expect((await c.a('GET', `/v1/collections/${c.w.acoll}/records/${c.w.arec}`)).json()).not.toHaveProperty('expiresAt');
       c.noLeak(res, [c.w.acoll, c.w.arec]);
     },
   },
@@ -387,6 +389,7 @@ const TABLE: Record<string, Row> = {
     phase: 'probe',
     run: async (c) => {
       notFound(c, await c.b('PATCH', `/v1/collections/${c.w.acoll}/records/${c.w.arec}`, { secret: null }), [c.w.acoll, c.w.arec]);
+      notFound(c, await c.b('PATCH', `/v1/collections/${c.w.acoll}/records/${c.w.arec3}?ttl=1`, { secret: null }), [c.w.acoll, c.w.arec3]);
       const merge = await c.b('PATCH', `/v1/collections/${c.w.acoll}/records/${c.w.arec}`, JSON.stringify({ secret: 'b' }), { 'content-type': 'application/merge-patch+json' });
       notFound(c, merge, [c.w.acoll, c.w.arec]);
     },

@@ -7,6 +7,11 @@
  * And the declared indexes (migration 0005, docs/architecture.md): as the runtime role with
  * RLS in force, a count, an aggregate or a listing filtered on a declared field must search
  * that field's expression index, which on the `records` table itself it cannot.
+ *
+ * Every listing, count and aggregate carries the expiry condition (`expires_at is null or
+ * expires_at > now`, expiry.ts), so these plans show it changes none of that; and the expiry
+ * sweep's queries (which tenants have due records, and a tenant's due records) search the
+ * partial index records_expiry instead of reading the table.
  */
 import { CompiledQuery, sql } from 'kysely';
 import { beforeAll, expect, it } from 'vitest';
@@ -19,6 +24,8 @@ import { indexGivesOrder, selectPage } from '../../src/modules/collections/list-
 import { searchPage, searchQuery, SEARCH_ROWS, withIndex } from '../../src/modules/collections/search.js';
 import { indexName } from '../../src/modules/collections/index-builds.js';
 import { keysetAfter, parseSort } from '../../src/modules/collections/sort.js';
+import { deleteDueQuery, SWEEP_BATCH } from '../../src/modules/collections/expiry-sweep.js';
+import { DUE_TENANTS_SQL } from '../../src/db/migrations/0006-record-expiry.js';
 import { forEachBackend, openTestDb, useTestStore } from '../helpers/backends.js';
 import { newTenant } from '../helpers/fixtures.js';
 
@@ -37,7 +44,11 @@ function nodes(plan: PlanNode): PlanNode[] {
   return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
 }
 
-/** `status` takes four values and, in 1 record of 500, `rare`; `n` is a permutation of 0..RECORDS-1. */
+/**
+ * `status` takes four values and, in 1 record of 500, `rare`; `n` is a permutation of 0..RECORDS-1.
+ * Every 4th record expires in a year (none expired: the listings' answers are unchanged), so the
+ * expiry index holds a quarter of them.
+ */
 async function seed(store: Store, ctx: TenantContext): Promise<void> {
   await store.collections.define(ctx, 'planned', { indexes: ['status', 'n', 'items.0.sku'] });
   const base = Date.parse('2024-01-01T00:00:00Z');
@@ -47,7 +58,8 @@ async function seed(store: Store, ctx: TenantContext): Promise<void> {
       for (let i = start; i < start + 500; i++) {
         const at = new Date(base + i * 1000).toISOString();
         const data = { status: i % 500 === 7 ? 'rare' : STATUSES[i % STATUSES.length], n: (i * 7919) % RECORDS, amount: i % 10, items: [{ sku: `s${i % 800}` }] };
-        rows.push({ tenant_id: ctx.tenantId, collection: 'planned', id: `p${String(i).padStart(5, '0')}`, version: 1, data: toJsonColumn(data), created_at: at, updated_at: at });
+        const expiresAt = i % 4 === 0 ? new Date(Date.now() + 365 * 86_400_000 + i).toISOString() : null;
+        rows.push({ tenant_id: ctx.tenantId, collection: 'planned', id: `p${String(i).padStart(5, '0')}`, version: 1, data: toJsonColumn(data), created_at: at, updated_at: at, expires_at: expiresAt });
       }
       await trx.insertInto('records').values(rows).execute();
     }
@@ -196,6 +208,45 @@ forEachBackend(
       expect(listed.items.map((r) => r.id)).toEqual(['p00000', 'p00001', 'p00004', 'p00005']);
       expect(rare.items.map((r) => r.id)).toEqual(['p00007', 'p00507', 'p01007', 'p01507', 'p02007']);
     });
+
+    /** Scans of records whose index is the expiry index, and whether any scan reads the table whole. */
+    const expiryScans = (plan: Array<PlanNode & { 'Index Name'?: string }>) => plan.filter((n) => n['Index Name'] === 'records_expiry');
+    const seqScans = (plan: PlanNode[]) => plan.filter((n) => n['Node Type'] === 'Seq Scan');
+
+    it("the sweep's DELETE finds a tenant's due records through records_expiry, as the runtime role under RLS", async () => {
+      const plan = await t.store.internals.db.inTenant(ctx.tenantId, async (trx) => {
+        // Not ANALYZE: that would delete. The plan is what a sweep batch runs.
+        const query = deleteDueQuery(trx, 'postgres', ctx.tenantId, new Date(Date.now() + 400 * 86_400_000).toISOString(), SWEEP_BATCH);
+        const result = await trx.executeQuery<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(CompiledQuery.raw(`explain (format json) ${query.sql}`, [...query.parameters]));
+        return nodes((result.rows[0]?.['QUERY PLAN'][0] as { Plan: PlanNode }).Plan) as Array<PlanNode & { 'Index Name'?: string }>;
+      });
+      expect(expiryScans(plan).length).toBeGreaterThan(0);
+      expect(seqScans(plan)).toEqual([]);
+    });
+
+    it('the due-tenant function walks records_expiry, one probe per tenant, never the table', async () => {
+      // Its body as its owner runs it (a SECURITY DEFINER function's plan is not shown by EXPLAIN of the call).
+      const owner = openTestDb(t.database);
+      try {
+        const text = `explain (analyze, format json) ${DUE_TENANTS_SQL('$1::timestamptz', '$2', '$3')}`;
+        const result = await owner.kysely.executeQuery<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(
+          CompiledQuery.raw(text, [new Date(Date.now() + 400 * 86_400_000).toISOString(), '', 100]),
+        );
+        const plan = nodes((result.rows[0]?.['QUERY PLAN'][0] as { Plan: PlanNode }).Plan) as Array<PlanNode & { 'Index Name'?: string }>;
+        expect(expiryScans(plan).length).toBeGreaterThan(0);
+        expect(seqScans(plan)).toEqual([]);
+        // Index probes, not the expiring rows: far fewer than the 1,000 in the index.
+        expect(rowsRead(plan)).toBeLessThan(50);
+      } finally {
+        await owner.close();
+      }
+      // And the runtime role gets this tenant's id from the function, nothing more.
+      const due = await t.store.internals.db.inSystem(
+        async (trx) => (await sql<{ t: string }>`select t from agentstore_expiry_due_tenants(${new Date(Date.now() + 400 * 86_400_000).toISOString()}::timestamptz, '', 100) as t`.execute(trx)).rows,
+        { readOnly: true },
+      );
+      expect(due.map((r) => r.t)).toContain(ctx.tenantId);
+    });
   },
   { only: ['postgres'] },
 );
@@ -267,6 +318,16 @@ forEachBackend(
         // Without the name, SQLite searches an equality in the index but a range in the primary key.
         if ('n' in filter) expect(await explainQuery(countQuery(db(), 'sqlite', scope(filter)).compile()), label).not.toMatch(searchedIndex);
       }
+    });
+
+    it("the sweep's DELETE and the due-tenant query search records_expiry", async () => {
+      const later = new Date(Date.now() + 400 * 86_400_000).toISOString();
+      const del = await explainQuery(deleteDueQuery(db(), 'sqlite', ctx.tenantId, later, 100));
+      expect(del).toMatch(/SEARCH records USING (COVERING )?INDEX records_expiry \(tenant_id=\? AND expires_at<\?\)/);
+      const due = await explainQuery(CompiledQuery.raw(DUE_TENANTS_SQL('?', '?', '?'), ['', later, 100]));
+      expect(due).toMatch(/SEARCH r USING COVERING INDEX records_expiry \(tenant_id>\?\)/);
+      expect(due).toMatch(/SEARCH r EXISTS USING COVERING INDEX records_expiry \(tenant_id=\? AND expires_at<\?\)/);
+      expect(due).not.toMatch(/SCAN r\b|SCAN records/);
     });
   },
   { only: ['sqlite'] },

@@ -20,8 +20,8 @@
 import { CompiledQuery, sql } from 'kysely';
 import type { TenantContext } from '../../core/context.js';
 import { loopTurns } from '../../core/loop-turns.js';
-import type { Database } from '../../db/database.js';
-import { nowIso } from '../../db/dialect.js';
+import type { Database, Executor } from '../../db/database.js';
+import { nowIso, type DialectName } from '../../db/dialect.js';
 import { DUE_TENANTS_SQL } from '../../db/migrations/0006-record-expiry.js';
 import type { UnitOfWork, UnitOfWorkRunner } from '../../db/unit-of-work.js';
 import { recordExpired, type ExpiredRow } from './expired-rows.js';
@@ -52,6 +52,27 @@ export interface ExpirySweeper {
   stats(): ExpirySweepStats;
   /** Stops the timer and waits for a sweep under way to end after its current batch. */
   close(): Promise<void>;
+}
+
+/**
+ * The DELETE of up to `limit` of a tenant's records due at `now`, returning what it deleted:
+ * the partial index (tenant_id, expires_at) finds them in expiry order (the plan test shows
+ * it). PostgreSQL locks them `FOR UPDATE SKIP LOCKED` first: rows a concurrent sweeper (or a
+ * writer) holds are left to it, and a row deleted by a sweeper that committed meanwhile is no
+ * longer found, so each is deleted, and recorded, once.
+ */
+export function deleteDueQuery(trx: Executor, dialect: DialectName, tenantId: string, now: string, limit: number): CompiledQuery<ExpiredRow> {
+  if (dialect === 'postgres') {
+    // By ctid (a TID scan): a join back on the key was planned as a hash join over a scan of
+    // the table, the planner taking the LIMIT's 500 rows for many. A locked row keeps its ctid.
+    return sql<ExpiredRow>`delete from records where tenant_id = ${tenantId} and ctid = any(array(
+        select ctid from records where tenant_id = ${tenantId} and expires_at <= ${now}::timestamptz
+        order by expires_at limit ${limit} for update skip locked))
+      returning collection, id, version`.compile(trx);
+  }
+  return sql<ExpiredRow>`delete from records where tenant_id = ${tenantId} and (collection, id) in (
+      select collection, id from records where tenant_id = ${tenantId} and expires_at <= ${now} order by expires_at limit ${limit})
+    returning collection, id, version`.compile(trx);
 }
 
 /** The unit found nothing left to delete (another sweeper took it): rolled back, not an error. */
@@ -85,20 +106,14 @@ export function createExpirySweeper(deps: { db: Database; uow: UnitOfWorkRunner;
   const deleteDue = async (w: UnitOfWork, limit: number): Promise<ExpiredRow[]> => {
     const tenant = w.ctx.tenantId;
     if (db.dialect === 'postgres') {
-      const { rows } = await sql<ExpiredRow>`with due as (
-          select collection, id from records where tenant_id = ${tenant} and expires_at <= ${w.now}::timestamptz
-          order by expires_at limit ${limit} for update skip locked)
-        delete from records r using due where r.tenant_id = ${tenant} and r.collection = due.collection and r.id = due.id
-        returning r.collection, r.id, r.version`.execute(w.trx);
+      const { rows } = await w.trx.executeQuery(deleteDueQuery(w.trx, 'postgres', tenant, w.now, limit));
       return rows.map((r) => ({ ...r, version: Number(r.version) }));
     }
     const turn = loopTurns();
     const deleted: ExpiredRow[] = [];
     while (deleted.length < limit) {
       const piece = Math.min(SQLITE_PIECE, limit - deleted.length);
-      const { rows } = await sql<ExpiredRow>`delete from records where tenant_id = ${tenant} and (collection, id) in (
-          select collection, id from records where tenant_id = ${tenant} and expires_at <= ${w.now} order by expires_at limit ${piece})
-        returning collection, id, version`.execute(w.trx);
+      const { rows } = await w.trx.executeQuery(deleteDueQuery(w.trx, 'sqlite', tenant, w.now, piece));
       deleted.push(...rows.map((r) => ({ ...r, version: Number(r.version) })));
       if (rows.length < piece) break;
       const due = turn();
