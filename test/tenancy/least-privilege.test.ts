@@ -304,6 +304,16 @@ forEachBackend(
           })),
         );
       });
+
+      it("the expiry sweep's function likewise, and it returns tenant ids only", async () => {
+        const { rows } = await client.query<{ owner: string; config: string[] | null; public_execute: boolean; runtime_execute: boolean; security_definer: boolean; result: string }>(`
+          select pg_get_userbyid(p.proowner) as owner, p.proconfig as config, p.prosecdef as security_definer,
+            pg_get_function_result(p.oid) as result,
+            has_function_privilege('public', p.oid, 'EXECUTE') as public_execute,
+            has_function_privilege('${RUNTIME_GROUP_ROLE}', p.oid, 'EXECUTE') as runtime_execute
+          from pg_proc p where p.proname = 'agentstore_expiry_due_tenants'`);
+        expect(rows).toEqual([{ owner: OWNER_ROLE, config: ['search_path=public, pg_temp'], security_definer: true, result: 'SETOF text', public_execute: false, runtime_execute: true }]);
+      });
     });
   },
   { only: ['postgres', 'pgbouncer'] },
