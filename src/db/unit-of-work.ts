@@ -14,7 +14,7 @@ import { insertRows } from './multi-row.js';
  * against (an unknown name is the client's mistake, not an empty filter). A module with a
  * new kind of resource adds it here, or its `uow.record` does not compile.
  */
-export const RESOURCE_TYPES = ['tenant', 'user', 'session', 'api_key', 'collection', 'record', 'counter', 'conversation', 'message', 'memory_block', 'agent', 'agent_secret'] as const;
+export const RESOURCE_TYPES = ['tenant', 'user', 'session', 'api_key', 'collection', 'record', 'counter', 'conversation', 'message', 'memory_block', 'agent', 'agent_secret', 'end_user'] as const;
 export type ResourceType = (typeof RESOURCE_TYPES)[number];
 
 /** What one mutation did, written as one audit entry and one change-log entry. */
@@ -31,6 +31,12 @@ export interface Mutation {
   readonly dataJson?: string;
   /** Extra audit facts (never secrets). */
   readonly details?: unknown;
+  /**
+   * `false`: a change-log entry only, no audit entry. For an erasure's deletes, which the audit
+   * log records once, as the erasure with its counts: an entry per erased item would keep a
+   * trail of the very data erased.
+   */
+  readonly audit?: false;
 }
 
 export interface UnitOfWork {
@@ -56,7 +62,7 @@ type ChangeRow = Omit<Insertable<ChangesTable>, 'seq' | 'tenant_seq'>;
 
 const AUDIT_COLUMNS = ['tenant_id', 'id', 'at', 'actor_type', 'actor_id', 'action', 'resource_type', 'resource_id', 'collection', 'request_id', 'details'] as const;
 const CHANGE_COLUMNS = ['tenant_id', 'at', 'resource_type', 'resource_id', 'collection', 'action', 'version', 'data'] as const;
-const finalTexts = new Map<number, string>();
+const finalTexts = new Map<number | string, string>();
 
 // The audit rows and the change rows of a unit are written together at its end, in one
 // statement on PostgreSQL:
@@ -75,21 +81,24 @@ const finalTexts = new Map<number, string>();
 // The text for `n` mutations is built once per count (a bulk chunk's 500 rows as Kysely
 // template values cost more to compile than to run); its parameters are the audit rows'
 // values, the tenant and `n`, then the change rows' values.
-function finalStatementPostgres(n: number): string {
-  let text = finalTexts.get(n);
+function finalStatementPostgres(audited: number, n: number): string {
+  const key = audited === n ? n : `${audited}/${n}`;
+  let text = finalTexts.get(key);
   if (text !== undefined) return text;
   const a = AUDIT_COLUMNS.length;
   const c = CHANGE_COLUMNS.length;
-  const auditValues = Array.from({ length: n }, (_, r) => `(${AUDIT_COLUMNS.map((_, i) => `$${r * a + i + 1}`).join(', ')})`).join(', ');
+  const auditValues = Array.from({ length: audited }, (_, r) => `(${AUDIT_COLUMNS.map((_, i) => `$${r * a + i + 1}`).join(', ')})`).join(', ');
   // The tenant and the count, after the audit rows' parameters.
-  const tenant = `$${n * a + 1}`;
-  const count = `$${n * a + 2}`;
-  const base = n * a + 2;
+  const tenant = `$${audited * a + 1}`;
+  const count = `$${audited * a + 2}`;
+  const base = audited * a + 2;
   const changeValues = Array.from({ length: n }, (_, r) => `(${r + 1}, ${CHANGE_COLUMNS.map((_, i) => `$${base + r * c + i + 1}`).join(', ')})`).join(', ');
-  text = `with audit as (
+  // A unit whose mutations are all unaudited (an erasure's batch) inserts no audit row.
+  const audit = audited === 0 ? '' : `audit as (
       insert into audit_log (${AUDIT_COLUMNS.join(', ')})
       values ${auditValues}
-    ), head as (
+    ), `;
+  text = `with ${audit}head as (
       insert into change_heads (tenant_id, seq) values (${tenant}, ${count}::bigint)
       on conflict (tenant_id) do update set seq = change_heads.seq + excluded.seq
       returning seq
@@ -100,7 +109,7 @@ function finalStatementPostgres(n: number): string {
     returning tenant_seq`;
   // Units record a few mutations, bulk chunks up to 500: a bound on the texts kept all the same.
   if (finalTexts.size >= 1024) finalTexts.clear();
-  finalTexts.set(n, text);
+  finalTexts.set(key, text);
   return text;
 }
 
@@ -140,7 +149,7 @@ export function createUnitOfWorkRunner(db: Database, bus: EventBus): UnitOfWorkR
         };
         const value = await fn(uow);
         if (pending.length === 0) throw new Error('unit of work recorded no mutation');
-        const audit: AuditRow[] = pending.map(({ mutation, auditId }) => ({
+        const audit: AuditRow[] = pending.filter(({ mutation }) => mutation.audit !== false).map(({ mutation, auditId }) => ({
           tenant_id: ctx.tenantId,
           id: auditId,
           at: now,
@@ -168,7 +177,7 @@ export function createUnitOfWorkRunner(db: Database, bus: EventBus): UnitOfWorkR
           for (const a of audit) parameters.push(...auditValues(a));
           parameters.push(ctx.tenantId, changes.length);
           for (const c of changes) parameters.push(...changeValues(c));
-          const { rows } = await trx.executeQuery<{ tenant_seq: number | string }>(CompiledQuery.raw(finalStatementPostgres(changes.length), parameters));
+          const { rows } = await trx.executeQuery<{ tenant_seq: number | string }>(CompiledQuery.raw(finalStatementPostgres(audit.length, changes.length), parameters));
           lastSeq = rows.reduce((max, row) => Math.max(max, Number(row.tenant_seq)), 0);
         } else {
           // SQLite serialises writers (BEGIN IMMEDIATE), and these statements cost no round
