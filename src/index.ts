@@ -24,6 +24,7 @@ export type {
 } from './modules/collections/types.js';
 export type { BulkLine, BulkMode, BulkOptions, BulkResult } from './modules/collections/bulk.js';
 export type { ExpiryOptions } from './modules/collections/expiry.js';
+export type { EndUserEraser, EndUserErasure, EndUsersService } from './modules/end-users/service.js';
 export type { ExpirySweeper, ExpirySweepStats } from './modules/collections/expiry-sweep.js';
 export type { BatchOperation, BatchOutcome, BatchResult } from './modules/batch/service.js';
 export type { Counter } from './modules/counters/service.js';

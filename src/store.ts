@@ -13,6 +13,8 @@ import { createChangesService, type ChangesService } from './modules/changes/ser
 import { createBatchService, type BatchOperation, type BatchOutcome } from './modules/batch/service.js';
 import { createExpirySweeper, type ExpirySweeper } from './modules/collections/expiry-sweep.js';
 import { createIndexBuilds } from './modules/collections/index-builds.js';
+import { createRecordsEraser } from './modules/collections/end-user-eraser.js';
+import { createEndUsersService, type EndUsersService } from './modules/end-users/service.js';
 import { createRecordWrites } from './modules/collections/record-writes.js';
 import { createCollectionsService, type CollectionsService } from './modules/collections/service.js';
 import { createCountersService, type CountersService } from './modules/counters/service.js';
@@ -50,6 +52,11 @@ export interface Store {
   batch(ctx: TenantContext, operations: readonly BatchOperation[], options?: { idempotencyKey?: string }): Promise<BatchOutcome>;
   readonly audit: AuditService;
   readonly changes: ChangesService;
+  /**
+   * Erasing an end user (`erase`), and the registry of the erasers that do it: a module that
+   * stores end users' data registers one (`register`) for its tables.
+   */
+  readonly endUsers: EndUsersService;
   /** The generated service key when this start created one (print it once), else undefined. */
   readonly generatedServiceKey: string | undefined;
   /** Backends in use, one line each, secrets redacted. */
@@ -175,6 +182,9 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
   const generatedServiceKey = opts.bootstrapServiceKey || config.auth.serviceKey ? await tenants.ensureServiceKey(config.auth.serviceKey) : undefined;
   // Expired records are invisible at once; this deletes them (and emits their deletes) later.
   const expiry = createExpirySweeper({ db, uow, intervalMs: config.expirySweepIntervalMs });
+  // Every module that keeps end users' data registers its eraser here.
+  const endUsers = createEndUsersService({ uow });
+  endUsers.register(createRecordsEraser({ db, uow }));
   return {
     config,
     tenants,
@@ -189,6 +199,7 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
     batch: (ctx, operations, options) => batches.run(ctx, operations, options),
     audit: createAuditService({ uow }),
     changes: createChangesService({ uow, bus, dialect: db.dialect }),
+    endUsers,
     generatedServiceKey,
     describe: () => describeBackends(config),
     securityWarnings,

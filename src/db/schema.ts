@@ -113,6 +113,8 @@ export interface CollectionsTable {
   indexes: Json;
   /** The default TTL of the collection's records, in seconds (migration 0006); null: none. */
   ttl_seconds: number | null;
+  /** The data path holding the id of the end user a record belongs to (migration 0006); null: none declared. */
+  end_user_field: string | null;
   version: number;
   created_at: Timestamp;
   updated_at: Timestamp;
@@ -264,6 +266,14 @@ export interface DB {
   agent_versions: AgentVersionsTable;
   agent_secrets: AgentSecretsTable;
 }
+
+/**
+ * Tables that hold end users' data, each covered by a registered eraser (src/modules/end-users;
+ * test/modules/end-users.test.ts checks both): every table with an `end_user_id` column (the
+ * convention for a module's end-user column), and `records`, whose end user is the data field a
+ * collection declares (`end_user_field`).
+ */
+export const END_USER_TABLES = ['records'] as const;
 
 /** Tables whose rows belong to one tenant: `tenant_id` leads their keys and RLS guards them. */
 export const TENANT_TABLES = [

@@ -15,6 +15,7 @@ import { collectionRoutes } from '../modules/collections/routes.js';
 import { counterRoutes } from '../modules/counters/routes.js';
 import { conversationRoutes } from '../modules/conversations/routes.js';
 import { memoryBlockRoutes } from '../modules/memory-blocks/routes.js';
+import { endUserRoutes } from '../modules/end-users/routes.js';
 import { tenancyRoutes } from '../modules/tenancy/routes.js';
 import type { Store } from '../store.js';
 import { createAdmission, type Abandonment } from './admission.js';
@@ -167,6 +168,7 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
     await memoryBlockRoutes(api, { store });
     await agentRoutes(api, { store });
     await batchRoutes(api, { store });
+    await endUserRoutes(api, { store });
     await auditRoutes(api, { store });
     await changeRoutes(api, { store }, { heartbeatMs: server.eventsHeartbeatMs, maxStreamsPerTenant: server.eventsMaxStreamsPerTenant });
   });

@@ -166,7 +166,7 @@ const BODY_ROUTES: Record<string, BodyRoute> = {
     url: (w) => `/v1/collections/${w.coll}`,
     auth: 'tenant',
     strict: true,
-    wrongTypes: { schema: ['s', 5, true, [1]], indexes: ['status', 5, [5], [['a']], { a: 1 }], ttlSeconds: ['60', 0, -1, 1.5, true, [60], { s: 1 }, MAX_TTL_SECONDS + 1] },
+    wrongTypes: { schema: ['s', 5, true, [1]], indexes: ['status', 5, [5], [['a']], { a: 1 }], ttlSeconds: ['60', 0, -1, 1.5, true, [60], { s: 1 }, MAX_TTL_SECONDS + 1], endUserField: [5, true, ['status'], { a: 1 }, 'not-indexed', 'createdAt'] },
     base: () => ({}),
     constrained: [],
   },
@@ -730,6 +730,13 @@ forEachBackend('http bad input', (backend) => {
         bad(res, /^\/operations\/0\/(ttl|expiresAt)$/);
       }
       bad(await send('POST', '/v1/batch', 'tenant', JSON.stringify({ operations: [{ op: 'delete', collection: w.coll, id: w.rec, ttl: 5 }] })), '/operations/0/ttl');
+    });
+
+    it('an end-user id too long or not storable is 400 naming endUserId (any other text is an id: test/http/end-users.test.ts)', async () => {
+      for (const id of [tooLong(257), 'a%00b']) bad(await send('DELETE', `/v1/end-users/${id}`, 'tenant'), /endUserId/);
+      // A malformed %-escape (or one that decodes to an unpaired surrogate) is refused by the router, before any field exists.
+      for (const id of ['%ED%A0%80', ...malformedEscapes]) bad(await send('DELETE', `/v1/end-users/${id}`, 'tenant'));
+
     });
 
     it('invalid Idempotency-Key is 400 naming idempotency-key', async () => {

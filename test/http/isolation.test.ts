@@ -385,6 +385,23 @@ const TABLE: Record<string, Row> = {
       c.noLeak(created, [c.w.acoll]);
     },
   },
+  'DELETE /v1/end-users/:endUserId': {
+    phase: 'write',
+    run: async (c) => {
+      // A's records of an end user; B erasing the same end-user id erases nothing of A's.
+      const coll = `eu-${c.w.r}`;
+      const defined = await c.a('PUT', `/v1/collections/${coll}`, { indexes: ['uid'], endUserField: 'uid' });
+      expect(defined.statusCode, defined.body).toBe(200);
+      const created = await c.a('POST', `/v1/collections/${coll}/records`, { id: 'eu1', uid: c.w.asecret });
+      expect(created.statusCode, created.body).toBe(201);
+      await c.resnapshotA();
+      const res = await c.b('DELETE', `/v1/end-users/${encodeURIComponent(c.w.asecret)}`);
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.json()).toMatchObject({ counts: { records: 0 }, total: 0 });
+      c.noLeak(res);
+      expect((await c.a('GET', `/v1/collections/${coll}/records/eu1`)).statusCode).toBe(200);
+    },
+  },
   'PATCH /v1/collections/:collection/records/:id': {
     phase: 'probe',
     run: async (c) => {

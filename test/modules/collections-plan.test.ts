@@ -25,6 +25,7 @@ import { searchPage, searchQuery, SEARCH_ROWS, withIndex } from '../../src/modul
 import { indexName } from '../../src/modules/collections/index-builds.js';
 import { keysetAfter, parseSort } from '../../src/modules/collections/sort.js';
 import { deleteDueQuery, SWEEP_BATCH } from '../../src/modules/collections/expiry-sweep.js';
+import { endUserRecordsQuery } from '../../src/modules/collections/end-user-eraser.js';
 import { DUE_TENANTS_SQL } from '../../src/db/migrations/0006-record-expiry.js';
 import { forEachBackend, openTestDb, useTestStore } from '../helpers/backends.js';
 import { newTenant } from '../helpers/fixtures.js';
@@ -224,6 +225,13 @@ forEachBackend(
       expect(seqScans(plan)).toEqual([]);
     });
 
+    it("erasing an end user finds the records of the collection's endUserField through its declared index", async () => {
+      await t.store.collections.define(ctx, 'planned', { endUserField: 'status' });
+      const plan = await explainQuery(endUserRecordsQuery(db(), 'postgres', ctx.tenantId, 'planned', 'status', 'rare', 500));
+      expect(searched(plan).length).toBeGreaterThan(0);
+      expect(rowsRead(plan)).toBeLessThan(RECORDS / 100);
+    });
+
     it('the due-tenant function walks records_expiry, one probe per tenant, never the table', async () => {
       // Its body as its owner runs it (a SECURITY DEFINER function's plan is not shown by EXPLAIN of the call).
       const owner = openTestDb(t.database);
@@ -318,6 +326,10 @@ forEachBackend(
         // Without the name, SQLite searches an equality in the index but a range in the primary key.
         if ('n' in filter) expect(await explainQuery(countQuery(db(), 'sqlite', scope(filter)).compile()), label).not.toMatch(searchedIndex);
       }
+    });
+
+    it("erasing an end user searches the endUserField's declared index", async () => {
+      expect(await explainQuery(endUserRecordsQuery(db(), 'sqlite', ctx.tenantId, 'planned', 'status', 'rare', 500))).toMatch(searchedIndex);
     });
 
     it("the sweep's DELETE and the due-tenant query search records_expiry", async () => {

@@ -3,7 +3,7 @@ import { RUNTIME_GROUP_ROLE } from './runtime-role.js';
 
 /**
  * Record expiry (docs/architecture.md, "Expiry"): a record's `expires_at` (null: never) and a
- * collection's default TTL in seconds (null: none).
+ * collection's default TTL in seconds (null: none); and a collection's end-user field (below).
  *
  * Expired records are hidden by every read (a condition on `expires_at` against the server's
  * clock, the clock that also wrote it) and deleted by the store's sweep. The sweep finds the
@@ -41,6 +41,10 @@ export const migration0006: Migration = {
       `ALTER TABLE records ADD COLUMN expires_at ${t.ts}`,
       `ALTER TABLE collections ADD COLUMN ttl_seconds INTEGER`,
       `CREATE INDEX records_expiry ON records (tenant_id, expires_at) WHERE expires_at IS NOT NULL`,
+      // A collection's declared end-user field (`PUT /v1/collections/{c} {"endUserField": …}`): the
+      // data path holding the id of the end user a record belongs to, for erasing an end user
+      // (src/modules/end-users). Null: the collection holds no end user's data, as far as it says.
+      `ALTER TABLE collections ADD COLUMN end_user_field TEXT`,
     ];
     if (dialect === 'sqlite') return statements;
     return [

@@ -174,7 +174,7 @@ export function createRecordWrites(deps: { dialect: DialectName; limits?: Tenant
       if (created) return created;
       throw tooManyCollections(limits);
     }
-    const row: CollectionsTable = { tenant_id: tenantId, name, schema: null, indexes: '[]', ttl_seconds: null, version: 1, created_at: w.now, updated_at: w.now };
+    const row: CollectionsTable = { tenant_id: tenantId, name, schema: null, indexes: '[]', ttl_seconds: null, end_user_field: null, version: 1, created_at: w.now, updated_at: w.now };
     // Concurrent first writes race to create the row: the losers (PostgreSQL, which does not
     // serialise writers as SQLite's BEGIN IMMEDIATE does) use the winner's row instead of
     // failing on its primary key.

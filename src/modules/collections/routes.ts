@@ -20,6 +20,7 @@ const CollectionSchema = Type.Object(
     schema: Type.Union([Data, Type.Null()]),
     indexes: Type.Array(Type.String()),
     ttlSeconds: Type.Union([Type.Integer(), Type.Null()], { description: 'the TTL of records written without an expiry of their own, or null' }),
+    endUserField: Type.Union([Type.String(), Type.Null()], { description: "the data field holding a record's end-user id (erased by DELETE /v1/end-users/{id}), or null" }),
     version: Type.Integer(),
     ...Timestamps,
   },
@@ -81,13 +82,16 @@ export async function collectionRoutes(app: Api, { store }: RouteDeps): Promise<
             ttlSeconds: Type.Optional(
               Type.Union([Type.Integer({ minimum: 1, maximum: MAX_TTL_SECONDS }), Type.Null()], { description: 'default TTL of records written without ttl or expiresAt, or null for none' }),
             ),
+            endUserField: Type.Optional(
+              Type.Union([Type.String({ maxLength: 600 }), Type.Null()], { description: 'the data field (one of indexes) that holds the end-user id, for DELETE /v1/end-users/{id}; null for none' }),
+            ),
           },
           { additionalProperties: false },
         ),
         response: withProblems({ 200: CollectionSchema }),
       },
     },
-    (req) => svc.define(tenantOf(req), req.params.collection, req.body as { schema?: JsonObject | null; indexes?: string[]; ttlSeconds?: number | null }),
+    (req) => svc.define(tenantOf(req), req.params.collection, req.body as { schema?: JsonObject | null; indexes?: string[]; ttlSeconds?: number | null; endUserField?: string | null }),
   );
 
   app.delete('/v1/collections/:collection', { schema: { tags, summary: 'Delete a collection and its records', params: CollectionParams, response: withProblems({ 204: Type.Null() }) } }, async (req, reply) => {

@@ -23,6 +23,7 @@ export function toCollection(row: CollectionsTable): Collection {
     schema: fromNullableJsonColumn<JsonObject>(row.schema),
     indexes: fromJsonColumn<string[]>(row.indexes),
     ttlSeconds: row.ttl_seconds === null || row.ttl_seconds === undefined ? null : Number(row.ttl_seconds),
+    endUserField: row.end_user_field ?? null,
     version: Number(row.version),
     createdAt: toIso(row.created_at),
     updatedAt: toIso(row.updated_at),

@@ -44,9 +44,10 @@ export interface CollectionsService {
   /**
    * Creates or configures a collection. Each field given replaces its setting, each left out
    * keeps it: `ttlSeconds` is the default TTL of records written without an expiry of their
-   * own (null: none), for writes from now on.
+   * own (null: none), for writes from now on. `endUserField` names the data field (one of the
+   * declared indexes, so that erasure searches it) holding a record's end-user id.
    */
-  define(ctx: TenantContext, name: string, input: { schema?: JsonObject | null; indexes?: readonly string[]; ttlSeconds?: number | null }): Promise<Collection>;
+  define(ctx: TenantContext, name: string, input: { schema?: JsonObject | null; indexes?: readonly string[]; ttlSeconds?: number | null; endUserField?: string | null }): Promise<Collection>;
   getCollection(ctx: TenantContext, name: string): Promise<Collection>;
   listCollections(ctx: TenantContext, options?: { limit?: number; cursor?: string }): Promise<Page<Collection>>;
   deleteCollection(ctx: TenantContext, name: string): Promise<void>;
@@ -88,6 +89,29 @@ export interface CollectionsService {
 }
 
 const MAX_INDEXES = 16;
+
+/** A collection's end-user field as a definition gives it: a data path, null to clear, undefined to keep. */
+function checkEndUserField(value: string | null | undefined): string | null | undefined {
+  if (value === undefined || value === null) return value;
+  const path = parseQueryPath(value, '/endUserField');
+  if (path.kind !== 'data') throw AgentstoreError.invalidField('/endUserField', `names a data field, not the record attribute "${value}"`);
+  return path.segments.join('.');
+}
+
+/**
+ * Erasing an end user searches the field's declared index, never the whole collection: the
+ * field must be one of the collection's indexes, now and after any redefinition.
+ */
+function checkEndUserIndexed(field: string | null, indexes: readonly string[], given: boolean): void {
+  if (field === null) return;
+  const declared = indexes.map((raw) => {
+    const path = parseQueryPath(raw, '/indexes');
+    return path.kind === 'data' ? path.segments.join('.') : raw;
+  });
+  if (declared.includes(field)) return;
+  if (given) throw AgentstoreError.invalidField('/endUserField', `must be one of the collection's indexes (add "${field}" to indexes), so that erasing an end user searches its index`);
+  throw AgentstoreError.invalidField('/indexes', `must keep "${field}", the collection's endUserField (set endUserField to null first)`);
+}
 
 /**
  * Builds a declared index inside a unit of work, on PostgreSQL as the runtime role alone
@@ -165,6 +189,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
       const schema = input.schema === undefined ? undefined : input.schema === null ? null : assertObject(input.schema, '/schema');
       if (schema) compileSchema(schema);
       const ttlSeconds = checkDefaultTtl(input.ttlSeconds);
+      const endUserField = checkEndUserField(input.endUserField);
       const indexes = input.indexes === undefined ? undefined : [...new Set(input.indexes)];
       if (indexes && indexes.length > MAX_INDEXES) throw AgentstoreError.invalidField('/indexes', `at most ${MAX_INDEXES} indexed fields`);
       const paths = (indexes ?? []).map((field) => {
@@ -202,12 +227,14 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
         if (dialect === 'postgres') load = load.forUpdate();
         const existing = await load.executeTakeFirst();
         await checkLimits(w.trx, existing, built);
+        checkEndUserIndexed(endUserField === undefined ? (existing?.end_user_field ?? null) : endUserField, indexes ?? declaredFields(existing), endUserField !== undefined);
         const row: CollectionsTable = {
           tenant_id: ctx.tenantId,
           name,
           schema: schema === undefined ? (existing?.schema ?? null) : schema === null ? null : toJsonColumn(schema),
           indexes: indexes === undefined ? (existing ? toJsonColumn(fromJsonColumn(existing.indexes)) : '[]') : toJsonColumn(indexes),
           ttl_seconds: ttlSeconds === undefined ? (existing?.ttl_seconds ?? null) : ttlSeconds,
+          end_user_field: endUserField === undefined ? (existing?.end_user_field ?? null) : endUserField,
           version: existing ? Number(existing.version) + 1 : 1,
           created_at: existing?.created_at ?? w.now,
           updated_at: w.now,
@@ -215,7 +242,7 @@ export function createCollectionsService(deps: { db: Database; uow: UnitOfWorkRu
         if (existing) {
           await w.trx
             .updateTable('collections')
-            .set({ schema: row.schema, indexes: row.indexes, ttl_seconds: row.ttl_seconds, version: row.version, updated_at: row.updated_at })
+            .set({ schema: row.schema, indexes: row.indexes, ttl_seconds: row.ttl_seconds, end_user_field: row.end_user_field, version: row.version, updated_at: row.updated_at })
             .where('tenant_id', '=', ctx.tenantId)
             .where('name', '=', name)
             .execute();

@@ -18,6 +18,8 @@ export interface Collection {
   readonly indexes: readonly string[];
   /** The TTL in seconds of records written without an expiry of their own, or null for none. */
   readonly ttlSeconds: number | null;
+  /** The data field (one of `indexes`) that holds the id of the end user a record belongs to, for erasing an end user; or null. */
+  readonly endUserField: string | null;
   readonly version: number;
   readonly createdAt: string;
   readonly updatedAt: string;
