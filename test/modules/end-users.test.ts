@@ -85,6 +85,31 @@ forEachBackend('end users: erasure', (backend) => {
     expect((await snapshotCounts(t.store, ctx.tenantId)).records).toBe(after.records);
   });
 
+  it('a write during a large erasure goes in between its batches instead of waiting for the whole erasure', async () => {
+    const { ctx } = await newTenant(t.store);
+    await t.store.collections.define(ctx, 'log', { indexes: ['user'], endUserField: 'user' });
+    const N = ERASE_BATCH * 4;
+    await load(t.store, ctx, 'log', Array.from({ length: N }, (_, i) => ({ id: `l${i}`, data: { user: 'heavy', i, pad: 'x'.repeat(200) } })));
+    const head = await t.store.changes.head(ctx);
+    const erasure = t.store.endUsers.erase(ctx, 'heavy');
+    // Once the first batch has committed, a write of the same tenant.
+    while ((await t.store.changes.head(ctx)) === head) await new Promise<void>((resolve) => setImmediate(resolve));
+    await t.store.collections.create(ctx, 'log', { id: 'during', user: 'someone' });
+    expect((await erasure).total).toBe(N);
+    const changes = [];
+    for (let after = head; ; ) {
+      const page = await t.store.changes.read(ctx, { after, resourceTypes: ['record'], limit: 1000 });
+      changes.push(...page);
+      if (page.length < 1000) break;
+      after = page[page.length - 1]?.seq as number;
+    }
+    const position = changes.findIndex((c) => c.resourceId === 'during');
+    // Structural: erasure deletes came after the write, so it did not wait for the erasure.
+    expect(position).toBeGreaterThanOrEqual(ERASE_BATCH);
+    expect(changes.slice(position + 1).filter((c) => c.action === 'delete').length).toBeGreaterThanOrEqual(ERASE_BATCH);
+    expect((await t.store.collections.get(ctx, 'log', 'during')).data).toMatchObject({ user: 'someone' });
+  });
+
   it("is confined to the tenant: another tenant's erasure of the same id leaves these records", async () => {
     const a = await newTenant(t.store);
     const b = await newTenant(t.store);
