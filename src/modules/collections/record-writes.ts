@@ -49,13 +49,10 @@ export interface PatchInput {
 }
 
 /** An expiry as a caller gave it (checked by `checkExpiry`), and what its fields are called there. */
-export interface ExpiryRequest extends ExpiryOptionsInput {
-  readonly fields?: ExpiryFields;
-}
-
-interface ExpiryOptionsInput {
+export interface ExpiryRequest {
   readonly ttl?: unknown;
   readonly expiresAt?: unknown;
+  readonly fields?: ExpiryFields;
 }
 
 const expiryOf = (request: ExpiryRequest | undefined) => {
