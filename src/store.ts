@@ -14,6 +14,7 @@ import { createBatchService, type BatchOperation, type BatchOutcome } from './mo
 import { createExpirySweeper, type ExpirySweeper } from './modules/collections/expiry-sweep.js';
 import { createIndexBuilds } from './modules/collections/index-builds.js';
 import { createRecordsEraser } from './modules/collections/end-user-eraser.js';
+import { createConversationsEraser, createMemoryBlocksEraser } from './modules/conversations/end-user-eraser.js';
 import { createEndUsersService, type EndUsersService } from './modules/end-users/service.js';
 import { createRecordWrites } from './modules/collections/record-writes.js';
 import { createCollectionsService, type CollectionsService } from './modules/collections/service.js';
@@ -185,6 +186,8 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
   // Every module that keeps end users' data registers its eraser here.
   const endUsers = createEndUsersService({ uow });
   endUsers.register(createRecordsEraser({ db, uow }));
+  endUsers.register(createConversationsEraser({ db, uow }));
+  endUsers.register(createMemoryBlocksEraser({ uow }));
   return {
     config,
     tenants,

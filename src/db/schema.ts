@@ -270,10 +270,11 @@ export interface DB {
 /**
  * Tables that hold end users' data, each covered by a registered eraser (src/modules/end-users;
  * test/modules/end-users.test.ts checks both): every table with an `end_user_id` column (the
- * convention for a module's end-user column), and `records`, whose end user is the data field a
+ * convention for a module's end-user column: conversations, memory_blocks), `messages`, whose
+ * end user is their conversation's, and `records`, whose end user is the data field a
  * collection declares (`end_user_field`).
  */
-export const END_USER_TABLES = ['records'] as const;
+export const END_USER_TABLES = ['records', 'conversations', 'memory_blocks', 'messages'] as const;
 
 /** Tables whose rows belong to one tenant: `tenant_id` leads their keys and RLS guards them. */
 export const TENANT_TABLES = [

@@ -39,7 +39,7 @@ forEachBackend('http end users', (backend) => {
     const changes = json<{ items: Array<{ action: string; resourceId: string }> }>(await req('GET', `/v1/changes?after=${head}&types=record`)).items;
     expect(changes.map((c) => `${c.action}:${c.resourceId}`).sort()).toEqual(['delete:m1', 'delete:m2']);
     const audit = json<{ items: Array<{ resourceId: string; details: unknown }> }>(await req('GET', '/v1/audit?action=end_user.erase')).items;
-    expect(audit).toEqual([expect.objectContaining({ resourceId: erased.subject, details: { counts: { records: 2 }, total: 2 } })]);
+    expect(audit).toEqual([expect.objectContaining({ resourceId: erased.subject, details: { counts: { records: 2, conversations: 0, memoryBlocks: 0 }, total: 2 } })]);
     expect(JSON.stringify(audit)).not.toContain('brien');
     // Again: nothing left.
     expect(json<{ total: number }>(await req('DELETE', url)).total).toBe(0);

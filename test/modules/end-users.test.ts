@@ -64,7 +64,7 @@ forEachBackend('end users: erasure', (backend) => {
     const before = await snapshotCounts(t.store, ctx.tenantId);
 
     const result = await t.store.endUsers.erase(ctx, 'u-1');
-    expect(result).toEqual({ subject: erasureSubject(ctx.tenantId, 'u-1'), counts: { records: mine + 1 }, total: mine + 1 });
+    expect(result).toEqual({ subject: erasureSubject(ctx.tenantId, 'u-1'), counts: { records: mine + 1, conversations: 0, memoryBlocks: 0 }, total: mine + 1 });
     expect(await recordIds(t.store, ctx, 'chats')).toEqual(['nested', 'number', 'other']);
     expect(await recordIds(t.store, ctx, 'notes')).toEqual(['n2']);
     expect(await recordIds(t.store, ctx, 'plain')).toEqual(['p1']);
@@ -77,11 +77,11 @@ forEachBackend('end users: erasure', (backend) => {
     expect(after.audit - before.audit).toBe(1);
     const audit = (await t.store.audit.list(ctx, { action: 'end_user.erase' })).items;
     expect(audit).toHaveLength(1);
-    expect(audit[0]).toMatchObject({ resourceType: 'end_user', resourceId: result.subject, details: { counts: { records: mine + 1 }, total: mine + 1 } });
+    expect(audit[0]).toMatchObject({ resourceType: 'end_user', resourceId: result.subject, details: { counts: { records: mine + 1, conversations: 0, memoryBlocks: 0 }, total: mine + 1 } });
     expect(JSON.stringify(audit)).not.toMatch(/u-1|secret/);
 
     // Idempotent: nothing left, counts of zero, one more audit entry.
-    expect(await t.store.endUsers.erase(ctx, 'u-1')).toEqual({ subject: result.subject, counts: { records: 0 }, total: 0 });
+    expect(await t.store.endUsers.erase(ctx, 'u-1')).toEqual({ subject: result.subject, counts: { records: 0, conversations: 0, memoryBlocks: 0 }, total: 0 });
     expect((await snapshotCounts(t.store, ctx.tenantId)).records).toBe(after.records);
   });
 
@@ -138,5 +138,34 @@ forEachBackend('end users: erasure', (backend) => {
     expect((await t.store.collections.getCollection(ctx, 'c')).endUserField).toBeNull();
     // Nothing about an end user was written by the refusals.
     expect((await t.store.audit.list(ctx, { action: 'end_user.erase' })).items).toEqual([]);
+  });
+});
+
+forEachBackend('end users: conversations and memory blocks', (backend) => {
+  const t = useTestStore(backend, { store: { expirySweepIntervalMs: 0 } });
+
+  it("erases the end user's conversations with their messages, and their memory blocks, only theirs", async () => {
+    const { ctx } = await newTenant(t.store);
+    const mine = (await t.store.conversations.create(ctx, { endUserId: 'u-9', title: 'mine' })).conversation;
+    await t.store.conversations.append(ctx, mine.id, { role: 'user', content: 'my secret plan' });
+    await t.store.conversations.append(ctx, mine.id, { role: 'assistant', content: 'noted' });
+    const second = (await t.store.conversations.create(ctx, { endUserId: 'u-9' })).conversation;
+    const theirs = (await t.store.conversations.create(ctx, { endUserId: 'u-10' })).conversation;
+    await t.store.conversations.append(ctx, theirs.id, { role: 'user', content: 'their plan' });
+    await t.store.memoryBlocks.put(ctx, 'persona', { endUserId: 'u-9' }, { value: 'likes tea' });
+    await t.store.memoryBlocks.put(ctx, 'persona', { endUserId: 'u-9', agentId: 'a1' }, { value: 'likes coffee' });
+    await t.store.memoryBlocks.put(ctx, 'persona', { endUserId: 'u-10' }, { value: 'other' });
+    await t.store.memoryBlocks.put(ctx, 'persona', {}, { value: 'global' });
+    const before = await snapshotCounts(t.store, ctx.tenantId);
+
+    const result = await t.store.endUsers.erase(ctx, 'u-9');
+    expect(result.counts).toEqual({ records: 0, conversations: 2, memoryBlocks: 2 });
+    for (const id of [mine.id, second.id]) await expectError(t.store.conversations.get(ctx, id), 'agentstore.not_found');
+    expect((await t.store.conversations.get(ctx, theirs.id)).id).toBe(theirs.id);
+    const left = (await t.store.memoryBlocks.list(ctx)).items.map((b) => b.value).sort();
+    expect(left).toEqual(['global', 'other']);
+    expect((await t.store.conversations.search(ctx, { q: 'plan' })).items.map((h) => h.conversationId)).toEqual([theirs.id]);
+    expect((await snapshotCounts(t.store, ctx.tenantId)).audit - before.audit).toBe(1);
+    expect(await t.store.endUsers.erase(ctx, 'u-9')).toMatchObject({ total: 0 });
   });
 });
