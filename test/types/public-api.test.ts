@@ -1,6 +1,7 @@
 import { describe, expectTypeOf, it } from 'vitest';
 import type { Agent, AgentVersion, AgentVersionSummary, RevealedSecret, RotationReport, AgentstoreError, AggregateResult, BatchOperation, BatchOutcome, BatchResult, BulkLine, BulkResult, ChangeEvent, Counter, GetRecordOptions, GroupKey, Page, Store, StoredRecord, TenantContext, UpsertRecordResult } from '../../src/index.js';
 import type { AppendResult, Conversation, MemoryBlock, Message, MessageContent, MessageInput, MessagePart, SearchHit } from '../../src/index.js';
+import type { EndUserEraser, EndUserErasure, ExpiryOptions } from '../../src/index.js';
 import { createStore, isAgentstoreError, systemContext } from '../../src/index.js';
 
 // Compiled by `npm run typecheck`: the public surface keeps its shape and stays free of `any`.
@@ -47,6 +48,16 @@ describe('public types', () => {
     expectTypeOf<ChangeEvent['data']>().not.toBeAny();
     expectTypeOf<AggregateResult['groups'][number]['key'][string]>().toEqualTypeOf<GroupKey>();
     expectTypeOf<AggregateResult['groups'][number]['metrics']['sum:amount']>().toEqualTypeOf<number | null | undefined>();
+  });
+
+  it('expiry and end-user erasure are typed', () => {
+    expectTypeOf<StoredRecord['expiresAt']>().toEqualTypeOf<string | undefined>();
+    expectTypeOf<Parameters<Store['collections']['create']>[3]>().toEqualTypeOf<({ id?: string; idempotencyKey?: string } & ExpiryOptions) | undefined>();
+    expectTypeOf<ExpiryOptions>().toEqualTypeOf<{ readonly ttl?: number; readonly expiresAt?: string }>();
+    expectTypeOf<Store['endUsers']['erase']>().parameters.toEqualTypeOf<[TenantContext, string]>();
+    expectTypeOf<Store['endUsers']['erase']>().returns.resolves.toEqualTypeOf<EndUserErasure>();
+    expectTypeOf<Store['endUsers']['register']>().parameters.toEqualTypeOf<[EndUserEraser]>();
+    expectTypeOf<EndUserEraser['eraseBatch']>().returns.resolves.toEqualTypeOf<number>();
   });
 
   it('conversations and memory blocks are typed', () => {
