@@ -63,7 +63,9 @@ async function withStore<T>(fn: (store: Store) => Promise<T>, options: { readOnl
   const { openStore } = await import('../store.js');
   const configured = loadConfig().store;
   const missing = missingSqliteFile(configured) !== undefined;
-  const config = options.readOnly ? { ...readOnlyConfig(configured), migrateOnStart: missing } : configured;
+  // No background expiry sweep: a command is a short-lived process beside the server, which
+  // sweeps, and a read-only one must not delete anything.
+  const config = { ...(options.readOnly ? { ...readOnlyConfig(configured), migrateOnStart: missing } : configured), expirySweepIntervalMs: 0 };
   let store: Store;
   try {
     store = await openStore(config);
