@@ -45,6 +45,16 @@ export type {
   RotationReport,
 } from './modules/agents/types.js';
 export type { EncryptionKey, EncryptionKeys } from './core/secret-box.js';
+export type { Project, Branch } from './modules/projects/rows.js';
+export type { ProjectsService, ProjectInput, ProjectPatch, DeleteOptions } from './modules/projects/projects-service.js';
+export type { BranchesService, BranchInput, BranchPatch } from './modules/projects/branches-service.js';
+export type { Task } from './modules/tasks/rows.js';
+export type { TaskStatus } from './modules/tasks/fields.js';
+export { TASK_STATUSES, TRANSITIONS } from './modules/tasks/fields.js';
+export type { TasksService, TaskInput, TaskPatch, TaskFilter, Subtasks } from './modules/tasks/service.js';
+export type { MoveInput } from './modules/tasks/move.js';
+export type { ContextService, ContextTarget, ResolveTarget, ContextDocument, ResolvedContext } from './modules/context/service.js';
+export type { ContextLevel } from './modules/context/merge.js';
 export type { AuditEntry, AuditQuery } from './modules/audit/service.js';
 export type { ChangeEvent, ChangeQuery } from './modules/changes/service.js';
 export type { SchemaStatus, MigrationStatus } from './db/migrator.js';

@@ -23,6 +23,10 @@ import { createConversationsService } from './modules/conversations/service.js';
 import type { ConversationsService } from './modules/conversations/types.js';
 import { createMemoryBlocksService, type MemoryBlocksService } from './modules/memory-blocks/service.js';
 import { createAgentsService, type AgentsService } from './modules/agents/service.js';
+import { createContextService, type ContextService } from './modules/context/service.js';
+import { createBranchesService, type BranchesService } from './modules/projects/branches-service.js';
+import { createProjectsService, type ProjectsService } from './modules/projects/projects-service.js';
+import { createTasksService, type TasksService } from './modules/tasks/service.js';
 import { createApiKeysService, type ApiKeysService } from './modules/tenancy/api-keys-service.js';
 import { createAuthService, type AuthService } from './modules/tenancy/auth-service.js';
 import { createTenantsService, type TenantsService } from './modules/tenancy/tenants-service.js';
@@ -45,6 +49,13 @@ export interface Store {
   readonly memoryBlocks: MemoryBlocksService;
   /** Agents, their versions and their encrypted secrets (docs/api.md, "Agents"). */
   readonly agents: AgentsService;
+  readonly projects: ProjectsService;
+  /** Branches of a project. */
+  readonly branches: BranchesService;
+  /** Tasks of a branch: subtasks, order among siblings, status, dependencies. */
+  readonly tasks: TasksService;
+  /** Context documents of the global, project, branch and task levels, and their resolution. */
+  readonly context: ContextService;
   /**
    * Up to 100 writes to records and counters in one unit of work, all or nothing: a result per
    * operation, or the error of the first that failed (with `context.failedIndex`) and nothing
@@ -199,6 +210,10 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
     conversations: createConversationsService({ db, uow, maxMessageBytes: config.maxMessageBytes }),
     memoryBlocks: createMemoryBlocksService({ uow, dialect: db.dialect }),
     agents: createAgentsService({ db, uow, encryption: config.encryption }),
+    projects: createProjectsService({ uow, dialect: db.dialect }),
+    branches: createBranchesService({ uow, dialect: db.dialect }),
+    tasks: createTasksService({ uow, dialect: db.dialect }),
+    context: createContextService({ uow, dialect: db.dialect }),
     batch: (ctx, operations, options) => batches.run(ctx, operations, options),
     audit: createAuditService({ uow }),
     changes: createChangesService({ uow, bus, dialect: db.dialect }),

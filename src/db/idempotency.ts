@@ -10,6 +10,7 @@ import type { TenantContext } from '../core/context.js';
 import { AgentstoreError } from '../core/errors.js';
 import { unstorableText } from '../core/text.js';
 import { fromJsonColumn, toIso, toJsonColumn } from './dialect.js';
+import { isUniqueViolation } from './errors.js';
 import type { UnitOfWork, UnitOfWorkRunner } from './unit-of-work.js';
 
 // Keys are remembered this long; a retry after that is a new request.
@@ -59,4 +60,30 @@ export async function rememberIdempotent(w: UnitOfWork, request: IdempotentReque
     .insertInto('idempotency_keys')
     .values({ tenant_id: w.ctx.tenantId, key: request.key, scope: request.scope, request_hash: request.hash, status, body: toJsonColumn(body), created_at: w.now })
     .execute();
+}
+
+/**
+ * A create under an optional key: the stored response when the key was used, else `write`
+ * in one unit that also remembers its result (201). When a concurrent request with the same
+ * key won (its key row made this unit fail on a unique key), that request's result.
+ */
+export async function createOnce<T>(uow: UnitOfWorkRunner, ctx: TenantContext, keyed: IdempotentRequest | undefined, write: (w: UnitOfWork) => Promise<T>, options?: { offLoop?: boolean }): Promise<{ value: T; replayed: boolean }> {
+  if (keyed) {
+    const replay = await replayIdempotent<T>(uow, ctx, keyed);
+    if (replay !== undefined) return { value: replay, replayed: true };
+  }
+  try {
+    const value = await uow.write(ctx, async (w) => {
+      const result = await write(w);
+      if (keyed) await rememberIdempotent(w, keyed, 201, result);
+      return result;
+    }, options);
+    return { value, replayed: false };
+  } catch (error) {
+    if (keyed && isUniqueViolation(error)) {
+      const replay = await replayIdempotent<T>(uow, ctx, keyed);
+      if (replay !== undefined) return { value: replay, replayed: true };
+    }
+    throw error;
+  }
 }

@@ -237,6 +237,80 @@ export interface AgentSecretsTable {
   updated_at: Timestamp;
 }
 
+/** A project, branch or task row's context document: its own version, apart from the row's. */
+interface ContextColumns {
+  context: Json | null;
+  context_version: Generated<number>;
+  context_updated_at: Timestamp | null;
+}
+
+export interface ProjectsTable extends ContextColumns {
+  tenant_id: string;
+  id: string;
+  name: string;
+  description: string | null;
+  metadata: Json;
+  version: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface BranchesTable extends ContextColumns {
+  tenant_id: string;
+  id: string;
+  project_id: string;
+  name: string;
+  description: string | null;
+  metadata: Json;
+  version: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface TasksTable extends ContextColumns {
+  tenant_id: string;
+  id: string;
+  branch_id: string;
+  parent_id: string | null;
+  /** 0 for a branch's top-level tasks. */
+  depth: number;
+  /** Fractional index key among its siblings (src/modules/tasks/rank.ts). */
+  rank: string;
+  title: string;
+  description: string | null;
+  status: string;
+  priority: number;
+  assignee: string | null;
+  labels: Json;
+  due_at: Timestamp | null;
+  metadata: Json;
+  version: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface TaskLabelsTable {
+  tenant_id: string;
+  task_id: string;
+  label: string;
+  branch_id: string;
+}
+
+export interface TaskDependenciesTable {
+  tenant_id: string;
+  task_id: string;
+  depends_on_id: string;
+  created_at: Timestamp;
+}
+
+export interface ContextGlobalTable {
+  tenant_id: string;
+  data: Json;
+  version: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
 export interface DB {
   schema_migrations: SchemaMigrationsTable;
   tenants: TenantsTable;
@@ -265,6 +339,12 @@ export interface DB {
   agent_tags: AgentTagsTable;
   agent_versions: AgentVersionsTable;
   agent_secrets: AgentSecretsTable;
+  projects: ProjectsTable;
+  branches: BranchesTable;
+  tasks: TasksTable;
+  task_labels: TaskLabelsTable;
+  task_dependencies: TaskDependenciesTable;
+  context_global: ContextGlobalTable;
 }
 
 /**
@@ -295,4 +375,10 @@ export const TENANT_TABLES = [
   'agent_tags',
   'agent_versions',
   'agent_secrets',
+  'projects',
+  'branches',
+  'tasks',
+  'task_labels',
+  'task_dependencies',
+  'context_global',
 ] as const;

@@ -14,7 +14,7 @@ import { insertRows } from './multi-row.js';
  * against (an unknown name is the client's mistake, not an empty filter). A module with a
  * new kind of resource adds it here, or its `uow.record` does not compile.
  */
-export const RESOURCE_TYPES = ['tenant', 'user', 'session', 'api_key', 'collection', 'record', 'counter', 'conversation', 'message', 'memory_block', 'agent', 'agent_secret', 'end_user'] as const;
+export const RESOURCE_TYPES = ['tenant', 'user', 'session', 'api_key', 'collection', 'record', 'counter', 'conversation', 'message', 'memory_block', 'agent', 'agent_secret', 'end_user', 'project', 'branch', 'task', 'context'] as const;
 export type ResourceType = (typeof RESOURCE_TYPES)[number];
 
 /** What one mutation did, written as one audit entry and one change-log entry. */

@@ -27,8 +27,20 @@ async function seed(store: ReturnType<typeof useTestStore>['store'], name: strin
   await store.memoryBlocks.put(ctx, 'persona', {}, { value: name });
   const { agent } = await store.agents.create(ctx, { name: `agent of ${name}`, tags: ['support'] });
   await store.agents.setSecret(ctx, agent.id, 'OPENAI_API_KEY', `sk-${name}`);
+  const project = (await store.projects.create(ctx, { name: `${name}-project` })).project;
+  const branch = (await store.branches.create(ctx, project.id, { name: 'main' })).branch;
+  const first = (await store.tasks.create(ctx, branch.id, { title: 'first', labels: ['l'] })).task;
+  await store.tasks.create(ctx, branch.id, { title: 'second', dependsOn: [first.id] });
+  await store.context.put(ctx, { level: 'global' }, { owner: name });
   return { ctx, userId: user.id, conversationId: conversation.id, agentId: agent.id };
 }
+
+// A project, its branch and its task, each insert refused by the policy for another tenant
+// (the rows below a project need the rows above them).
+const withProject = `with p as (insert into projects (tenant_id, id, name, metadata, version, created_at, updated_at) values ($1, $2, 'p', '{}', 1, $3, $3) returning id)`;
+const withBranch = `${withProject}, b as (insert into branches (tenant_id, id, project_id, name, metadata, version, created_at, updated_at) select $1, $2, p.id, 'b', '{}', 1, $3, $3 from p returning id)`;
+const withTask = `${withBranch}, t as (insert into tasks (tenant_id, id, branch_id, depth, rank, title, status, priority, labels, metadata, version, created_at, updated_at)
+  select $1, $2, b.id, 0, 'a0', 't', 'todo', 0, '[]', '{}', 1, $3, $3 from b returning id)`;
 
 /** One row for `tenant` in each table, the minimum the constraints accept. */
 function insertFor(table: (typeof TENANT_TABLES)[number], tenant: string, userId: string, conversationId = '', agentId = ''): [string, unknown[]] {
@@ -70,6 +82,18 @@ function insertFor(table: (typeof TENANT_TABLES)[number], tenant: string, userId
       return ["insert into agent_versions (tenant_id, agent_id, n, action, doc, changed, actor_type, actor_id, created_at) values ($1, $2, 1000 + floor(random() * 1000000)::int, 'update', '{}', '[]', 'x', 'x', $3)", [tenant, agentId, now]];
     case 'agent_secrets':
       return ["insert into agent_secrets (tenant_id, agent_id, name, key_id, nonce, ciphertext, auth_tag, created_at, updated_at) values ($1, $2, $3, 'k', 'n', 'c', 't', $4, $4)", [tenant, agentId, id, now]];
+    case 'projects':
+      return [`${withProject} select 1`, [tenant, id, now]];
+    case 'branches':
+      return [`${withBranch} select 1`, [tenant, id, now]];
+    case 'tasks':
+      return [`${withTask} select 1`, [tenant, id, now]];
+    case 'task_labels':
+      return [`${withTask} insert into task_labels (tenant_id, task_id, label, branch_id) select $1, t.id, 'l', $2 from t`, [tenant, id, now]];
+    case 'task_dependencies':
+      return [`${withTask} insert into task_dependencies (tenant_id, task_id, depends_on_id, created_at) select $1, t.id, t.id, $3::timestamptz from t`, [tenant, id, now]];
+    case 'context_global':
+      return ["insert into context_global (tenant_id, data, version, created_at, updated_at) values ($1, '{}', 1, $2, $2) on conflict (tenant_id) do nothing", [tenant, now]];
   }
 }
 

@@ -1,0 +1,82 @@
+import { sql } from 'kysely';
+import type { Executor } from '../../db/database.js';
+import { MAX_RANK_LENGTH, evenRanks, rankBetween } from './rank.js';
+
+/** Which siblings: a branch's top level (`parentId` null) or a task's children. */
+export interface SiblingSet {
+  readonly tenantId: string;
+  readonly branchId: string;
+  readonly parentId: string | null;
+}
+
+/** Where among its new siblings a task goes. */
+export type Placement = { readonly before: string } | { readonly after: string } | { readonly end: true };
+
+// The unique index's expression, so that the lookups below are searches of that index.
+const siblings = (s: SiblingSet, except: string | null) =>
+  sql`tenant_id = ${s.tenantId} and branch_id = ${s.branchId} and coalesce(parent_id, '') = ${s.parentId ?? ''} and id <> ${except ?? ''}`;
+
+async function neighbour(trx: Executor, s: SiblingSet, except: string | null, op: '<' | '>', rank: string | null): Promise<string | null> {
+  const bound = rank === null ? sql`` : op === '<' ? sql` and rank < ${rank}` : sql` and rank > ${rank}`;
+  const order = sql.raw(op === '<' ? 'desc' : 'asc');
+  const { rows } = await sql<{ rank: string }>`select rank from tasks where ${siblings(s, except)}${bound} order by rank ${order} limit 1`.execute(trx);
+  return rows[0]?.rank ?? null;
+}
+
+/**
+ * A rank for a task placed among `s` (the task itself, `except`, left out). The anchor's
+ * rank is passed in by the caller, who checked it is a sibling. Two writers that place
+ * tasks in the same gap at once compute the same key: the unique index refuses the second
+ * (on PostgreSQL after the first commits), and the unit is retried with fresh neighbours.
+ */
+export async function rankFor(trx: Executor, s: SiblingSet, except: string | null, placement: Placement, anchorRank?: string): Promise<string> {
+  let rank: string;
+  if ('before' in placement) rank = rankBetween(await neighbour(trx, s, except, '<', anchorRank as string), anchorRank as string);
+  else if ('after' in placement) rank = rankBetween(anchorRank as string, await neighbour(trx, s, except, '>', anchorRank as string));
+  else rank = rankBetween(await neighbour(trx, s, except, '<', null), null);
+  return rank;
+}
+
+/**
+ * Fresh short keys for every sibling of `s` but `except`, in their order: when repeated
+ * inserts into one gap have made a key longer than MAX_RANK_LENGTH. Two passes, since the
+ * unique index is checked per row: first keys no real rank can equal (`~` sorts after
+ * every rank character; the id makes each unique), then the final ones.
+ */
+export async function rebalance(trx: Executor, s: SiblingSet, except: string | null): Promise<void> {
+  const { rows } = await sql<{ id: string }>`select id from tasks where ${siblings(s, except)} order by rank`.execute(trx);
+  for (const row of rows) await sql`update tasks set rank = ${`~${row.id}`} where tenant_id = ${s.tenantId} and id = ${row.id}`.execute(trx);
+  const keys = evenRanks(rows.length);
+  for (let i = 0; i < rows.length; i++) await sql`update tasks set rank = ${keys[i]} where tenant_id = ${s.tenantId} and id = ${rows[i]!.id}`.execute(trx);
+}
+
+/** `rankFor`, rebalancing the siblings first when the key it gives is too long. */
+export async function placeAmong(trx: Executor, s: SiblingSet, except: string | null, placement: Placement, anchor: (() => Promise<string>) | undefined): Promise<string> {
+  const rank = await rankFor(trx, s, except, placement, anchor ? await anchor() : undefined);
+  if (rank.length <= MAX_RANK_LENGTH) return rank;
+  await rebalance(trx, s, except);
+  return rankFor(trx, s, except, placement, anchor ? await anchor() : undefined);
+}
+
+export const RANK_INDEX = 'tasks_sibling_rank';
+
+/** A concurrent writer took the rank this unit chose (PostgreSQL reports the index by name). */
+export function isRankCollision(error: unknown): boolean {
+  const e = error as { code?: unknown; constraint?: unknown; message?: unknown } | null;
+  if (!e) return false;
+  if (e.code === '23505') return e.constraint === RANK_INDEX;
+  return typeof e.code === 'string' && e.code.startsWith('SQLITE_CONSTRAINT') && typeof e.message === 'string' && e.message.includes(RANK_INDEX);
+}
+
+/** Runs `unit` again (a few times) when it lost a rank to a concurrent writer. */
+export async function retryingRankCollisions<T>(unit: () => Promise<T>, attempts = 8): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await unit();
+    } catch (error) {
+      if (!isRankCollision(error) || attempt >= attempts) throw error;
+      // A little jitter, so that the writers that collided do not collide again.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * attempt));
+    }
+  }
+}
