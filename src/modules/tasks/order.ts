@@ -45,6 +45,8 @@ export async function rankFor(trx: Executor, s: SiblingSet, except: string | nul
  */
 export async function rebalance(trx: Executor, s: SiblingSet, except: string | null): Promise<void> {
   const { rows } = await sql<{ id: string }>`select id from tasks where ${siblings(s, except)} order by rank`.execute(trx);
+  // The task being placed may still hold a rank among these siblings; it gets its new one after.
+  if (except !== null) await sql`update tasks set rank = ${`~${except}`} where tenant_id = ${s.tenantId} and id = ${except}`.execute(trx);
   for (const row of rows) await sql`update tasks set rank = ${`~${row.id}`} where tenant_id = ${s.tenantId} and id = ${row.id}`.execute(trx);
   const keys = evenRanks(rows.length);
   for (let i = 0; i < rows.length; i++) await sql`update tasks set rank = ${keys[i]} where tenant_id = ${s.tenantId} and id = ${rows[i]!.id}`.execute(trx);
