@@ -65,7 +65,7 @@ export async function moveIn(w: UnitOfWork, dialect: DialectName, id: string, in
 
   const placement: Placement = input.before !== undefined ? { before: anchorId as string } : input.after !== undefined ? { after: anchorId as string } : { end: true };
   const anchorRank = anchor ? async () => (await loadTask(trx, dialect, tenantId, anchor.id)).rank : undefined;
-  const rank = await placeAmong(trx, { tenantId, branchId: targetBranch, parentId: targetParent }, id, placement, anchorRank);
+  const rank = await placeAmong(trx, dialect, { tenantId, branchId: targetBranch, parentId: targetParent }, id, placement, anchorRank);
   const version = Number(task.version) + 1;
   await trx
     .updateTable('tasks')

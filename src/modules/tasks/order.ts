@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
+import type { DialectName } from '../../db/dialect.js';
 import { MAX_RANK_LENGTH, evenRanks, rankBetween } from './rank.js';
 
 /** Which siblings: a branch's top level (`parentId` null) or a task's children. */
@@ -52,8 +53,23 @@ export async function rebalance(trx: Executor, s: SiblingSet, except: string | n
   for (let i = 0; i < rows.length; i++) await sql`update tasks set rank = ${keys[i]} where tenant_id = ${s.tenantId} and id = ${rows[i]!.id}`.execute(trx);
 }
 
+/**
+ * PostgreSQL: takes the sibling set's turn, a row lock on its owner (the parent task, or the
+ * branch for the top level). Without it N writers placing into one gap at once compute one
+ * key, and all but one retry, N rounds for the last. FOR NO KEY UPDATE does not conflict with
+ * the key-share locks that other tasks' foreign keys take on the same row, so creates
+ * elsewhere in the branch go on. With it, siblings are placed one writer at a time and a
+ * collision should not happen; `retryingRankCollisions` stays as the safety net for one
+ * that does, a retry instead of a 500.
+ */
+async function lockSiblings(trx: Executor, s: SiblingSet): Promise<void> {
+  if (s.parentId === null) await sql`select id from branches where tenant_id = ${s.tenantId} and id = ${s.branchId} for no key update`.execute(trx);
+  else await sql`select id from tasks where tenant_id = ${s.tenantId} and id = ${s.parentId} for no key update`.execute(trx);
+}
+
 /** `rankFor`, rebalancing the siblings first when the key it gives is too long. */
-export async function placeAmong(trx: Executor, s: SiblingSet, except: string | null, placement: Placement, anchor: (() => Promise<string>) | undefined): Promise<string> {
+export async function placeAmong(trx: Executor, dialect: DialectName, s: SiblingSet, except: string | null, placement: Placement, anchor: (() => Promise<string>) | undefined): Promise<string> {
+  if (dialect === 'postgres') await lockSiblings(trx, s);
   const rank = await rankFor(trx, s, except, placement, anchor ? await anchor() : undefined);
   if (rank.length <= MAX_RANK_LENGTH) return rank;
   await rebalance(trx, s, except);

@@ -149,7 +149,7 @@ export function createTasksService(deps: { uow: UnitOfWorkRunner; dialect: Diale
           const missing = await missingTasks(w.trx, ctx.tenantId, dependsOn);
           if (missing.length > 0) throw AgentstoreError.invalidField(`/dependsOn/${dependsOn.indexOf(missing[0] as string)}`, 'is no task of this tenant');
           const id = uuidv7();
-          const rank = await placeAmong(w.trx, { tenantId: ctx.tenantId, branchId, parentId }, null, { end: true }, undefined);
+          const rank = await placeAmong(w.trx, dialect, { tenantId: ctx.tenantId, branchId, parentId }, null, { end: true }, undefined);
           const labels = fields.labels ?? [];
           const row = {
             tenant_id: ctx.tenantId,
