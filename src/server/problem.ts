@@ -17,6 +17,10 @@ export const ProblemSchema = Type.Object(
     errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
     failedIndex: Type.Optional(Type.Integer({ description: 'POST /v1/batch: the index of the operation that failed' })),
     currentVersion: Type.Optional(Type.Integer({ description: 'POST /v1/batch, a 412: the version the record is at' })),
+    cycle: Type.Optional(Type.Array(Type.String(), { description: 'a refused task dependency: the ids of the cycle it would close, from the task back to itself' })),
+    path: Type.Optional(Type.Array(Type.String(), { description: 'a refused task move: the ids from the task down to the parent asked for' })),
+    from: Type.Optional(Type.String({ description: 'a refused status change: the status the task has' })),
+    to: Type.Optional(Type.String({ description: 'a refused status change: the status asked for' })),
   },
   { $id: 'Problem', description: 'RFC 9457 problem details' },
 );
@@ -32,6 +36,20 @@ export interface Problem {
   errors?: FieldError[];
   failedIndex?: number;
   currentVersion?: number;
+  cycle?: string[];
+  path?: string[];
+  from?: string;
+  to?: string;
+}
+
+const isIdList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+/** The extension members (RFC 9457 §3.2) an error's context may carry for the client. */
+function extensions(problem: Problem, context: AgentstoreError['context']): void {
+  if (isIdList(context.cycle)) problem.cycle = context.cycle;
+  if (isIdList(context.path)) problem.path = context.path;
+  if (typeof context.from === 'string') problem.from = context.from;
+  if (typeof context.to === 'string') problem.to = context.to;
 }
 
 const titles: Record<number, string> = {
@@ -166,6 +184,7 @@ export function errorHandler(error: FastifyError | AgentstoreError | Error, requ
     const current = error.context.currentVersion;
     const failedIndex = error.context.failedIndex;
     const problem = renderProblem(request, error.status, error.code, error.message, error.context.errors);
+    extensions(problem, error.context);
     if (typeof failedIndex === 'number') {
       // A batch's failure: the operation's index, and a 412's version in the body, since an
       // ETag would describe the batch's URL, not the operation's record.
