@@ -46,6 +46,11 @@ interface World {
   aagentName: string;
   atag: string;
   asecretValue: string;
+  aproject: string;
+  abranch: string;
+  atask: string;
+  /** B's own task, for moves and dependencies aimed at A's tasks. */
+  btask: string;
   /** Every string of A's that B must never see. */
   markers: string[];
 }
@@ -592,6 +597,95 @@ const TABLE: Record<string, Row> = {
     phase: 'probe',
     run: async (c) => notFound(c, await c.b('POST', `/v1/agents/${c.w.aagentId}/secrets/A_KEY/reveal`), [c.w.aagentId]),
   },
+  // --- projects, branches, tasks, context -----------------------------------------------
+  'POST /v1/projects': {
+    phase: 'write',
+    run: async (c) => {
+      const res = await c.b('POST', '/v1/projects', { name: `b-project-${c.w.r}` });
+      expect(res.statusCode, res.body).toBe(201);
+      c.noLeak(res);
+    },
+  },
+  'GET /v1/projects': {
+    phase: 'probe',
+    run: async (c) => {
+      const res = await c.b('GET', '/v1/projects?limit=500');
+      expect(items(res).length).toBeGreaterThan(0);
+      c.noLeak(res);
+    },
+  },
+  'GET /v1/projects/:id': { phase: 'probe', run: async (c) => notFound(c, await c.b('GET', `/v1/projects/${c.w.aproject}`), [c.w.aproject]) },
+  'PATCH /v1/projects/:id': { phase: 'probe', run: async (c) => notFound(c, await c.b('PATCH', `/v1/projects/${c.w.aproject}`, { name: 'taken' }), [c.w.aproject]) },
+  'DELETE /v1/projects/:id': { phase: 'probe', run: async (c) => notFound(c, await c.b('DELETE', `/v1/projects/${c.w.aproject}?cascade=true`), [c.w.aproject]) },
+  'POST /v1/projects/:id/branches': { phase: 'probe', run: async (c) => notFound(c, await c.b('POST', `/v1/projects/${c.w.aproject}/branches`, { name: 'x' }), [c.w.aproject]) },
+  'GET /v1/projects/:id/branches': { phase: 'probe', run: async (c) => notFound(c, await c.b('GET', `/v1/projects/${c.w.aproject}/branches`), [c.w.aproject]) },
+  'GET /v1/branches/:id': { phase: 'probe', run: async (c) => notFound(c, await c.b('GET', `/v1/branches/${c.w.abranch}`), [c.w.abranch]) },
+  'PATCH /v1/branches/:id': { phase: 'probe', run: async (c) => notFound(c, await c.b('PATCH', `/v1/branches/${c.w.abranch}`, { name: 'x' }), [c.w.abranch]) },
+  'DELETE /v1/branches/:id': { phase: 'probe', run: async (c) => notFound(c, await c.b('DELETE', `/v1/branches/${c.w.abranch}?cascade=true`), [c.w.abranch]) },
+  'POST /v1/branches/:id/tasks': { phase: 'probe', run: async (c) => notFound(c, await c.b('POST', `/v1/branches/${c.w.abranch}/tasks`, { title: 'x' }), [c.w.abranch]) },
+  'GET /v1/branches/:id/tasks': { phase: 'probe', run: async (c) => notFound(c, await c.b('GET', `/v1/branches/${c.w.abranch}/tasks?label=secret`), [c.w.abranch]) },
+  'GET /v1/tasks/:id': { phase: 'probe', run: async (c) => notFound(c, await c.b('GET', `/v1/tasks/${c.w.atask}`), [c.w.atask]) },
+  'PATCH /v1/tasks/:id': { phase: 'probe', run: async (c) => notFound(c, await c.b('PATCH', `/v1/tasks/${c.w.atask}`, { status: 'done' }), [c.w.atask]) },
+  'DELETE /v1/tasks/:id': { phase: 'probe', run: async (c) => notFound(c, await c.b('DELETE', `/v1/tasks/${c.w.atask}?cascade=true`), [c.w.atask]) },
+  'POST /v1/tasks/:id/move': {
+    phase: 'probe',
+    run: async (c) => {
+      notFound(c, await c.b('POST', `/v1/tasks/${c.w.atask}/move`, { parentId: null }), [c.w.atask]);
+      // B's own task aimed under or next to A's: A's task is no task of B's.
+      for (const body of [{ parentId: c.w.atask }, { before: c.w.atask }, { branchId: c.w.abranch }]) {
+        const res = await c.b('POST', `/v1/tasks/${c.w.btask}/move`, body);
+        expectProblem(res, 400, { code: 'agentstore.validation' });
+        c.noLeak(res, [c.w.atask, c.w.abranch]);
+      }
+    },
+  },
+  'GET /v1/tasks/:id/subtasks': { phase: 'probe', run: async (c) => notFound(c, await c.b('GET', `/v1/tasks/${c.w.atask}/subtasks`), [c.w.atask]) },
+  'POST /v1/tasks/:id/dependencies': {
+    phase: 'probe',
+    run: async (c) => {
+      notFound(c, await c.b('POST', `/v1/tasks/${c.w.atask}/dependencies`, { taskId: c.w.btask }), [c.w.atask]);
+      const res = await c.b('POST', `/v1/tasks/${c.w.btask}/dependencies`, { taskId: c.w.atask });
+      expectProblem(res, 400, { field: '/taskId' });
+      c.noLeak(res, [c.w.atask]);
+    },
+  },
+  'DELETE /v1/tasks/:id/dependencies/:dependsOnId': { phase: 'probe', run: async (c) => notFound(c, await c.b('DELETE', `/v1/tasks/${c.w.atask}/dependencies/${c.w.btask}`), [c.w.atask]) },
+  'GET /v1/context/global': {
+    phase: 'probe',
+    run: async (c) => {
+      const res = await c.b('GET', '/v1/context/global');
+      expect(res.statusCode, res.body).toBe(200);
+      c.noLeak(res);
+    },
+  },
+  'PUT /v1/context/global': {
+    phase: 'write',
+    run: async (c) => {
+      const res = await c.b('PUT', '/v1/context/global', { owner: 'b' });
+      expect(res.statusCode, res.body).toBe(200);
+      c.noLeak(res);
+    },
+  },
+  'PATCH /v1/context/global': {
+    phase: 'write',
+    run: async (c) => {
+      const res = await c.b('PATCH', '/v1/context/global', { more: 'b' });
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.json<{ data: unknown }>().data).toEqual({ owner: 'b', more: 'b' });
+      c.noLeak(res);
+    },
+  },
+  ...Object.fromEntries(
+    (['projects', 'branches', 'tasks'] as const).flatMap((plural) => {
+      const id = (c: Ctx) => (plural === 'projects' ? c.w.aproject : plural === 'branches' ? c.w.abranch : c.w.atask);
+      return [
+        [`GET /v1/${plural}/:id/context`, { phase: 'probe', run: async (c: Ctx) => notFound(c, await c.b('GET', `/v1/${plural}/${id(c)}/context`), [id(c)]) }],
+        [`PUT /v1/${plural}/:id/context`, { phase: 'probe', run: async (c: Ctx) => notFound(c, await c.b('PUT', `/v1/${plural}/${id(c)}/context`, { x: 1 }), [id(c)]) }],
+        [`PATCH /v1/${plural}/:id/context`, { phase: 'probe', run: async (c: Ctx) => notFound(c, await c.b('PATCH', `/v1/${plural}/${id(c)}/context`, { x: 1 }), [id(c)]) }],
+        [`GET /v1/${plural}/:id/context/resolved`, { phase: 'probe', run: async (c: Ctx) => notFound(c, await c.b('GET', `/v1/${plural}/${id(c)}/context/resolved`), [id(c)]) }],
+      ] as [string, Row][];
+    }),
+  ),
 };
 
 const ORDERED = [...Object.entries(TABLE).filter(([, r]) => r.phase === 'probe'), ...Object.entries(TABLE).filter(([, r]) => r.phase === 'write')];
@@ -602,6 +696,7 @@ function concrete(pattern: string): string {
     .replace(':tenantId', '0190a0a0-0000-7000-8000-000000000001')
     .replace(':collection', 'things')
     .replace(':name', 'hits')
+    .replace(':dependsOnId', '0190a0a0-0000-7000-8000-000000000003')
     .replace(':id', '0190a0a0-0000-7000-8000-000000000002')
     .replace(':seq', '1')
     .replace(':label', 'persona');
@@ -701,6 +796,20 @@ forEachBackend('http tenant isolation', (backend) => {
     ok(await asA('PATCH', `/v1/agents/${aagentId}`, { systemPrompt: asecret }));
     ok(await asA('PUT', `/v1/agents/${aagentId}/secrets/A_KEY`, { value: asecretValue }), 201);
 
+    // A's project, branch and tasks (with a subtask, a dependency, labels), and every level's context.
+    const aproject = ok(await asA('POST', '/v1/projects', { name: `aproj_${r}`, metadata: { secret: asecret } }), 201).id as string;
+    const abranch = ok(await asA('POST', `/v1/projects/${aproject}/branches`, { name: `abranch_${r}` }), 201).id as string;
+    const atask = ok(await asA('POST', `/v1/branches/${abranch}/tasks`, { title: `atask_${r}`, labels: ['secret'] }), 201).id as string;
+    const asub = ok(await asA('POST', `/v1/branches/${abranch}/tasks`, { title: `asub_${r}`, parentId: atask, dependsOn: [atask] }), 201).id as string;
+    ok(await asA('PUT', '/v1/context/global', { secret: `${asecret}-global` }), 201);
+    ok(await asA('PUT', `/v1/projects/${aproject}/context`, { secret: `${asecret}-project` }), 201);
+    ok(await asA('PUT', `/v1/branches/${abranch}/context`, { secret: `${asecret}-branch` }), 201);
+    ok(await asA('PUT', `/v1/tasks/${atask}/context`, { secret: `${asecret}-task` }), 201);
+    const bproject = ok(await asB('POST', '/v1/projects', { name: `bproj_${r}` }), 201).id as string;
+    const bbranch = ok(await asB('POST', `/v1/projects/${bproject}/branches`, { name: 'main' }), 201).id as string;
+    const btask = ok(await asB('POST', `/v1/branches/${bbranch}/tasks`, { title: 'b task' }), 201).id as string;
+    ok(await asB('PUT', '/v1/context/global', { owner: 'b' }), 201);
+
     w = {
       A,
       B,
@@ -728,7 +837,11 @@ forEachBackend('http tenant isolation', (backend) => {
       aagentName,
       atag,
       asecretValue,
-      markers: [aagentId, aagentName, atag, asecretValue, A.id, A.name, A.key, A.keyId, acoll, arec, arec2, arec3, asecret, acount, auserId, auserEmail, akey.id, akeyName, akey.key, asession, aconv, aagent, aenduser, aword, ablock],
+      aproject,
+      abranch,
+      atask,
+      btask,
+      markers: [aproject, `aproj_${r}`, abranch, `abranch_${r}`, atask, `atask_${r}`, asub, `asub_${r}`, aagentId, aagentName, atag, asecretValue, A.id, A.name, A.key, A.keyId, acoll, arec, arec2, arec3, asecret, acount, auserId, auserEmail, akey.id, akeyName, akey.key, asession, aconv, aagent, aenduser, aword, ablock],
     };
     aBefore = await countEverything(h.store, [A.id]);
     aRecordBefore = (await asA('GET', `/v1/collections/${acoll}/records/${arec}`)).json();
@@ -749,6 +862,9 @@ forEachBackend('http tenant isolation', (backend) => {
     expect(await countEverything(h.store, [w.A.id])).toEqual(aBefore);
     expect((await ctx.a('GET', `/v1/collections/${w.acoll}/records/${w.arec}`)).json()).toEqual(aRecordBefore);
     expect((await ctx.a('GET', `/v1/counters/${w.acount}`)).json<{ value: number }>().value).toBe(7);
+    const resolved = (await ctx.a('GET', `/v1/tasks/${w.atask}/context/resolved`)).json<{ context: unknown }>();
+    expect(resolved.context).toEqual({ secret: `${w.asecret}-task` });
+    expect((await ctx.a('GET', '/v1/context/global')).json<{ data: unknown; version: number }>()).toMatchObject({ data: { secret: `${w.asecret}-global` }, version: 1 });
     const user = await ctx.a('GET', `/v1/users/${w.auserId}`);
     expect(user.json<{ role: string }>().role).toBe('member');
     expect((await ctx.b('GET', '/v1/auth/me', undefined, bearer(w.akeySecret))).statusCode).toBe(200);
