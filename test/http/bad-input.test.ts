@@ -39,14 +39,31 @@ interface World {
   userId: string;
   keyId: string;
   agent: string;
+  project: string;
+  branch: string;
+  task: string;
 }
 
 // Values no validator may coerce into a valid one: JSON bodies are typed already.
 const notString = [5, true, ['x'], { x: 1 }, null];
 const notInteger = ['5', 'five', true, 1.5, [3], { n: 1 }, null];
 const notRole = ['superuser', 5, ['admin'], null, 'ADMIN'];
-
 const notObject = ['s', 5, true, [1]];
+const notId = ['nope', 5, true, ['x'], { id: 1 }];
+const absentTask = '0190a0a0-0000-7000-8000-00000000000f';
+const projectFields = { name: [...notString, ''], description: [5, true, ['x'], { x: 1 }], metadata: notObject };
+const taskFields = {
+  title: [...notString, ''],
+  description: [5, true, ['x'], { x: 1 }],
+  status: [...notString, 'later', 'DONE'],
+  priority: [...notInteger, -1, 101],
+  assignee: [5, true, ['agent:a'], 'bob', 'agent:', 'robot:x'],
+  labels: ['a', [5], ['a,b'], [''], { a: 1 }],
+  dueAt: [5, true, 'tomorrow', '2026-02-30T00:00:00Z'],
+  metadata: notObject,
+};
+const contextBody = (url: (w: World) => string, method: 'PUT' | 'PATCH'): BodyRoute => ({ method, url, auth: 'tenant', strict: false, wrongTypes: {}, base: () => ({}), constrained: [] });
+
 const contentWrong = [5, true, null, { x: 1 }, [5], ['x']];
 
 const BODY_ROUTES: Record<string, BodyRoute> = {
@@ -220,6 +237,39 @@ const BODY_ROUTES: Record<string, BodyRoute> = {
     constrained: [],
   },
   'POST /v1/agents/:id/secrets/:name/reveal': { method: 'POST', url: (w) => `/v1/agents/${w.agent}/secrets/API_KEY/reveal`, auth: 'tenant', strict: true, wrongTypes: {}, base: () => ({}), constrained: [] },
+  // Project, branch and task bodies are only ever sent refused: each test changes a field of the base.
+  'POST /v1/projects': { method: 'POST', url: () => '/v1/projects', auth: 'tenant', strict: true, wrongTypes: projectFields, base: () => ({ name: 'n' }), constrained: [] },
+  'PATCH /v1/projects/:id': { method: 'PATCH', url: (w) => `/v1/projects/${w.project}`, auth: 'tenant', strict: true, wrongTypes: projectFields, base: () => ({}), constrained: [] },
+  'POST /v1/projects/:id/branches': { method: 'POST', url: (w) => `/v1/projects/${w.project}/branches`, auth: 'tenant', strict: true, wrongTypes: projectFields, base: () => ({ name: 'n' }), constrained: [] },
+  'PATCH /v1/branches/:id': { method: 'PATCH', url: (w) => `/v1/branches/${w.branch}`, auth: 'tenant', strict: true, wrongTypes: projectFields, base: () => ({}), constrained: [] },
+  'POST /v1/branches/:id/tasks': {
+    method: 'POST',
+    url: (w) => `/v1/branches/${w.branch}/tasks`,
+    auth: 'tenant',
+    strict: true,
+    wrongTypes: { ...taskFields, parentId: notId, dependsOn: ['x', [5], ['nope'], { a: 1 }] },
+    base: () => ({ title: 't' }),
+    constrained: ['status', 'assignee', 'dueAt', 'parentId'],
+  },
+  'PATCH /v1/tasks/:id': { method: 'PATCH', url: (w) => `/v1/tasks/${w.task}`, auth: 'tenant', strict: true, wrongTypes: taskFields, base: () => ({}), constrained: ['status', 'assignee', 'dueAt'] },
+  'POST /v1/tasks/:id/move': {
+    method: 'POST',
+    url: (w) => `/v1/tasks/${w.task}/move`,
+    auth: 'tenant',
+    strict: true,
+    wrongTypes: { parentId: notId, branchId: [...notId, null], before: [...notId, null], after: [...notId, null] },
+    base: () => ({}),
+    constrained: ['parentId', 'branchId', 'before', 'after'],
+  },
+  'POST /v1/tasks/:id/dependencies': { method: 'POST', url: (w) => `/v1/tasks/${w.task}/dependencies`, auth: 'tenant', strict: true, wrongTypes: { taskId: [...notId, null] }, base: () => ({ taskId: absentTask }), constrained: ['taskId'] },
+  'PUT /v1/context/global': contextBody(() => '/v1/context/global', 'PUT'),
+  'PATCH /v1/context/global': contextBody(() => '/v1/context/global', 'PATCH'),
+  'PUT /v1/projects/:id/context': contextBody((w) => `/v1/projects/${w.project}/context`, 'PUT'),
+  'PATCH /v1/projects/:id/context': contextBody((w) => `/v1/projects/${w.project}/context`, 'PATCH'),
+  'PUT /v1/branches/:id/context': contextBody((w) => `/v1/branches/${w.branch}/context`, 'PUT'),
+  'PATCH /v1/branches/:id/context': contextBody((w) => `/v1/branches/${w.branch}/context`, 'PATCH'),
+  'PUT /v1/tasks/:id/context': contextBody((w) => `/v1/tasks/${w.task}/context`, 'PUT'),
+  'PATCH /v1/tasks/:id/context': contextBody((w) => `/v1/tasks/${w.task}/context`, 'PATCH'),
   // The base is valid but fails at its write (a record that does not exist), so it writes nothing.
   'POST /v1/batch': {
     method: 'POST',
@@ -271,7 +321,13 @@ forEachBackend('http bad input', (backend) => {
     const agentId = agent.json<{ id: string }>().id;
     const secret = await h.app.inject({ method: 'PUT', url: `/v1/agents/${agentId}/secrets/API_KEY`, headers: bearer(T.key), payload: { value: 'v0' } });
     expect(secret.statusCode, secret.body).toBe(201);
-    w = { T, conv: convId, coll, rec: 'r1', userId: user.json<{ id: string }>().id, keyId: key.id, agent: agentId };
+    const project = await h.app.inject({ method: 'POST', url: '/v1/projects', headers: bearer(T.key), payload: { name: 'p' } });
+    expect(project.statusCode, project.body).toBe(201);
+    const branch = await h.app.inject({ method: 'POST', url: `/v1/projects/${project.json<{ id: string }>().id}/branches`, headers: bearer(T.key), payload: { name: 'main' } });
+    expect(branch.statusCode, branch.body).toBe(201);
+    const task = await h.app.inject({ method: 'POST', url: `/v1/branches/${branch.json<{ id: string }>().id}/tasks`, headers: bearer(T.key), payload: { title: 't' } });
+    expect(task.statusCode, task.body).toBe(201);
+    w = { T, conv: convId, agent: agentId, coll, rec: 'r1', userId: user.json<{ id: string }>().id, keyId: key.id, project: project.json<{ id: string }>().id, branch: branch.json<{ id: string }>().id, task: task.json<{ id: string }>().id };
   });
 
   beforeEach(async () => {
@@ -502,6 +558,41 @@ forEachBackend('http bad input', (backend) => {
         ...(payload ? { payload } : {}),
       })),
       { route: 'GET versions/:n', method: 'GET', url: (v) => `/v1/agents/${w.agent}/versions/${v}`, field: /^n$/, auth: 'tenant' },
+      ...(
+        [
+          ['GET', '/v1/projects/:v'],
+          ['PATCH', '/v1/projects/:v', '{"name":"n"}'],
+          ['DELETE', '/v1/projects/:v'],
+          ['POST', '/v1/projects/:v/branches', '{"name":"n"}'],
+          ['GET', '/v1/projects/:v/branches'],
+          ['GET', '/v1/branches/:v'],
+          ['PATCH', '/v1/branches/:v', '{"name":"n"}'],
+          ['DELETE', '/v1/branches/:v'],
+          ['POST', '/v1/branches/:v/tasks', '{"title":"t"}'],
+          ['GET', '/v1/branches/:v/tasks'],
+          ['GET', '/v1/tasks/:v'],
+          ['PATCH', '/v1/tasks/:v', '{"title":"t"}'],
+          ['DELETE', '/v1/tasks/:v'],
+          ['POST', '/v1/tasks/:v/move', '{}'],
+          ['GET', '/v1/tasks/:v/subtasks'],
+          ['POST', '/v1/tasks/:v/dependencies', `{"taskId":"${absentTask}"}`],
+          ['DELETE', `/v1/tasks/:v/dependencies/${absentTask}`],
+          ...['projects', 'branches', 'tasks'].flatMap((p) => [
+            ['GET', `/v1/${p}/:v/context`],
+            ['PUT', `/v1/${p}/:v/context`, '{}'],
+            ['PATCH', `/v1/${p}/:v/context`, '{}'],
+            ['GET', `/v1/${p}/:v/context/resolved`],
+          ]),
+        ] as [string, string, string?][]
+      ).map(([method, pattern, payload]) => ({
+        route: `${method} ${pattern}`,
+        method,
+        url: (v: string) => pattern.replace(':v', v),
+        field: /(^|\/)id$/,
+        auth: 'tenant' as const,
+        ...(payload === undefined ? {} : { payload }),
+      })),
+      { route: 'DELETE /v1/tasks/:id/dependencies/:dependsOnId', method: 'DELETE', url: (v) => `/v1/tasks/${absentTask}/dependencies/${v}`, field: /dependsOnId/, auth: 'tenant' },
       // Unknown ids of users, keys and tenants are simply not found.
       { route: 'GET /v1/users/:id', method: 'GET', url: (v) => `/v1/users/${v}`, field: /id/, auth: 'tenant', notFoundOk: true },
       { route: 'PATCH /v1/users/:id', method: 'PATCH', url: (v) => `/v1/users/${v}`, field: /id/, auth: 'tenant', payload: '{"role":"viewer"}', notFoundOk: true },
@@ -539,11 +630,35 @@ forEachBackend('http bad input', (backend) => {
 
   describe('query strings and headers', () => {
     const records = () => `/v1/collections/${w.coll}/records`;
+    const taskListings = () => ['/v1/projects', `/v1/projects/${w.project}/branches`, `/v1/branches/${w.branch}/tasks`];
+
+    it('task listings: invalid status, assignee and label filters, and cascade flags, are 400 naming them', async () => {
+      const tasks = `/v1/branches/${w.branch}/tasks`;
+      for (const status of ['later', 'DONE', INJECTIONS[0] as string]) bad(await send('GET', `${tasks}?status=${encodeURIComponent(status)}`, 'tenant'), /status/);
+      for (const assignee of ['bob', 'agent:', ...INJECTIONS, tooLong(200)]) bad(await send('GET', `${tasks}?assignee=${encodeURIComponent(assignee)}`, 'tenant'), /assignee/);
+      for (const label of ['a,b', '', tooLong(65)]) bad(await send('GET', `${tasks}?label=${encodeURIComponent(label)}`, 'tenant'), /label/);
+      for (const url of [`/v1/projects/${w.project}`, `/v1/branches/${w.branch}`, `/v1/tasks/${w.task}`]) bad(await send('DELETE', `${url}?cascade=maybe`, 'tenant'), /cascade/);
+    });
+
+    it('task, project and context writes: invalid If-Match is 400 naming if-match; a stale one is 412', async () => {
+      for (const [method, url, payload] of [
+        ['PATCH', `/v1/projects/${w.project}`, '{"name":"n"}'],
+        ['DELETE', `/v1/branches/${w.branch}`, undefined],
+        ['PATCH', `/v1/tasks/${w.task}`, '{"title":"t"}'],
+        ['POST', `/v1/tasks/${w.task}/move`, '{}'],
+        ['PUT', `/v1/tasks/${w.task}/context`, '{}'],
+        ['PATCH', '/v1/context/global', '{}'],
+      ] as const) {
+        for (const value of ['3', 'W/"1"', '"abc"', INJECTIONS[0] as string]) bad(await send(method, url, 'tenant', payload, 'application/json', { 'if-match': value }), /if-match/);
+        expectProblem(await send(method, url, 'tenant', payload, 'application/json', { 'if-match': '"99"' }), 412, { code: 'agentstore.precondition_failed' });
+      }
+      bad(await send('PUT', `/v1/tasks/${w.task}/context`, 'tenant', '{}', 'application/json', { 'if-none-match': '"1"' }), /if-none-match/);
+    });
 
     it('invalid cursors are 400 naming cursor, on every listing', async () => {
       const forged = Buffer.from(JSON.stringify({ s: 'records:things:$created_at,$id:', v: ["x'); DROP TABLE records;--", { a: 1 }] })).toString('base64url');
       const otherScope = Buffer.from(JSON.stringify({ s: 'some-other-listing', v: ['a'] })).toString('base64url');
-      for (const listing of [records(), '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/conversations', `/v1/conversations/${w.conv}/messages`, '/v1/memory-blocks', '/v1/agents', `/v1/agents/${w.agent}/versions`, `/v1/agents/${w.agent}/secrets`]) {
+      for (const listing of [records(), '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/conversations', `/v1/conversations/${w.conv}/messages`, '/v1/memory-blocks', '/v1/agents', `/v1/agents/${w.agent}/versions`, `/v1/agents/${w.agent}/secrets`, ...taskListings()]) {
         for (const cursor of ['not a cursor', '!!!', forged, otherScope, 'e30', encodeURIComponent(INJECTIONS[0] as string), tooLong(5000)]) {
           const res = await send('GET', `${listing}?cursor=${encodeURIComponent(cursor)}`, 'tenant');
           const body = bad(res);
@@ -555,7 +670,7 @@ forEachBackend('http bad input', (backend) => {
     });
 
     it('invalid limits are 400 naming limit', async () => {
-      for (const listing of [records(), '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/changes', '/v1/conversations', `/v1/conversations/${w.conv}/messages`, '/v1/memory-blocks', '/v1/messages/search?q=x', '/v1/agents', `/v1/agents/${w.agent}/versions`, `/v1/agents/${w.agent}/secrets`]) {
+      for (const listing of [records(), '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/changes', '/v1/conversations', `/v1/conversations/${w.conv}/messages`, '/v1/memory-blocks', '/v1/messages/search?q=x', '/v1/agents', `/v1/agents/${w.agent}/versions`, `/v1/agents/${w.agent}/secrets`, ...taskListings()]) {
         for (const limit of ['0', '-1', '501000', 'abc', '1.5', '1e3x', "1' OR '1'='1"]) {
           bad(await send('GET', `${listing}${listing.includes('?') ? '&' : '?'}limit=${encodeURIComponent(limit)}`, 'tenant'), /limit/);
         }
@@ -563,9 +678,10 @@ forEachBackend('http bad input', (backend) => {
     });
 
     it('unknown query parameters are refused', async () => {
-      for (const listing of [records(), `${records()}:count`, `${records()}:aggregate`, `${records()}/${w.rec}`, '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/changes', '/v1/events', '/v1/conversations', `/v1/conversations/${w.conv}`, `/v1/conversations/${w.conv}/messages`, `/v1/conversations/${w.conv}/messages/1`, '/v1/memory-blocks', '/v1/memory-blocks/persona', '/v1/messages/search?q=x', '/v1/agents', `/v1/agents/${w.agent}`, `/v1/agents/${w.agent}/versions`, `/v1/agents/${w.agent}/versions/1`, `/v1/agents/${w.agent}/secrets`]) {
+      for (const listing of [records(), `${records()}:count`, `${records()}:aggregate`, `${records()}/${w.rec}`, '/v1/collections', '/v1/counters', '/v1/users', '/v1/api-keys', '/v1/audit', '/v1/changes', '/v1/events', '/v1/conversations', `/v1/conversations/${w.conv}`, `/v1/conversations/${w.conv}/messages`, `/v1/conversations/${w.conv}/messages/1`, '/v1/memory-blocks', '/v1/memory-blocks/persona', '/v1/messages/search?q=x', '/v1/agents', `/v1/agents/${w.agent}`, `/v1/agents/${w.agent}/versions`, `/v1/agents/${w.agent}/versions/1`, `/v1/agents/${w.agent}/secrets`, ...taskListings()]) {
         bad(await send('GET', `${listing}${listing.includes('?') ? '&' : '?'}zzUnknown=1`, 'tenant'), /zzUnknown/);
       }
+      for (const url of [`/v1/projects/${w.project}`, `/v1/branches/${w.branch}`, `/v1/tasks/${w.task}`]) bad(await send('DELETE', `${url}?zzUnknown=1`, 'tenant'), /zzUnknown/);
       bad(await send('GET', '/v1/tenants?zzUnknown=1', 'service'), /zzUnknown/);
     });
 
