@@ -14,6 +14,7 @@ import { TASK_LIMITS, checkTransition, validateAssignee, validateDue, validateLa
 import { moveIn, type MoveInput } from './move.js';
 import { placeAmong, retryingRankCollisions } from './order.js';
 import { TASK_COLUMNS, loadTask, toTask, type Task, type TaskRow } from './rows.js';
+import { listQuery } from './list-query.js';
 import { subtreeExtent, subtreeRows } from './tree.js';
 
 export interface TaskInput {
@@ -203,7 +204,7 @@ export function createTasksService(deps: { uow: UnitOfWorkRunner; dialect: Diale
       const { found, items } = await uow.read(ctx, async (trx) => {
         const branch = await trx.selectFrom('branches').select('id').where('tenant_id', '=', ctx.tenantId).where('id', '=', branchId).executeTakeFirst();
         if (!branch) return { found: false, items: [] };
-        const rows = await listQuery(trx, ctx.tenantId, branchId, { status, assignee, label, after }, limit + 1);
+        const rows = await listQuery(trx, ctx.tenantId, branchId, { status, assignee, label, after }, limit + 1).execute();
         return { found: true, items: await withDependencies(trx, ctx.tenantId, rows) };
       });
       if (!found) throw AgentstoreError.notFound('branch');
@@ -339,34 +340,4 @@ function keepUpperLevels(rows: readonly TaskRow[], n: number): TaskRow[] {
   const byDepth = [...rows].sort((a, b) => Number(a.depth) - Number(b.depth));
   const keep = new Set(byDepth.slice(0, n).map((r) => r.id));
   return rows.filter((r) => keep.has(r.id));
-}
-
-async function listQuery(
-  trx: Executor,
-  tenantId: string,
-  branchId: string,
-  f: { status: string | undefined; assignee: string | undefined; label: string | undefined; after: string | undefined },
-  limit: number,
-): Promise<TaskRow[]> {
-  // With a label, the walk is the label index's (tenant, branch, label, task_id) in id order;
-  // otherwise the status, assignee or plain branch index, each ending in id.
-  if (f.label !== undefined) {
-    let q = trx
-      .selectFrom('task_labels as l')
-      .innerJoin('tasks as t', (j) => j.onRef('t.tenant_id', '=', 'l.tenant_id').onRef('t.id', '=', 'l.task_id'))
-      .select(TASK_COLUMNS.map((c) => `t.${c}` as const))
-      .where('l.tenant_id', '=', tenantId)
-      .where('l.branch_id', '=', branchId)
-      .where('l.label', '=', f.label)
-      .where('t.tenant_id', '=', tenantId);
-    if (f.status !== undefined) q = q.where('t.status', '=', f.status);
-    if (f.assignee !== undefined) q = q.where('t.assignee', '=', f.assignee);
-    if (f.after !== undefined) q = q.where('l.task_id', '>', f.after);
-    return q.orderBy('l.task_id').limit(limit).execute();
-  }
-  let q = trx.selectFrom('tasks').select(TASK_COLUMNS).where('tenant_id', '=', tenantId).where('branch_id', '=', branchId);
-  if (f.status !== undefined) q = q.where('status', '=', f.status);
-  if (f.assignee !== undefined) q = q.where('assignee', '=', f.assignee);
-  if (f.after !== undefined) q = q.where('id', '>', f.after);
-  return q.orderBy('id').limit(limit).execute();
 }

@@ -55,16 +55,21 @@ export async function shiftDescendants(trx: Executor, tenantId: string, rootId: 
  * truncated answer is the upper levels, complete).
  */
 export async function subtreeRows(trx: Executor, dialect: DialectName, tenantId: string, rootId: string, limit: number): Promise<TaskRow[]> {
+  return (await subtreeQuery(dialect, tenantId, rootId, limit).execute(trx)).rows;
+}
+
+export function subtreeQuery(dialect: DialectName, tenantId: string, rootId: string, limit: number): RawBuilder<TaskRow & { path: string }> {
   const c = binary(dialect);
-  const { rows } = await sql<TaskRow & { path: string }>`with recursive sub(id, path, lvl) as (
-      select id, cast(rank as text)${c}, 1 from tasks where tenant_id = ${tenantId} and parent_id = ${rootId}
+  // The rows carry their columns through the walk: joining the walk's ids back to tasks
+  // afterwards left both planners guessing its size, and they scanned the table.
+  const names = sql.raw(TASK_COLUMNS.join(', '));
+  return sql<TaskRow & { path: string }>`with recursive sub(${names}, path, lvl) as (
+      select ${names}, cast(rank as text)${c}, 1 from tasks where tenant_id = ${tenantId} and parent_id = ${rootId}
       union all
-      select t.id, cast(sub.path || ' ' || t.rank as text)${c}, sub.lvl + 1 from tasks t join sub on t.tenant_id = ${tenantId} and t.parent_id = sub.id
+      select ${columns('t')}, cast(sub.path || ' ' || t.rank as text)${c}, sub.lvl + 1 from tasks t join sub on t.tenant_id = ${tenantId} and t.parent_id = sub.id
       where sub.lvl <= ${TASK_LIMITS.maxDepth}
-    ), bounded as (select id, path from sub limit ${limit})
-    select ${columns('t')}, bounded.path from bounded join tasks t on t.tenant_id = ${tenantId} and t.id = bounded.id
-    order by bounded.path${c}`.execute(trx);
-  return rows;
+    ), bounded as (select * from sub limit ${limit})
+    select ${names}, path from bounded order by path${c}`;
 }
 
 /** Refuses a parent that is the task itself or below it. */
