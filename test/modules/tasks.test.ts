@@ -2,7 +2,7 @@ import { expect, it } from 'vitest';
 import type { TenantContext } from '../../src/core/context.js';
 import type { Store } from '../../src/store.js';
 import { forEachBackend, useTestStore } from '../helpers/backends.js';
-import { countRows, expectError, newTenant } from '../helpers/fixtures.js';
+import { asRole, countRows, expectError, newTenant } from '../helpers/fixtures.js';
 
 async function branchOf(store: Store): Promise<{ ctx: TenantContext; branchId: string; projectId: string }> {
   const { ctx } = await newTenant(store);
@@ -197,6 +197,9 @@ forEachBackend('tasks', (backend) => {
     await t.store.tasks.addDependency(ctx, a.id, b.id);
     const changes = await t.store.changes.read(ctx, { after: 0, resourceTypes: ['task'] });
     expect(changes.map((c) => c.action)).toEqual(['create', 'create', 'update', 'move', 'depend']);
+    // Members and viewers read tasks, so they see their changes too (not the project's admin ones only).
+    const asViewer = await t.store.changes.read(asRole(ctx, 'viewer'), { after: 0 });
+    expect(asViewer.map((c) => c.resourceType)).toEqual(['project', 'branch', 'task', 'task', 'task', 'task', 'task']);
     const audit = await t.store.audit.list(ctx, { resourceType: 'task', resourceId: a.id });
     expect(audit.items.map((x) => x.action).sort()).toEqual(['task.create', 'task.depend', 'task.update']);
   });

@@ -62,7 +62,7 @@ export interface ChangesService {
  * revealed by admins, and a reveal's event tells when an admin read one: `agent_secret` stays
  * an admin's.
  */
-export const MEMBER_VISIBLE_TYPES: readonly string[] = ['record', 'collection', 'counter', 'conversation', 'message', 'memory_block', 'agent'];
+export const MEMBER_VISIBLE_TYPES: readonly string[] = ['record', 'collection', 'counter', 'conversation', 'message', 'memory_block', 'agent', 'project', 'branch', 'task', 'context'];
 
 /** A type no change can have is the caller's mistake, not a filter that matches nothing. */
 export function checkResourceTypes(types: readonly string[]): void {
