@@ -1,4 +1,5 @@
 import { describe, expectTypeOf, it } from 'vitest';
+import type { ContextDocument, ResolvedContext, Subtasks, Task, TaskStatus, Project, Branch } from '../../src/index.js';
 import type { Agent, AgentVersion, AgentVersionSummary, RevealedSecret, RotationReport, AgentstoreError, AggregateResult, BatchOperation, BatchOutcome, BatchResult, BulkLine, BulkResult, ChangeEvent, Counter, GetRecordOptions, GroupKey, Page, Store, StoredRecord, TenantContext, UpsertRecordResult } from '../../src/index.js';
 import type { AppendResult, Conversation, MemoryBlock, Message, MessageContent, MessageInput, MessagePart, SearchHit } from '../../src/index.js';
 import type { EndUserEraser, EndUserErasure, ExpiryOptions } from '../../src/index.js';
@@ -40,6 +41,19 @@ describe('public types', () => {
     expectTypeOf<Store['agents']['rotateSecrets']>().returns.resolves.toEqualTypeOf<RotationReport>();
     expectTypeOf<Agent['config'][string]>().toBeUnknown();
     expectTypeOf<Agent['status']>().toEqualTypeOf<'active' | 'paused' | 'archived'>();
+  });
+
+  it('projects, branches, tasks and context are typed', () => {
+    expectTypeOf<Store['projects']['create']>().returns.resolves.toEqualTypeOf<{ project: Project; replayed: boolean }>();
+    expectTypeOf<Store['branches']['get']>().returns.resolves.toEqualTypeOf<Branch>();
+    expectTypeOf<Store['tasks']['move']>().returns.resolves.toEqualTypeOf<Task>();
+    expectTypeOf<Store['tasks']['subtasks']>().returns.resolves.toEqualTypeOf<Subtasks>();
+    expectTypeOf<Task['status']>().toEqualTypeOf<TaskStatus>();
+    expectTypeOf<Task['metadata'][string]>().toBeUnknown();
+    expectTypeOf<Store['context']['get']>().returns.resolves.toEqualTypeOf<ContextDocument>();
+    expectTypeOf<Store['context']['resolve']>().returns.resolves.toEqualTypeOf<ResolvedContext>();
+    expectTypeOf<ResolvedContext['sources'][string]>().toEqualTypeOf<'global' | 'project' | 'branch' | 'task'>();
+    expectTypeOf<ResolvedContext['context'][string]>().not.toBeAny();
   });
 
   it('record data is unknown JSON, never any', () => {
