@@ -8,8 +8,8 @@ import { toJsonColumn, type DialectName } from '../../db/dialect.js';
 import { isUniqueViolation } from '../../db/errors.js';
 import { createOnce, idempotentRequest } from '../../db/idempotency.js';
 import type { UnitOfWorkRunner } from '../../db/unit-of-work.js';
-import { LIMITS, checkVersion, onlyFields, validateDescription, validateId, validateJsonObject, validateName, type JsonObject, type Precondition } from './fields.js';
-import { MAX_CASCADE_TASKS, tooBigToCascade, type DeleteOptions } from './projects-service.js';
+import { checkNamedFields, checkVersion, validateId, type JsonObject, type Precondition } from './fields.js';
+import { MAX_CASCADE_TASKS, columnsOf, tooBigToCascade, type DeleteOptions } from './projects-service.js';
 import { BRANCH_COLUMNS, toBranch, type Branch } from './rows.js';
 
 /** Branch names are unique in their project, as git's are. */
@@ -51,11 +51,10 @@ export function createBranchesService(deps: { uow: UnitOfWorkRunner; dialect: Di
     async create(ctx, projectId, input, options = {}) {
       requireRole(ctx, 'member');
       validateId(projectId);
-      if (typeof input !== 'object' || input === null) throw AgentstoreError.invalidField('body', 'must be an object');
-      onlyFields(input, ['name', 'description', 'metadata']);
-      const name = validateName(input.name, '/name', BRANCH_NAME_MAX);
-      const description = validateDescription(input.description, '/description');
-      const metadata = input.metadata === undefined ? {} : validateJsonObject(input.metadata, '/metadata', LIMITS.metadataBytes);
+      const checked = checkNamedFields(input, 'create', BRANCH_NAME_MAX);
+      const name = checked.name as string;
+      const description = checked.description ?? null;
+      const metadata = checked.metadata ?? {};
       const keyed = idempotentRequest(options.idempotencyKey, `branches.create:${projectId}`, JSON.stringify({ name, description, metadata }));
       try {
         const { value, replayed } = await createOnce(uow, ctx, keyed, async (w) => {
@@ -100,13 +99,7 @@ export function createBranchesService(deps: { uow: UnitOfWorkRunner; dialect: Di
     async update(ctx, id, patch, options = {}) {
       requireRole(ctx, 'member');
       validateId(id);
-      if (typeof patch !== 'object' || patch === null) throw AgentstoreError.invalidField('body', 'must be an object');
-      onlyFields(patch, ['name', 'description', 'metadata']);
-      const set: { name?: string; description?: string | null; metadata?: string } = {};
-      if (patch.name !== undefined) set.name = validateName(patch.name, '/name', BRANCH_NAME_MAX);
-      if (patch.description !== undefined) set.description = validateDescription(patch.description, '/description');
-      if (patch.metadata !== undefined) set.metadata = toJsonColumn(validateJsonObject(patch.metadata, '/metadata', LIMITS.metadataBytes));
-      if (Object.keys(set).length === 0) throw AgentstoreError.invalidField('body', 'names none of name, description, metadata');
+      const set = columnsOf(checkNamedFields(patch, 'patch', BRANCH_NAME_MAX));
       try {
         return await uow.write(ctx, async (w) => {
           const current = await lockBranch(w.trx, dialect, ctx.tenantId, id);

@@ -58,3 +58,25 @@ export function checkVersion(current: number, ifMatch: Precondition | undefined,
     throw AgentstoreError.preconditionFailed(`the ${what} is at version ${current}, not ${ifMatch}`, current);
   }
 }
+
+export interface NamedFields {
+  readonly name?: string;
+  readonly description?: string | null;
+  readonly metadata?: JsonObject;
+}
+
+/**
+ * The fields of a project or branch, checked: on a create `name` is required, on a patch the
+ * fields named (at least one). Unknown fields are refused.
+ */
+export function checkNamedFields(input: unknown, mode: 'create' | 'patch', nameMax: number = LIMITS.name): NamedFields {
+  if (typeof input !== 'object' || input === null) throw AgentstoreError.invalidField('body', 'must be an object');
+  onlyFields(input, ['name', 'description', 'metadata']);
+  const given = input as NamedFields;
+  const out: { name?: string; description?: string | null; metadata?: JsonObject } = {};
+  if (mode === 'create' || given.name !== undefined) out.name = validateName(given.name, '/name', nameMax);
+  if (given.description !== undefined) out.description = validateDescription(given.description, '/description');
+  if (given.metadata !== undefined) out.metadata = validateJsonObject(given.metadata, '/metadata', LIMITS.metadataBytes);
+  if (mode === 'patch' && Object.keys(out).length === 0) throw AgentstoreError.invalidField('body', 'names none of name, description, metadata');
+  return out;
+}

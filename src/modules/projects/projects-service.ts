@@ -7,7 +7,7 @@ import type { Executor } from '../../db/database.js';
 import { toJsonColumn, type DialectName } from '../../db/dialect.js';
 import { createOnce, idempotentRequest } from '../../db/idempotency.js';
 import type { UnitOfWorkRunner } from '../../db/unit-of-work.js';
-import { LIMITS, checkVersion, onlyFields, validateDescription, validateId, validateJsonObject, validateName, type JsonObject, type Precondition } from './fields.js';
+import { checkNamedFields, checkVersion, validateId, type JsonObject, type NamedFields, type Precondition } from './fields.js';
 import { PROJECT_COLUMNS, toProject, type Project } from './rows.js';
 
 export interface ProjectInput {
@@ -46,13 +46,12 @@ export function tooBigToCascade(what: string, tasks: number): AgentstoreError {
   return AgentstoreError.conflict(`the ${what} has ${tasks} tasks, more than a cascade deletes at once (${MAX_CASCADE_TASKS}); delete its branches first`);
 }
 
-function checkProjectInput(input: ProjectInput): { name: string; description: string | null; metadata: JsonObject } {
-  if (typeof input !== 'object' || input === null) throw AgentstoreError.invalidField('body', 'must be an object');
-  onlyFields(input, ['name', 'description', 'metadata']);
+/** A patch's fields as the columns they set. */
+export function columnsOf(fields: NamedFields): { name?: string; description?: string | null; metadata?: string } {
   return {
-    name: validateName(input.name, '/name'),
-    description: validateDescription(input.description, '/description'),
-    metadata: input.metadata === undefined ? {} : validateJsonObject(input.metadata, '/metadata', LIMITS.metadataBytes),
+    ...(fields.name !== undefined ? { name: fields.name } : {}),
+    ...(fields.description !== undefined ? { description: fields.description } : {}),
+    ...(fields.metadata !== undefined ? { metadata: toJsonColumn(fields.metadata) } : {}),
   };
 }
 
@@ -72,7 +71,8 @@ export function createProjectsService(deps: { uow: UnitOfWorkRunner; dialect: Di
   return {
     async create(ctx, input, options = {}) {
       requireRole(ctx, 'member');
-      const fields = checkProjectInput(input);
+      const checked = checkNamedFields(input, 'create');
+      const fields = { name: checked.name as string, description: checked.description ?? null, metadata: checked.metadata ?? {} };
       const keyed = idempotentRequest(options.idempotencyKey, 'projects.create', JSON.stringify(fields));
       const { value, replayed } = await createOnce(uow, ctx, keyed, async (w) => {
         const row = { tenant_id: ctx.tenantId, id: uuidv7(), name: fields.name, description: fields.description, metadata: toJsonColumn(fields.metadata), version: 1, created_at: w.now, updated_at: w.now };
@@ -107,13 +107,7 @@ export function createProjectsService(deps: { uow: UnitOfWorkRunner; dialect: Di
     async update(ctx, id, patch, options = {}) {
       requireRole(ctx, 'member');
       validateId(id);
-      if (typeof patch !== 'object' || patch === null) throw AgentstoreError.invalidField('body', 'must be an object');
-      onlyFields(patch, ['name', 'description', 'metadata']);
-      const set: { name?: string; description?: string | null; metadata?: string } = {};
-      if (patch.name !== undefined) set.name = validateName(patch.name, '/name');
-      if (patch.description !== undefined) set.description = validateDescription(patch.description, '/description');
-      if (patch.metadata !== undefined) set.metadata = toJsonColumn(validateJsonObject(patch.metadata, '/metadata', LIMITS.metadataBytes));
-      if (Object.keys(set).length === 0) throw AgentstoreError.invalidField('body', 'names none of name, description, metadata');
+      const set = columnsOf(checkNamedFields(patch, 'patch'));
       return uow.write(ctx, async (w) => {
         const current = await lockProject(w.trx, dialect, ctx.tenantId, id);
         checkVersion(Number(current.version), options.ifMatch, 'project');
