@@ -53,6 +53,26 @@ forEachBackend('tasks under concurrency', (backend) => {
     }
   });
 
+  it('two moves that each put one task under the other: one wins, the tree keeps its root', async () => {
+    for (let round = 0; round < 6; round++) {
+      const { ctx, ids } = await setup(2);
+      const [a, b] = ids as [string, string];
+      const results = await Promise.allSettled([t.store.tasks.move(ctx, a, { parentId: b }), t.store.tasks.move(ctx, b, { parentId: a })]);
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      expect(isAgentstoreError(refused.reason, 'agentstore.conflict'), String(refused.reason)).toBe(true);
+      const tasks = await Promise.all([a, b].map((id) => t.store.tasks.get(ctx, id)));
+      expect(tasks.filter((x) => x.parentId === null)).toHaveLength(1);
+    }
+  });
+
+  it('concurrent first writes of the global context: one creates it, the other replaces it', async () => {
+    const { ctx } = await setup(0);
+    const results = await Promise.all([1, 2, 3].map((n) => t.store.context.put(ctx, { level: 'global' }, { n })));
+    expect(results.filter((r) => r.created)).toHaveLength(1);
+    expect(results.map((r) => r.document.version).sort()).toEqual([1, 2, 3]);
+  });
+
   it('a ring of edges added all at once leaves the graph acyclic', async () => {
     const { ctx, ids } = await setup(8);
     const ring = ids.map((id, i) => [id, ids[(i + 1) % ids.length] as string] as const);

@@ -114,6 +114,10 @@ forEachBackend('tasks', (backend) => {
     await expectError(t.store.tasks.move(ctx, b, { parentId: b }), 'agentstore.validation', { field: '/parentId' });
     await expectError(t.store.tasks.move(ctx, b, { before: child.id, parentId: null }), 'agentstore.validation', { field: '/before' });
     await expectError(t.store.tasks.move(ctx, b, { before: a, after: d }), 'agentstore.validation', { field: '/after' });
+    // Beside a subtask: the depth is the anchor's.
+    const beside = await t.store.tasks.move(ctx, d, { before: child.id });
+    expect(beside).toMatchObject({ parentId: c, depth: 2 });
+    await t.store.tasks.move(ctx, d, { parentId: null });
     // To another branch: b, c and c1 go along, labels included.
     await t.store.tasks.update(ctx, child.id, { labels: ['deep'] });
     const other = (await t.store.branches.create(ctx, projectId, { name: 'other' })).branch;

@@ -84,7 +84,16 @@ async function store(w: UnitOfWork, target: ContextTarget, data: JsonObject, bef
   const version = before.version + 1;
   const json = toJsonColumn(data);
   if (target.level === 'global') {
-    if (before.data === null) await w.trx.insertInto('context_global').values({ tenant_id: tenantId, data: json, version, created_at: w.now, updated_at: w.now }).execute();
+    if (before.data === null) {
+      // ON CONFLICT DO NOTHING: a concurrent first write that committed since this unit read
+      // leaves no row to lock; the caller's unit is then run again and sees it.
+      const inserted = await w.trx
+        .insertInto('context_global')
+        .values({ tenant_id: tenantId, data: json, version, created_at: w.now, updated_at: w.now })
+        .onConflict((oc) => oc.column('tenant_id').doNothing())
+        .executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) throw new FirstWriteRaced();
+    }
     else await w.trx.updateTable('context_global').set({ data: json, version, updated_at: w.now }).where('tenant_id', '=', tenantId).execute();
   } else {
     await w.trx.updateTable(TABLE[target.level] as 'projects').set({ context: json, context_version: version, context_updated_at: w.now }).where('tenant_id', '=', tenantId).where('id', '=', target.id).execute();
@@ -92,6 +101,19 @@ async function store(w: UnitOfWork, target: ContextTarget, data: JsonObject, bef
   const document: ContextDocument = { level: target.level, id: target.level === 'global' ? null : target.id, data, version, updatedAt: w.now };
   await w.record({ action: before.data === null ? 'create' : 'update', resourceType: 'context', resourceId: resourceId(target), version, data: document });
   return document;
+}
+
+/** Another unit wrote the first global document between this one's read and its insert. */
+class FirstWriteRaced extends Error {}
+
+/** Runs `unit` once more when it lost the first write of the global document: then it finds the row and locks it. */
+async function againIfRaced<T>(unit: () => Promise<T>): Promise<T> {
+  try {
+    return await unit();
+  } catch (error) {
+    if (error instanceof FirstWriteRaced) return unit();
+    throw error;
+  }
 }
 
 const writeRole = (target: ContextTarget) => (target.level === 'global' ? 'admin' : 'member');
@@ -131,26 +153,26 @@ export function createContextService(deps: { uow: UnitOfWorkRunner; dialect: Dia
       const t = checkTarget(target);
       requireRole(ctx, writeRole(t));
       const doc = validateJsonObject(data, 'body', CONTEXT_MAX_BYTES);
-      return uow.write(ctx, async (w) => {
+      return againIfRaced(() => uow.write(ctx, async (w) => {
         const before = await load(w.trx, dialect, ctx.tenantId, t, true);
         if (options.ifMatch !== undefined && before.data === null) throw AgentstoreError.preconditionFailed('the context document does not exist');
         if (options.ifNoneMatch === '*' && before.data !== null) throw AgentstoreError.preconditionFailed('the context document exists (If-None-Match: * writes only a first one)', before.version);
         checkVersion(before.version, options.ifMatch, 'context document');
         return { document: await store(w, t, doc, before), created: before.data === null };
-      });
+      }));
     },
 
     async patch(ctx, target, patch, options = {}) {
       const t = checkTarget(target);
       requireRole(ctx, writeRole(t));
       validateJsonObject(patch, 'body', CONTEXT_MAX_BYTES);
-      return uow.write(ctx, async (w) => {
+      return againIfRaced(() => uow.write(ctx, async (w) => {
         const before = await load(w.trx, dialect, ctx.tenantId, t, true);
         if (options.ifMatch !== undefined && before.data === null) throw AgentstoreError.preconditionFailed('the context document does not exist');
         checkVersion(before.version, options.ifMatch, 'context document');
         const merged = validateJsonObject(mergePatch(before.data ?? {}, patch), 'body', CONTEXT_MAX_BYTES);
         return store(w, t, merged, before);
-      });
+      }));
     },
 
     async resolve(ctx, target) {

@@ -5,7 +5,7 @@ import { checkVersion, onlyFields, validateId, type Precondition } from '../proj
 import { TASK_LIMITS } from './fields.js';
 import { placeAmong, type Placement } from './order.js';
 import { loadTask } from './rows.js';
-import { assertNotUnderItself, shiftDescendants, subtreeExtent } from './tree.js';
+import { assertNotUnderItself, lockTenantTree, shiftDescendants, subtreeExtent } from './tree.js';
 
 /**
  * Where a task goes. `parentId` (null: the branch's top level) and `branchId` default to
@@ -33,6 +33,9 @@ export async function moveIn(w: UnitOfWork, dialect: DialectName, id: string, in
 
   const { trx, ctx } = w;
   const tenantId = ctx.tenantId;
+  // First, before any row lock: two moves that each put one task under the other would each
+  // find no loop in their own snapshot and together detach both from the tree.
+  await lockTenantTree(trx, dialect, tenantId);
   const task = await loadTask(trx, dialect, tenantId, id, true);
   checkVersion(Number(task.version), ifMatch, 'task');
   if (anchorId === id) throw AgentstoreError.invalidField(anchorField, 'is the task being moved');
@@ -55,7 +58,8 @@ export async function moveIn(w: UnitOfWork, dialect: DialectName, id: string, in
   }
   if (targetParent !== null) await assertNotUnderItself(trx, tenantId, id, targetParent);
 
-  const depth = parent ? Number(parent.depth) + 1 : targetParent === null ? 0 : Number(task.depth);
+  // The new depth: under the parent asked for, else beside the anchor, else where it was.
+  const depth = parent ? Number(parent.depth) + 1 : targetParent === null ? 0 : anchor ? Number(anchor.depth) : Number(task.depth);
   const delta = depth - Number(task.depth);
   const moved = targetBranch !== task.branch_id || delta !== 0;
   if (delta > 0) {

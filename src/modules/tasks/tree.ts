@@ -16,6 +16,15 @@ const columns = (alias: string) => sql.raw(TASK_COLUMNS.map((c) => `${alias}.${c
 /** PostgreSQL compares ranks byte by byte only with the C collation named (the column has it; an expression built from it needs it again). */
 const binary = (dialect: DialectName) => sql.raw(dialect === 'postgres' ? ' collate "C"' : '');
 
+/**
+ * Serialises the tenant's task moves on PostgreSQL (a transaction-scoped advisory lock, as
+ * for dependencies: fine behind pgbouncer in transaction mode). SQLite has one writer.
+ */
+export async function lockTenantTree(trx: Executor, dialect: DialectName, tenantId: string): Promise<void> {
+  if (dialect !== 'postgres') return;
+  await sql`select pg_advisory_xact_lock(hashtext('agentstore.task_tree'), hashtext(${tenantId}))`.execute(trx);
+}
+
 /** The task and its ancestors, nearest first (at most maxDepth + 1 rows). */
 export async function ancestorIds(trx: Executor, tenantId: string, id: string): Promise<string[]> {
   const { rows } = await sql<{ id: string }>`with recursive up(id, parent_id, n) as (
