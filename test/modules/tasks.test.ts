@@ -1,6 +1,9 @@
 import { expect, it } from 'vitest';
 import type { TenantContext } from '../../src/core/context.js';
 import type { Store } from '../../src/store.js';
+import { uuidv7 } from '../../src/core/ids.js';
+import { rebalance } from '../../src/modules/tasks/order.js';
+import { evenRanks } from '../../src/modules/tasks/rank.js';
 import { forEachBackend, useTestStore } from '../helpers/backends.js';
 import { asRole, countRows, expectError, newTenant } from '../helpers/fixtures.js';
 
@@ -147,6 +150,31 @@ forEachBackend('tasks', (backend) => {
     expect(Math.max(...all.map((x) => x.rank.length))).toBeLessThanOrEqual(64);
     expect(titles([...all].sort((x, y) => (x.rank < y.rank ? -1 : 1)))).toEqual(expected);
     expect(last.id).toBeDefined();
+  });
+
+  it('a rebalance of more siblings than one statement takes keeps their order', async () => {
+    const { ctx, branchId } = await branchOf(t.store);
+    // 1,200 top-level tasks with long keys in reverse id order, straight into the table.
+    const ranks = evenRanks(1200).map((r) => `${r}${'V'.repeat(40)}`);
+    const ids = Array.from({ length: 1200 }, () => uuidv7());
+    const now = new Date().toISOString();
+    await t.store.internals.db.inTenant(ctx.tenantId, async (trx) => {
+      for (let start = 0; start < 1200; start += 300) {
+        const rows = ids.slice(start, start + 300).map((id, k) => ({ tenant_id: ctx.tenantId, id, branch_id: branchId, parent_id: null, depth: 0, rank: ranks[1199 - start - k] as string, title: `r${start + k}`, status: 'todo', priority: 0, labels: '[]', metadata: '{}', version: 1, created_at: now, updated_at: now }));
+        await trx.insertInto('tasks').values(rows).execute();
+      }
+    });
+    await t.store.internals.db.inTenant(ctx.tenantId, (trx) => rebalance(trx, { tenantId: ctx.tenantId, branchId, parentId: null }, null));
+    const all: { id: string; rank: string }[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await t.store.tasks.list(ctx, branchId, { limit: 500, ...(cursor ? { cursor } : {}) });
+      all.push(...page.items);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    const byRank = [...all].sort((x, y) => (x.rank < y.rank ? -1 : 1));
+    expect(byRank.map((x) => x.id)).toEqual([...ids].reverse());
+    expect(byRank.map((x) => x.rank)).toEqual(evenRanks(1200));
   });
 
   it('dependencies: refused when they close a cycle (naming it), idempotent, removable', async () => {

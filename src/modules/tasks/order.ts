@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import type { DialectName } from '../../db/dialect.js';
+import { loopTurns } from '../../core/loop-turns.js';
 import { MAX_RANK_LENGTH, evenRanks, rankBetween } from './rank.js';
 
 /** Which siblings: a branch's top level (`parentId` null) or a task's children. */
@@ -42,15 +43,22 @@ export async function rankFor(trx: Executor, s: SiblingSet, except: string | nul
  * Fresh short keys for every sibling of `s` but `except`, in their order: when repeated
  * inserts into one gap have made a key longer than MAX_RANK_LENGTH. Two passes, since the
  * unique index is checked per row: first keys no real rank can equal (`~` sorts after
- * every rank character; the id makes each unique), then the final ones.
+ * every rank character; the id makes each unique), in one statement, then the final ones,
+ * 500 rows per statement, letting the event loop turn between them on SQLite (a branch's top
+ * level may hold any number of tasks).
  */
 export async function rebalance(trx: Executor, s: SiblingSet, except: string | null): Promise<void> {
   const { rows } = await sql<{ id: string }>`select id from tasks where ${siblings(s, except)} order by rank`.execute(trx);
-  // The task being placed may still hold a rank among these siblings; it gets its new one after.
-  if (except !== null) await sql`update tasks set rank = ${`~${except}`} where tenant_id = ${s.tenantId} and id = ${except}`.execute(trx);
-  for (const row of rows) await sql`update tasks set rank = ${`~${row.id}`} where tenant_id = ${s.tenantId} and id = ${row.id}`.execute(trx);
+  await sql`update tasks set rank = '~' || id where ${siblings(s, null)}`.execute(trx);
   const keys = evenRanks(rows.length);
-  for (let i = 0; i < rows.length; i++) await sql`update tasks set rank = ${keys[i]} where tenant_id = ${s.tenantId} and id = ${rows[i]!.id}`.execute(trx);
+  const turn = loopTurns();
+  for (let start = 0; start < rows.length; start += 500) {
+    const pairs = rows.slice(start, start + 500).map((row, i) => sql`(${row.id}, ${keys[start + i]})`);
+    await sql`with v (id, rank) as (values ${sql.join(pairs)})
+      update tasks set rank = (select v.rank from v where v.id = tasks.id)
+      where tenant_id = ${s.tenantId} and id in (select id from v)`.execute(trx);
+    await turn();
+  }
 }
 
 /**
