@@ -1,5 +1,6 @@
 import { Type } from '@fastify/type-provider-typebox';
-import { parseIfMatch } from '../../server/route-kit.js';
+import type { FastifyReply } from 'fastify';
+import { parseIfMatch, setEtag } from '../../server/route-kit.js';
 import type { Precondition } from './fields.js';
 
 /** Schemas the project, branch, task and context routes share. */
@@ -19,3 +20,14 @@ export const ifMatchOf = (header: string | undefined): { ifMatch?: Precondition 
   return ifMatch === undefined ? {} : { ifMatch };
 };
 
+
+/** The Idempotency-Key header as a service option. */
+export const keyOf = (header: string | undefined): { idempotencyKey?: string } => (header ? { idempotencyKey: header } : {});
+
+/** A create's 201: the row with its ETag and location, marked when an idempotency key replayed it. */
+export function sendCreated<T extends { id: string; version: number }>(reply: FastifyReply, row: T, location: string, replayed: boolean): FastifyReply {
+  setEtag(reply, row.version);
+  void reply.header('location', location);
+  if (replayed) void reply.header('idempotent-replayed', 'true');
+  return reply.status(201).send(row);
+}

@@ -1,6 +1,6 @@
 import { Type } from '@fastify/type-provider-typebox';
 import { PageQuery, Timestamps, pageOf, setEtag, tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
-import { CascadeQuery, CreateHeaders, IdParams, IfMatchHeader, Metadata, Nullable, ifMatchOf } from './route-schemas.js';
+import { CascadeQuery, CreateHeaders, IdParams, IfMatchHeader, Metadata, Nullable, ifMatchOf, keyOf, sendCreated } from './route-schemas.js';
 
 const ProjectSchema = Type.Object(
   { id: Type.String(), name: Type.String(), description: Nullable(Type.String()), metadata: Metadata, version: Type.Integer(), ...Timestamps },
@@ -27,12 +27,8 @@ export async function projectRoutes(app: Api, { store }: RouteDeps): Promise<voi
     '/v1/projects',
     { schema: { tags, summary: 'Create a project', headers: CreateHeaders, body: CreateBody, response: withProblems({ 201: ProjectSchema }) } },
     async (req, reply) => {
-      const key = req.headers['idempotency-key'];
-      const { project, replayed } = await projects.create(tenantOf(req), req.body, key ? { idempotencyKey: key } : {});
-      setEtag(reply, project.version);
-      void reply.header('location', `/v1/projects/${project.id}`);
-      if (replayed) void reply.header('idempotent-replayed', 'true');
-      return reply.status(201).send(project);
+      const { project, replayed } = await projects.create(tenantOf(req), req.body, keyOf(req.headers['idempotency-key']));
+      return sendCreated(reply, project, `/v1/projects/${project.id}`, replayed);
     },
   );
   app.get('/v1/projects', { schema: { tags, summary: 'List projects, oldest first', querystring: Type.Object(PageQuery, { additionalProperties: false }), response: withProblems({ 200: pageOf(ProjectSchema) }) } }, (req) =>
@@ -66,12 +62,8 @@ export async function projectRoutes(app: Api, { store }: RouteDeps): Promise<voi
     '/v1/projects/:id/branches',
     { schema: { tags, summary: 'Create a branch of a project (names are unique in the project)', params: IdParams, headers: CreateHeaders, body: CreateBody, response: withProblems({ 201: BranchSchema }) } },
     async (req, reply) => {
-      const key = req.headers['idempotency-key'];
-      const { branch, replayed } = await branches.create(tenantOf(req), req.params.id, req.body, key ? { idempotencyKey: key } : {});
-      setEtag(reply, branch.version);
-      void reply.header('location', `/v1/branches/${branch.id}`);
-      if (replayed) void reply.header('idempotent-replayed', 'true');
-      return reply.status(201).send(branch);
+      const { branch, replayed } = await branches.create(tenantOf(req), req.params.id, req.body, keyOf(req.headers['idempotency-key']));
+      return sendCreated(reply, branch, `/v1/branches/${branch.id}`, replayed);
     },
   );
   app.get(

@@ -1,6 +1,6 @@
 import { Type } from '@fastify/type-provider-typebox';
 import { PageQuery, Timestamps, pageOf, setEtag, tenantOf, withProblems, type Api, type RouteDeps } from '../../server/route-kit.js';
-import { CascadeQuery, CreateHeaders, IdParams, IfMatchHeader, Metadata, Nullable, ifMatchOf } from '../projects/route-schemas.js';
+import { CascadeQuery, CreateHeaders, IdParams, IfMatchHeader, Metadata, Nullable, ifMatchOf, keyOf, sendCreated } from '../projects/route-schemas.js';
 import { TASK_LIMITS, TASK_STATUSES, type TaskStatus } from './fields.js';
 
 const Status = Type.Unsafe<TaskStatus>({ type: 'string', enum: [...TASK_STATUSES], description: 'todo | in_progress | blocked | review | done | cancelled' });
@@ -72,12 +72,8 @@ export async function taskRoutes(app: Api, { store }: RouteDeps): Promise<void> 
     '/v1/branches/:id/tasks',
     { schema: { tags, summary: 'Create a task in a branch (last among its siblings)', params: IdParams, headers: CreateHeaders, body: CreateBody, response: withProblems({ 201: TaskSchema }) } },
     async (req, reply) => {
-      const key = req.headers['idempotency-key'];
-      const { task, replayed } = await tasks.create(tenantOf(req), req.params.id, req.body, key ? { idempotencyKey: key } : {});
-      setEtag(reply, task.version);
-      void reply.header('location', `/v1/tasks/${task.id}`);
-      if (replayed) void reply.header('idempotent-replayed', 'true');
-      return reply.status(201).send(task);
+      const { task, replayed } = await tasks.create(tenantOf(req), req.params.id, req.body, keyOf(req.headers['idempotency-key']));
+      return sendCreated(reply, task, `/v1/tasks/${task.id}`, replayed);
     },
   );
   app.get(
