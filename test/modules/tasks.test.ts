@@ -177,6 +177,38 @@ forEachBackend('tasks', (backend) => {
     expect(byRank.map((x) => x.rank)).toEqual(evenRanks(1200));
   });
 
+  it('a subtree past 5,000 tasks comes truncated: its upper levels whole, in tree order', async () => {
+    const { ctx, branchId } = await branchOf(t.store);
+    const root = (await t.store.tasks.create(ctx, branchId, { title: 'root' })).task;
+    const now = new Date().toISOString();
+    const children = Array.from({ length: 60 }, () => uuidv7());
+    const childRanks = evenRanks(60);
+    const grandRanks = evenRanks(85);
+    const row = (id: string, parentId: string, depth: number, rank: string, title: string) => ({ tenant_id: ctx.tenantId, id, branch_id: branchId, parent_id: parentId, depth, rank, title, status: 'todo', priority: 0, labels: '[]', metadata: '{}', version: 1, created_at: now, updated_at: now });
+    await t.store.internals.db.inTenant(ctx.tenantId, async (trx) => {
+      await trx.insertInto('tasks').values(children.map((id, i) => row(id, root.id, 1, childRanks[i] as string, `c${i}`))).execute();
+      for (const [i, child] of children.entries()) {
+        await trx.insertInto('tasks').values(grandRanks.map((rank, j) => row(uuidv7(), child, 2, rank, `c${i}.${j}`))).execute();
+      }
+    });
+    const sub = await t.store.tasks.subtasks(ctx, root.id);
+    expect(sub.truncated).toBe(true);
+    expect(sub.items).toHaveLength(5000);
+    expect(sub.items.filter((x) => x.depth === 1)).toHaveLength(60);
+    // Depth-first: each task comes after its parent and before the parent's next sibling.
+    const seen = new Set([root.id]);
+    let lastChild = -1;
+    for (const x of sub.items) {
+      expect(seen.has(x.parentId as string), x.title).toBe(true);
+      seen.add(x.id);
+      if (x.depth === 1) {
+        const n = Number(x.title.slice(1));
+        expect(n).toBe(lastChild + 1);
+        lastChild = n;
+      } else expect(x.title.startsWith(`c${lastChild}.`), x.title).toBe(true);
+    }
+  });
+
   it('dependencies: refused when they close a cycle (naming it), idempotent, removable', async () => {
     const { ctx, branchId } = await branchOf(t.store);
     const ids: string[] = [];

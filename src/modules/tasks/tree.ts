@@ -70,14 +70,17 @@ export async function subtreeRows(trx: Executor, dialect: DialectName, tenantId:
 export function subtreeQuery(dialect: DialectName, tenantId: string, rootId: string, limit: number): RawBuilder<TaskRow & { path: string }> {
   const c = binary(dialect);
   // The rows carry their columns through the walk: joining the walk's ids back to tasks
-  // afterwards left both planners guessing its size, and they scanned the table.
+  // afterwards left both planners guessing its size, and they scanned the table. Both walk
+  // level by level (PostgreSQL's working table, SQLite's FIFO queue), so the LIMIT keeps the
+  // upper levels; `bounded` is MATERIALIZED because SQLite otherwise applied the ORDER BY
+  // below the LIMIT, and a truncated walk kept the first branches of the tree whole instead.
   const names = sql.raw(TASK_COLUMNS.join(', '));
   return sql<TaskRow & { path: string }>`with recursive sub(${names}, path, lvl) as (
-      select ${names}, cast(rank as text)${c}, 1 from tasks where tenant_id = ${tenantId} and parent_id = ${rootId}
+      select ${names}, cast(rank as text)${c} as path, 1 as lvl from tasks where tenant_id = ${tenantId} and parent_id = ${rootId}
       union all
       select ${columns('t')}, cast(sub.path || ' ' || t.rank as text)${c}, sub.lvl + 1 from tasks t join sub on t.tenant_id = ${tenantId} and t.parent_id = sub.id
       where sub.lvl <= ${TASK_LIMITS.maxDepth}
-    ), bounded as (select * from sub limit ${limit})
+    ), bounded as materialized (select * from sub limit ${limit})
     select ${names}, path from bounded order by path${c}`;
 }
 
