@@ -65,7 +65,7 @@ forEachBackend('migrations', (backend) => {
     const results = await Promise.allSettled([migrateUp(db), migrateUp(other)]);
     const applied = results.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
     expect(results.map((r) => (r.status === 'fulfilled' ? 'ok' : String(r.reason)))).toEqual(['ok', 'ok']);
-    expect([...applied].sort()).toEqual(MIGRATIONS.map((m) => m.version));
+    expect([...applied].sort((a, b) => a - b)).toEqual(MIGRATIONS.map((m) => m.version));
     expect((await migrationStatus(db)).upToDate).toBe(true);
   });
 
