@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'agentstore.unauthenticated'
   | 'agentstore.forbidden'
   | 'agentstore.payload_too_large'
+  | 'agentstore.range_not_satisfiable'
   | 'agentstore.rate_limited'
   | 'agentstore.unavailable'
   | 'agentstore.schema_mismatch'
@@ -49,6 +50,7 @@ export const statusByCode: Readonly<Record<ErrorCode, number>> = {
   'agentstore.conflict': 409,
   'agentstore.precondition_failed': 412,
   'agentstore.payload_too_large': 413,
+  'agentstore.range_not_satisfiable': 416,
   'agentstore.rate_limited': 429,
   'agentstore.internal': 500,
   'agentstore.unavailable': 503,
