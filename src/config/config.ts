@@ -104,6 +104,11 @@ export interface StoreConfig {
     readonly scanWorkers: number;
     /** A scan running longer is cancelled with 503, as PostgreSQL's statement timeout does. */
     readonly scanTimeoutMs: number;
+    /**
+     * How often a worker thread checkpoints the WAL after commits, in ms (src/db/sqlite-checkpointer.ts).
+     * 0 leaves checkpoints to SQLite's automatic one, inside the commits on the event loop.
+     */
+    readonly checkpointIntervalMs: number;
   };
   readonly auth: {
     readonly serviceKey?: string;

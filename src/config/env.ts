@@ -167,6 +167,7 @@ export function loadConfig(env: Env = process.env): Config {
         busyTimeoutMs: integer(env, 'AGENTSTORE_SQLITE_BUSY_TIMEOUT_MS', 5000, 0, 600_000),
         scanWorkers: integer(env, 'AGENTSTORE_SQLITE_SCAN_WORKERS', 2, 1, 64),
         scanTimeoutMs: integer(env, 'AGENTSTORE_SQLITE_SCAN_TIMEOUT_MS', 30_000, 100, 3_600_000),
+        checkpointIntervalMs: integer(env, 'AGENTSTORE_SQLITE_CHECKPOINT_INTERVAL_MS', 100, 0, 60_000),
       },
       auth: {
         ...(serviceKey ? { serviceKey } : {}),

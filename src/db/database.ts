@@ -15,6 +15,7 @@ import { postgresPoolConfig } from './postgres-connection.js';
 import { createReadBatcher, KEYS } from './postgres-read-batch.js';
 import { createFairGate, type FairGate } from './fair-gate.js';
 import { withSqliteWriteWorker } from './sqlite-write-worker.js';
+import { JOURNAL_SIZE_LIMIT_BYTES, WRITER_AUTOCHECKPOINT_PAGES, startSqliteCheckpointer } from './sqlite-checkpointer.js';
 import { createSqliteScanPool, scanTimeout } from './sqlite-scan-pool.js';
 import { watchCommits } from './sqlite-commit-watch.js';
 import type { DB } from './schema.js';
@@ -148,7 +149,7 @@ export interface DatabaseOptions {
 }
 
 const defaultPostgres: StoreConfig['postgres'] = { poolMax: 10, statementTimeoutMs: 30_000, applicationName: 'agentstore' };
-const defaultSqlite: StoreConfig['sqlite'] = { synchronous: 'full', busyTimeoutMs: 5000, scanWorkers: 2, scanTimeoutMs: 30_000 };
+const defaultSqlite: StoreConfig['sqlite'] = { synchronous: 'full', busyTimeoutMs: 5000, scanWorkers: 2, scanTimeoutMs: 30_000, checkpointIntervalMs: 100 };
 
 // Scans waiting for their turn: per tenant, and all together. Each is a request in flight or
 // an event stream's read (up to AGENTSTORE_EVENTS_MAX_STREAMS_PER_TENANT of them wake at once),
@@ -220,6 +221,11 @@ function openSqlite(file: string, options: StoreConfig['sqlite'], retry: RetryPo
   if (file !== ':memory:') native.pragma('journal_mode = WAL');
   native.pragma(`synchronous = ${options.synchronous}`);
   native.pragma('foreign_keys = ON');
+  // Checkpoints run on a worker (sqlite-checkpointer.ts); the writer's own automatic one stays
+  // as a backstop at a higher threshold.
+  const checkpointer = file !== ':memory:' && options.checkpointIntervalMs > 0 ? startSqliteCheckpointer({ file, intervalMs: options.checkpointIntervalMs }) : undefined;
+  if (checkpointer) native.pragma(`wal_autocheckpoint = ${WRITER_AUTOCHECKPOINT_PAGES}`);
+  if (file !== ':memory:') native.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`);
   const kysely = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(native) }) });
   // Reads go to a second, read-only connection: a write transaction holds the writer
   // across awaits, and on one connection a read would either queue behind it (Kysely's
@@ -297,6 +303,8 @@ function openSqlite(file: string, options: StoreConfig['sqlite'], retry: RetryPo
       commits?.close();
       try {
         await writes.close();
+        // Before the writer: the last connection to close checkpoints and removes the WAL.
+        await checkpointer?.close();
         await kysely.destroy();
       } finally {
         if (readKysely !== kysely) await readKysely.destroy();
