@@ -11,7 +11,8 @@
  *
  *   raw        `UPDATE conversations … RETURNING last_seq`, the two message rows, COMMIT, then
  *              the last-20 select, on the store's tables (same pragmas / the runtime role)
- *   raw+log    the same plus the audit and change rows the unit of work writes per message
+ *   raw+log    the same plus the rows the unit of work adds: one audit row for the append,
+ *              the change_heads bump and a change row per message
  *
  * Sends `{type:'result', payload}` over IPC.
  */
@@ -106,11 +107,11 @@ function messageRows(conversation: string, firstSeq: number, now: string): unkno
 
 /** The audit and change rows of the unit of work for the two messages (src/db/unit-of-work.ts). */
 function logRows(conversation: string, firstSeq: number, now: string): { audit: unknown[]; changes: unknown[] } {
-  const audit: unknown[] = [];
+  // One audit row for the append (it names the seqs), a change row per message.
+  const audit: unknown[] = [tenantId, uuidv7(), now, 'system', 'bench', 'conversation.append', 'conversation', conversation, null, null, `{"messages":2,"fromSeq":${firstSeq},"toSeq":${firstSeq + 1}}`];
   const changes: unknown[] = [];
   for (const seq of [firstSeq, firstSeq + 1]) {
     const id = `${conversation}/${seq}`;
-    audit.push(tenantId, uuidv7(), now, 'system', 'bench', 'message.create', 'message', id, null, null, null);
     changes.push(tenantId, now, 'message', id, null, 'create', 1, `{"conversationId":"${conversation}","seq":${seq},"role":"user","content":${JSON.stringify(TEXT)},"version":1,"createdAt":"${now}","updatedAt":"${now}"}`);
   }
   return { audit, changes };
@@ -125,7 +126,7 @@ function rawSqlite(file: string, synchronous: 'full' | 'normal', log: boolean): 
   db.pragma('foreign_keys = ON');
   const bump = db.prepare<[string, string, string]>('update conversations set last_seq = last_seq + 2, message_count = message_count + 2, updated_at = ? where tenant_id = ? and id = ? returning last_seq');
   const insert = db.prepare(`insert into messages (${MESSAGE_COLS}) values ${placeholders(2, 13, false)}`);
-  const audit = db.prepare(`insert into audit_log (${AUDIT_COLS}) values ${placeholders(2, 11, false)}`);
+  const audit = db.prepare(`insert into audit_log (${AUDIT_COLS}) values ${placeholders(1, 11, false)}`);
   // The tenant's change positions come from its change_heads row, as in the unit of work.
   const head = db.prepare<[string]>('insert into change_heads (tenant_id, seq) values (?, 2) on conflict (tenant_id) do update set seq = change_heads.seq + excluded.seq returning seq');
   const change = db.prepare(`insert into changes (${CHANGE_COLS}, tenant_seq) values ${placeholders(2, 9, false)}`);
@@ -163,11 +164,11 @@ function rawPostgres(log: boolean): Raw {
   // One statement, as the unit of work sends it (src/db/unit-of-work.ts): the audit rows, the
   // tenant's change_heads bump (its row lock held to COMMIT) and the change rows.
   const shift = (text: string, by: number) => text.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + by}`);
-  const logStatement = `with a as (insert into audit_log (${AUDIT_COLS}) values ${placeholders(2, 11, true)}),
-    head as (insert into change_heads (tenant_id, seq) values ($41, 2) on conflict (tenant_id) do update set seq = change_heads.seq + excluded.seq returning seq)
+  const logStatement = `with a as (insert into audit_log (${AUDIT_COLS}) values ${placeholders(1, 11, true)}),
+    head as (insert into change_heads (tenant_id, seq) values ($30, 2) on conflict (tenant_id) do update set seq = change_heads.seq + excluded.seq returning seq)
     insert into changes (tenant_id, tenant_seq, at, resource_type, resource_id, collection, action, version, data)
     select v.tenant_id, head.seq - 2 + v.ord, v.at::timestamptz, v.resource_type, v.resource_id, v.collection, v.action, v.version::integer, v.data::jsonb
-    from head, (values ${shift(placeholders(2, 9, true), 22).replace(/\((\$\d+)/g, '($1::int')}) as v (ord, ${CHANGE_COLS})`;
+    from head, (values ${shift(placeholders(2, 9, true), 11).replace(/\((\$\d+)/g, '($1::int')}) as v (ord, ${CHANGE_COLS})`;
   const select = 'select * from messages where tenant_id = $1 and conversation_id = $2 order by seq desc limit 20';
   return {
     async turn(conversation) {

@@ -39,12 +39,25 @@ export interface Mutation {
   readonly audit?: false;
 }
 
+/** An audit entry with no change-log entry of its own (see `UnitOfWork.audit`). */
+export interface AuditEntry {
+  readonly action: string;
+  readonly resourceType: ResourceType;
+  readonly resourceId: string;
+  readonly details?: unknown;
+}
+
 export interface UnitOfWork {
   readonly trx: Executor;
   readonly ctx: TenantContext;
   /** The same instant for every row the unit writes. */
   readonly now: string;
   record(mutation: Mutation): Promise<void>;
+  /**
+   * One audit entry for mutations recorded with `audit: false`: an append of messages is one
+   * act of its caller, audited once with its seqs, while each message still gets its change.
+   */
+  audit(entry: AuditEntry): void;
 }
 
 export interface UnitOfWorkRunner {
@@ -136,6 +149,7 @@ export function createUnitOfWorkRunner(db: Database, bus: EventBus): UnitOfWorkR
       let lastSeq = 0;
       const result = await db.inTenant(ctx.tenantId, async (trx) => {
         const pending: { mutation: Mutation; auditId: string }[] = [];
+        const audited: { entry: AuditEntry; auditId: string; order: number }[] = [];
         const now = nowIso();
         const uow: UnitOfWork = {
           trx,
@@ -146,22 +160,33 @@ export function createUnitOfWorkRunner(db: Database, bus: EventBus): UnitOfWorkR
             pending.push({ mutation, auditId: uuidv7() });
             return Promise.resolve();
           },
+          audit(entry) {
+            audited.push({ entry, auditId: uuidv7(), order: pending.length });
+          },
         };
         const value = await fn(uow);
         if (pending.length === 0) throw new Error('unit of work recorded no mutation');
-        const audit: AuditRow[] = pending.filter(({ mutation }) => mutation.audit !== false).map(({ mutation, auditId }) => ({
+        const auditRow = (entry: AuditEntry & { collection?: string | null }, auditId: string): AuditRow => ({
           tenant_id: ctx.tenantId,
           id: auditId,
           at: now,
           actor_type: ctx.actor.type,
           actor_id: ctx.actor.id,
-          action: `${mutation.resourceType}.${mutation.action}`,
-          resource_type: mutation.resourceType,
-          resource_id: mutation.resourceId,
-          collection: mutation.collection ?? null,
+          action: `${entry.resourceType}.${entry.action}`,
+          resource_type: entry.resourceType,
+          resource_id: entry.resourceId,
+          collection: entry.collection ?? null,
           request_id: ctx.requestId ?? null,
-          details: mutation.details === undefined ? null : toJsonColumn(mutation.details),
-        }));
+          details: entry.details === undefined ? null : toJsonColumn(entry.details),
+        });
+        const audit: AuditRow[] = [];
+        // In the order of the calls (their ids are time-ordered too).
+        let next = 0;
+        for (const [i, { mutation, auditId }] of pending.entries()) {
+          for (let a = audited[next]; a !== undefined && a.order <= i; a = audited[++next]) audit.push(auditRow(a.entry, a.auditId));
+          if (mutation.audit !== false) audit.push(auditRow(mutation, auditId));
+        }
+        for (const a of audited.slice(next)) audit.push(auditRow(a.entry, a.auditId));
         const changes: ChangeRow[] = pending.map(({ mutation: m }) => ({
           tenant_id: ctx.tenantId,
           at: now,

@@ -206,6 +206,26 @@ forEachBackend('conversations', (backend) => {
       expect(audit.items.map((e) => e.action)).toContain('message.delete');
     });
 
+    it('audits an append once, with its seqs, and gives each new message its own change', async () => {
+      const { ctx } = await newTenant(t.store);
+      const c = await conversation(ctx);
+      await svc().append(ctx, c.id, user('zero', { clientId: 'z' }));
+      const before = await t.store.changes.read(ctx, { after: 0 });
+      await svc().appendMany(ctx, c.id, [user('one'), user('zero again', { clientId: 'z' }), user('two')]);
+      const appends = (await t.store.audit.list(ctx, { resourceType: 'conversation' })).items.filter((e) => e.action === 'conversation.append');
+      expect(appends.map((e) => [e.resourceId, e.details])).toEqual(expect.arrayContaining([
+        [c.id, { messages: 1, fromSeq: 1, toSeq: 1 }],
+        [c.id, { messages: 2, fromSeq: 2, toSeq: 3 }],
+      ]));
+      expect(appends).toHaveLength(2);
+      expect((await t.store.audit.list(ctx, { resourceType: 'message' })).items).toEqual([]);
+      const after = await t.store.changes.read(ctx, { after: before.at(-1)?.seq ?? 0 });
+      expect(after.map((e) => [e.resourceType, e.action, e.resourceId])).toEqual([
+        ['message', 'create', `${c.id}/2`],
+        ['message', 'create', `${c.id}/3`],
+      ]);
+    });
+
     it('forks at a seq: a new conversation with copies of the history up to it; the parent is unchanged', async () => {
       const { ctx } = await newTenant(t.store);
       const c = await conversation(ctx, { agentId: 'ag', endUserId: 'eu', title: 'parent' });

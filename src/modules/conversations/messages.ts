@@ -64,9 +64,13 @@ export async function appendIn(w: UnitOfWork, dialect: DialectName, conversation
       where tenant_id = ${ctx.tenantId} and id = ${conversationId}`.execute(trx);
   }
   await trx.insertInto('messages').values(rows).execute();
+  // One audit entry for the append (a turn is one act of its caller, and the audit row was
+  // the largest write of a turn after the messages themselves), a change per message.
+  const fromSeq = base + 1;
+  w.audit({ action: 'append', resourceType: 'conversation', resourceId: conversationId, details: { messages: rows.length, fromSeq, toSeq: fromSeq + rows.length - 1 } });
   for (const [i, message] of items.entries()) {
     if (replayed[i]) continue;
-    await w.record({ action: 'create', resourceType: 'message', resourceId: messageResourceId(conversationId, message.seq), data: message });
+    await w.record({ action: 'create', resourceType: 'message', resourceId: messageResourceId(conversationId, message.seq), data: message, audit: false });
   }
   return { items, replayed };
 }
