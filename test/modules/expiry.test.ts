@@ -245,15 +245,18 @@ forEachBackend('collections: record expiry', (backend) => {
     await bulk(t.store, ctx, 'big', Array.from({ length: N }, (_, i) => ({ id: `r${i}`, data: { i, pad: 'x'.repeat(200) }, ttl: 3600 })));
     await age(t.store, ctx);
     const head = await t.store.changes.head(ctx);
-    const start = t.store.internals.expiry.stats().batches;
     const sweep = t.store.internals.expiry.sweep();
-    // Once the first batch has committed, a write of the same tenant.
-    while (t.store.internals.expiry.stats().batches === start) await new Promise<void>((resolve) => setImmediate(resolve));
+    // Once this tenant's first batch has committed (its changes moved: the sweep's batch count
+    // also counts other tenants' batches), a write of the same tenant.
+    while ((await t.store.changes.head(ctx)) === head) await new Promise<void>((resolve) => setImmediate(resolve));
     const began = performance.now();
     const written = await t.store.collections.create(ctx, 'big', { id: 'during' });
     const took = performance.now() - began;
-    expect(await sweep).toBe(N);
+    // The sweep takes every tenant's due records: on a loaded machine a record of another test
+    // in this database may come due meanwhile, so this tenant's deletes are counted below.
+    expect(await sweep).toBeGreaterThanOrEqual(N);
     const changes = await recordChanges(t.store, ctx, head);
+    expect(changes.filter((c) => c.action === 'delete')).toHaveLength(N);
     const position = changes.findIndex((c) => c.resourceId === 'during');
     expect(written.record.id).toBe('during');
     // Structural: deletes of the sweep came after the write, so it did not wait for the sweep.
