@@ -19,8 +19,13 @@
  * - `agentstore.unavailable`: the backend failed after the adapter's bounded retries
  *   (`context.retryAfter` set); the server maps it to 503 with Retry-After.
  * - `agentstore.validation`: a key the adapter refuses.
+ *
+ * An adapter marks a failure that a retry may cure (a timeout, a throttle, a 5xx, EAGAIN) with
+ * `transientBlobError`; the retry layer (src/adapters/blob-store/retrying.ts) retries those
+ * and nothing else.
  */
 import type { Readable } from 'node:stream';
+import { AgentstoreError, isAgentstoreError } from '../core/errors.js';
 
 export interface BlobStoreCapabilities {
   /** `presign` returns URLs the backend itself serves (S3). Local disk leaves signing to the server. */
@@ -106,4 +111,17 @@ export interface BlobStore {
   /** A cheap round trip for /ready and /storage/status. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * A backend failure worth retrying: `agentstore.unavailable` (so that, unretried, it is still a
+ * 503 with Retry-After) with `context.transient` set. Adapters throw it; they do not retry.
+ */
+export function transientBlobError(message: string, cause?: unknown, retryAfter = 1): AgentstoreError {
+  return new AgentstoreError('agentstore.unavailable', message, { retryAfter, transient: true }, { cause });
+}
+
+/** Was `error` marked by an adapter as worth retrying? */
+export function isTransientBlobError(error: unknown): boolean {
+  return isAgentstoreError(error, 'agentstore.unavailable') && error.context.transient === true;
 }
