@@ -110,6 +110,8 @@ export type StoreOptions = Partial<Omit<StoreConfig, 'postgres' | 'sqlite' | 'au
 export function resolveStoreConfig(options: StoreOptions = {}, env: Env = process.env): StoreConfig {
   const fromEnv = loadConfig({
     ...env,
+    // So that the local file storage defaults to `<dataDir>/files` of the data dir given here.
+    ...(options.dataDir ? { AGENTSTORE_DATA_DIR: options.dataDir } : {}),
     ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
     ...(options.migrateDatabaseUrl ? { AGENTSTORE_MIGRATE_DATABASE_URL: options.migrateDatabaseUrl } : {}),
     ...(options.encryptionKey ? { AGENTSTORE_ENCRYPTION_KEY: options.encryptionKey } : {}),
@@ -128,6 +130,7 @@ export function resolveStoreConfig(options: StoreOptions = {}, env: Env = proces
     requireRls: options.requireRls ?? fromEnv.requireRls,
     maxMessageBytes: options.maxMessageBytes ?? fromEnv.maxMessageBytes,
     ...(options.encryption ? { encryption: options.encryption } : {}),
+    storage: options.storage ?? fromEnv.storage,
     expirySweepIntervalMs: options.expirySweepIntervalMs ?? fromEnv.expirySweepIntervalMs,
     tenantLimits: { ...fromEnv.tenantLimits, ...options.tenantLimits },
   };

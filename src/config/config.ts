@@ -59,6 +59,41 @@ export interface TenantLimits {
 
 export const DEFAULT_TENANT_LIMITS: TenantLimits = { collections: 100, declaredIndexes: 32, declaredIndexesTotal: 256 };
 
+/**
+ * Where file bytes live (src/ports/blob-store.ts): a directory on the local disk, or a bucket
+ * of any S3-compatible store (AWS S3, MinIO, Cloudflare R2, Supabase Storage's S3 endpoint).
+ * docs/operations.md, "File storage", lists the variables and worked settings.
+ */
+export type StorageConfig =
+  | {
+      readonly kind: 'local';
+      /** Absolute; default `<dataDir>/files`. */
+      readonly dir: string;
+      /** The largest upload, in bytes (MAX_UPLOAD_SIZE_MB, default 100 MiB). */
+      readonly maxUploadBytes: number;
+      /** Origin (and optional path) of a CDN in front of public files, without a trailing `/`. */
+      readonly publicBaseUrl?: string;
+    }
+  | {
+      readonly kind: 's3';
+      readonly bucket: string;
+      readonly region: string;
+      /** Absent: AWS S3's own endpoint for the region. */
+      readonly endpoint?: string;
+      readonly forcePathStyle: boolean;
+      /** Both or neither; neither: the AWS SDK's default credential chain (instance role, profile). */
+      readonly accessKeyId?: string;
+      readonly secretAccessKey?: string;
+      readonly sessionToken?: string;
+      readonly serverSideEncryption?: 'AES256' | 'aws:kms';
+      /** Only with `serverSideEncryption: 'aws:kms'`. */
+      readonly kmsKeyId?: string;
+      /** Keys are stored under it: normalised to no leading `/` and one trailing `/` (`agentstore/`). */
+      readonly prefix?: string;
+      readonly maxUploadBytes: number;
+      readonly publicBaseUrl?: string;
+    };
+
 export interface StoreConfig {
   readonly dataDir: string;
   readonly database: DatabaseConfig;
@@ -92,6 +127,8 @@ export interface StoreConfig {
    * invisible to reads either way, the sweep frees their space and emits their deletes).
    */
   readonly expirySweepIntervalMs: number;
+  /** File storage: local disk under the data dir by default (STORAGE_BACKEND and the S3_* variables). */
+  readonly storage: StorageConfig;
   readonly postgres: {
     readonly poolMax: number;
     readonly statementTimeoutMs: number;
@@ -152,4 +189,8 @@ export function sqliteDatabase(file: string): DatabaseConfig {
 
 export function defaultSqliteFile(dataDir: string): string {
   return path.join(dataDir, 'agentstore.db');
+}
+
+export function defaultFilesDir(dataDir: string): string {
+  return path.join(dataDir, 'files');
 }

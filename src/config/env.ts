@@ -5,47 +5,10 @@ import { DEFAULT_TENANT_LIMITS, JWT_TIMING_DEFAULTS, defaultSqliteFile, isUserEd
 import { sqliteDriverVersion } from '../db/sqlite-driver.js';
 import { sslFromUrl } from '../db/postgres-connection.js';
 import { ENCRYPTION_KEY_VARIABLE, OLD_ENCRYPTION_KEYS_VARIABLE, describeKeys, parseEncryptionKeys } from '../core/secret-box.js';
+import { boolean, integer, oneOf, pick, type Env } from './env-values.js';
+import { describeStorage, storageConfig } from './storage-env.js';
 
-export type Env = Readonly<Record<string, string | undefined>>;
-
-/** Reads the first of several names (the agentstore name, then seed-era aliases). */
-function pick(env: Env, ...names: string[]): { name: string; value: string } | undefined {
-  for (const name of names) {
-    const value = env[name];
-    if (value !== undefined && value.trim() !== '') return { name, value: value.trim() };
-  }
-  return undefined;
-}
-
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = pick(env, name);
-  if (!raw) return fallback;
-  // Decimal digits only: Number() would also take "0x1F90", "1e3" and "0b11".
-  const value = /^-?\d+$/.test(raw.value) ? Number(raw.value) : Number.NaN;
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw AgentstoreError.config(name, `must be an integer from ${min} to ${max}, got "${raw.value}"`);
-  }
-  return value;
-}
-
-function boolean(env: Env, name: string, fallback: boolean): boolean {
-  const raw = pick(env, name);
-  if (!raw) return fallback;
-  const value = raw.value.toLowerCase();
-  if (['1', 'true', 'yes', 'on'].includes(value)) return true;
-  if (['0', 'false', 'no', 'off'].includes(value)) return false;
-  throw AgentstoreError.config(name, `must be true or false, got "${raw.value}"`);
-}
-
-function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
-  const raw = pick(env, name);
-  if (!raw) return fallback;
-  const value = raw.value.toLowerCase() as T;
-  if (!allowed.includes(value)) {
-    throw AgentstoreError.config(name, `must be one of ${allowed.join(', ')}, got "${raw.value}"`);
-  }
-  return value;
-}
+export type { Env } from './env-values.js';
 
 export function parseDatabaseUrl(url: string, dataDir: string, variable = 'DATABASE_URL'): DatabaseConfig {
   if (/^postgres(ql)?:\/\//i.test(url)) {
@@ -151,6 +114,7 @@ export function loadConfig(env: Env = process.env): Config {
       requireRls: boolean(env, 'AGENTSTORE_REQUIRE_RLS', false),
       maxMessageBytes: integer(env, 'AGENTSTORE_MAX_MESSAGE_BYTES', 256 * 1024, 1024, 64 * 1024 * 1024),
       ...(encryption ? { encryption } : {}),
+      storage: storageConfig(env, dataDir),
       tenantLimits: {
         collections: integer(env, 'AGENTSTORE_MAX_COLLECTIONS_PER_TENANT', DEFAULT_TENANT_LIMITS.collections, 1, 100_000),
         declaredIndexes: integer(env, 'AGENTSTORE_MAX_INDEXES_PER_TENANT', DEFAULT_TENANT_LIMITS.declaredIndexes, 0, 10_000),
@@ -226,6 +190,7 @@ export function describeBackends(store: Config['store']): string[] {
       store.migrateDatabase?.kind === 'postgres' ? ` as ${redactUrl(store.migrateDatabase.url)}` : ''
     }`,
     'event bus: in-process (single instance)',
+    describeStorage(store.storage),
     describeKeys(store.encryption),
   ];
   const jwt = store.auth.jwt;
