@@ -1,6 +1,9 @@
+import { createLazyBlobStore } from './adapters/blob-store/lazy.js';
+import { LOCAL_DISK_CAPABILITIES, createLocalDiskBlobStore } from './adapters/blob-store/local-disk.js';
+import { createRetryingBlobStore } from './adapters/blob-store/retrying.js';
 import { createLocalEventBus } from './adapters/event-bus/local.js';
 import { createMemoryRateLimiter } from './adapters/rate-limiter/memory.js';
-import type { StoreConfig } from './config/config.js';
+import type { StorageConfig, StoreConfig } from './config/config.js';
 import { describeBackends, loadConfig, type Env } from './config/env.js';
 import { createDatabase, type Database } from './db/database.js';
 import { checkPrivileges } from './db/privileges.js';
@@ -31,6 +34,7 @@ import { createApiKeysService, type ApiKeysService } from './modules/tenancy/api
 import { createAuthService, type AuthService } from './modules/tenancy/auth-service.js';
 import { createTenantsService, type TenantsService } from './modules/tenancy/tenants-service.js';
 import { createUsersService, type UsersService } from './modules/tenancy/users-service.js';
+import type { BlobStore } from './ports/blob-store.js';
 import type { EventBus } from './ports/event-bus.js';
 import type { RateLimiter } from './ports/rate-limiter.js';
 import type { TenantContext } from './core/context.js';
@@ -78,14 +82,28 @@ export interface Store {
    * BYPASSRLS, owner of the tables), found at open; logged by the server and shown by /ready.
    */
   readonly securityWarnings: readonly string[];
-  /** Database reachable and schema current. */
-  ready(): Promise<{ ok: boolean; schema: SchemaStatus | null; error?: string; warnings: readonly string[] }>;
+  /** Database reachable and schema current, and file storage answering its ping. */
+  ready(): Promise<{
+    ok: boolean;
+    schema: SchemaStatus | null;
+    error?: string;
+    warnings: readonly string[];
+    storage: { readonly backend: string; readonly ok: boolean; readonly error?: string };
+  }>;
   /**
    * Low-level handles for the CLI, the server's metrics, and tests. `externalChanges`
    * follows other processes' commits to the same SQLite file (inert on PostgreSQL); `expiry`
    * is the background sweep of expired records (`expirySweepIntervalMs`), and sweeps on demand.
+   * `blobs` is the file storage (`StoreConfig.storage`) behind the retry layer: raw keys, no
+   * tenant prefix, so it is for the modules (files) and tools (doctor), not a public surface.
    */
-  readonly internals: { readonly db: Database; readonly bus: EventBus; readonly externalChanges: ExternalChanges; readonly expiry: ExpirySweeper };
+  readonly internals: {
+    readonly db: Database;
+    readonly bus: EventBus;
+    readonly externalChanges: ExternalChanges;
+    readonly expiry: ExpirySweeper;
+    readonly blobs: BlobStore;
+  };
   close(): Promise<void>;
 }
 
@@ -163,7 +181,22 @@ async function migrateAsOwner(config: StoreConfig, db: Database): Promise<void> 
   }
 }
 
+/**
+ * The file storage of `storage`, behind the retry layer. Opened on first use (see
+ * adapters/blob-store/lazy.ts), so that opening a store creates no directory.
+ */
+function openBlobStore(storage: StorageConfig): BlobStore {
+  switch (storage.kind) {
+    case 'local':
+      return createRetryingBlobStore(createLazyBlobStore({ name: 'local', capabilities: LOCAL_DISK_CAPABILITIES }, () => createLocalDiskBlobStore({ root: storage.dir })));
+    case 's3':
+      throw AgentstoreError.config('STORAGE_BACKEND', 's3 adapter not built yet');
+  }
+}
+
 export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey?: boolean; rateLimiter?: RateLimiter } = {}): Promise<Store> {
+  // Before the database: a storage setting that cannot work stops the start with nothing to close.
+  const blobs = openBlobStore(config.storage);
   const db = createDatabase({ database: config.database, postgres: config.postgres, sqlite: config.sqlite });
   let securityWarnings: readonly string[];
   try {
@@ -226,19 +259,27 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
     securityWarnings,
     async ready() {
       const warnings = securityWarnings;
+      const storage: { backend: string; ok: boolean; error?: string } = await blobs.ping().then(
+        () => ({ backend: blobs.name, ok: true }),
+        (error: unknown) => ({ backend: blobs.name, ok: false, error: (error as Error).message }),
+      );
+      const notReady = (error: string, schema: SchemaStatus | null) => ({ ok: false, schema, error, warnings, storage });
       try {
         await db.ping();
         const schema = await migrationStatus(db);
-        return schema.upToDate ? { ok: true, schema, warnings } : { ok: false, schema, error: 'schema is not current', warnings };
+        if (!schema.upToDate) return notReady('schema is not current', schema);
+        if (!storage.ok) return notReady(`file storage (${storage.backend}): ${storage.error ?? 'unknown'}`, schema);
+        return { ok: true, schema, warnings, storage };
       } catch (error) {
-        return { ok: false, schema: null, error: (error as Error).message, warnings };
+        return notReady((error as Error).message, null);
       }
     },
-    internals: { db, bus, externalChanges, expiry },
+    internals: { db, bus, externalChanges, expiry, blobs },
     async close() {
       await expiry.close();
       await externalChanges.close();
       await bus.close();
+      await blobs.close();
       await db.close();
     },
   };

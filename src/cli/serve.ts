@@ -14,6 +14,11 @@ export async function serve(): Promise<void> {
   installProcessPolicy(app.log);
   for (const line of describeBackends(config.store)) app.log.info({ backend: line }, line);
   for (const warning of store.securityWarnings) app.log.warn({ security: warning }, warning);
+  // Opens the file storage now (the local directory is made here) and says at once when it
+  // cannot work; the server still starts, and /ready answers 503 until the storage does.
+  await store.internals.blobs.ping().catch((error: unknown) => {
+    app.log.error({ storage: store.internals.blobs.name, err: error }, `file storage is not answering: ${(error as Error).message}`);
+  });
   if (store.generatedServiceKey) {
     // Printed once, to stdout, outside the JSON log: only its hash is stored.
     process.stdout.write(

@@ -148,10 +148,17 @@ export async function buildApp(store: Store, options: AppOptions = {}): Promise<
 
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   app.get('/health', { schema: { tags: ['operations'], summary: 'Liveness', security: [] } }, () => ({ status: 'ok' }));
-  app.get('/ready', { schema: { tags: ['operations'], summary: 'Readiness: database reachable and schema current', security: [] } }, async (request, reply) => {
+  app.get('/ready', { schema: { tags: ['operations'], summary: 'Readiness: database reachable, schema current, file storage answering', security: [] } }, async (request, reply) => {
     const ready = await store.ready();
     // Ready, but an operator must see that tenant isolation rests on the filters alone.
-    if (ready.ok) return { status: 'ready', schemaVersion: ready.schema?.current ?? null, ...(ready.warnings.length > 0 ? { warnings: ready.warnings } : {}) };
+    if (ready.ok) {
+      return {
+        status: 'ready',
+        schemaVersion: ready.schema?.current ?? null,
+        storage: { backend: ready.storage.backend, status: 'ok' },
+        ...(ready.warnings.length > 0 ? { warnings: ready.warnings } : {}),
+      };
+    }
     return sendProblem(reply, renderProblem(request, 503, 'agentstore.unavailable', `not ready: ${ready.error ?? 'unknown'}`), 5);
   });
   app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics', security: [] } }, async (_request, reply) => {

@@ -3,6 +3,9 @@
  * metrics, the OpenAPI document and docs UI, request ids, and the 404 for unknown routes.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { forEachBackend } from '../helpers/index.js';
 import { bearer, createTenant, expectProblem, listRoutes, openHttp, useHttp } from './http-kit.js';
@@ -126,6 +129,27 @@ forEachBackend('http operations', (backend) => {
       const body = expectProblem(await h.app.inject({ method, url }), [404, 405], { code: 'agentstore.not_found' });
       expect(body.instance).toBe(url);
     }
+  });
+
+  describe('readiness and file storage', () => {
+    it('/ready names the file storage backend, and is a 503 problem once the storage fails', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentstore-ready-files-'));
+      const own = await openHttp(backend, { store: { storage: { kind: 'local', dir: path.join(dir, 'files'), maxUploadBytes: 1024 } } });
+      try {
+        const ready = await own.app.inject({ method: 'GET', url: '/ready' });
+        expect(ready.statusCode, ready.body).toBe(200);
+        expect(ready.json()).toMatchObject({ status: 'ready', storage: { backend: 'local', status: 'ok' } });
+        fs.rmSync(dir, { recursive: true, force: true });
+        const res = await own.app.inject({ method: 'GET', url: '/ready' });
+        const problem = expectProblem(res, 503, { code: 'agentstore.unavailable' });
+        expect(problem.detail).toMatch(/^not ready: file storage \(local\): /);
+        expect(problem.detail).not.toContain(dir);
+        expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      } finally {
+        await own.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 
   describe('readiness when the database is gone', () => {

@@ -87,9 +87,12 @@ async function openObject(path: string): Promise<FileHandle | undefined> {
   }
 }
 
+/** Local disk signs no URLs itself (the server does, with HMAC tokens); `ifNoneMatch` is a hard link, atomic. */
+export const LOCAL_DISK_CAPABILITIES: BlobStoreCapabilities = { nativePresign: false, atomicIfNoneMatch: true };
+
 export class LocalDiskBlobStore implements BlobStore {
   readonly name = 'local';
-  readonly capabilities: BlobStoreCapabilities = { nativePresign: false, atomicIfNoneMatch: true };
+  readonly capabilities: BlobStoreCapabilities = LOCAL_DISK_CAPABILITIES;
   readonly root: string;
   private readonly tempDir: string;
 
