@@ -1,7 +1,6 @@
 export { createStore, openStore, resolveStoreConfig, type Store, type StoreOptions } from './store.js';
 export { loadConfig, describeBackends } from './config/env.js';
 export type { Config, StoreConfig, ServerConfig, DatabaseConfig, JwtConfig, StorageConfig } from './config/config.js';
-export type { BlobStore, BlobHead, PutOptions, PutResult, GetResult, ByteRange, ListOptions, ListResult } from './ports/blob-store.js';
 export { AgentstoreError, isAgentstoreError, type ErrorCode, type FieldError } from './core/errors.js';
 export { systemContext, type TenantContext, type Role, type Actor, type ActorType } from './core/context.js';
 export type { Page } from './core/cursor.js';

@@ -35,6 +35,7 @@ import { createAuthService, type AuthService } from './modules/tenancy/auth-serv
 import { createTenantsService, type TenantsService } from './modules/tenancy/tenants-service.js';
 import { createUsersService, type UsersService } from './modules/tenancy/users-service.js';
 import type { BlobStore } from './ports/blob-store.js';
+import { attachBlobStore } from './store-blobs.js';
 import type { EventBus } from './ports/event-bus.js';
 import type { RateLimiter } from './ports/rate-limiter.js';
 import type { TenantContext } from './core/context.js';
@@ -94,16 +95,9 @@ export interface Store {
    * Low-level handles for the CLI, the server's metrics, and tests. `externalChanges`
    * follows other processes' commits to the same SQLite file (inert on PostgreSQL); `expiry`
    * is the background sweep of expired records (`expirySweepIntervalMs`), and sweeps on demand.
-   * `blobs` is the file storage (`StoreConfig.storage`) behind the retry layer: raw keys, no
-   * tenant prefix, so it is for the modules (files) and tools (doctor), not a public surface.
+   * The file storage is `blobStoreOf(store)` (src/store-blobs.ts), kept off this type.
    */
-  readonly internals: {
-    readonly db: Database;
-    readonly bus: EventBus;
-    readonly externalChanges: ExternalChanges;
-    readonly expiry: ExpirySweeper;
-    readonly blobs: BlobStore;
-  };
+  readonly internals: { readonly db: Database; readonly bus: EventBus; readonly externalChanges: ExternalChanges; readonly expiry: ExpirySweeper };
   close(): Promise<void>;
 }
 
@@ -235,7 +229,7 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
   endUsers.register(createRecordsEraser({ db, uow }));
   endUsers.register(createConversationsEraser({ db, uow }));
   endUsers.register(createMemoryBlocksEraser({ uow }));
-  return {
+  const store: Store = {
     config,
     tenants,
     users: createUsersService({ uow, onSessionsChanged: (hashes) => hashes.forEach((hash) => auth.forget(hash)) }),
@@ -274,7 +268,7 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
         return notReady((error as Error).message, null);
       }
     },
-    internals: { db, bus, externalChanges, expiry, blobs },
+    internals: { db, bus, externalChanges, expiry },
     async close() {
       await expiry.close();
       await externalChanges.close();
@@ -283,4 +277,6 @@ export async function openStore(config: StoreConfig, opts: { bootstrapServiceKey
       await db.close();
     },
   };
+  attachBlobStore(store, blobs);
+  return store;
 }

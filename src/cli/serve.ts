@@ -1,6 +1,7 @@
 import { loadConfig, describeBackends } from '../config/env.js';
 import { buildApp } from '../server/app.js';
 import { openStore } from '../store.js';
+import { blobStoreOf } from '../store-blobs.js';
 import { installProcessPolicy } from './process-policy.js';
 
 /**
@@ -16,8 +17,9 @@ export async function serve(): Promise<void> {
   for (const warning of store.securityWarnings) app.log.warn({ security: warning }, warning);
   // Opens the file storage now (the local directory is made here) and says at once when it
   // cannot work; the server still starts, and /ready answers 503 until the storage does.
-  await store.internals.blobs.ping().catch((error: unknown) => {
-    app.log.error({ storage: store.internals.blobs.name, err: error }, `file storage is not answering: ${(error as Error).message}`);
+  const blobs = blobStoreOf(store);
+  await blobs.ping().catch((error: unknown) => {
+    app.log.error({ storage: blobs.name, err: error }, `file storage is not answering: ${(error as Error).message}`);
   });
   if (store.generatedServiceKey) {
     // Printed once, to stdout, outside the JSON log: only its hash is stored.

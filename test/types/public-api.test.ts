@@ -3,7 +3,7 @@ import type { ContextDocument, ResolvedContext, Subtasks, Task, TaskStatus, Proj
 import type { Agent, AgentVersion, AgentVersionSummary, RevealedSecret, RotationReport, AgentstoreError, AggregateResult, BatchOperation, BatchOutcome, BatchResult, BulkLine, BulkResult, ChangeEvent, Counter, GetRecordOptions, GroupKey, Page, Store, StoredRecord, TenantContext, UpsertRecordResult } from '../../src/index.js';
 import type { AppendResult, Conversation, MemoryBlock, Message, MessageContent, MessageInput, MessagePart, SearchHit } from '../../src/index.js';
 import type { EndUserEraser, EndUserErasure, ExpiryOptions } from '../../src/index.js';
-import type { BlobStore, StorageConfig, StoreConfig } from '../../src/index.js';
+import type { StorageConfig, StoreConfig } from '../../src/index.js';
 import { createStore, isAgentstoreError, systemContext } from '../../src/index.js';
 
 // Compiled by `npm run typecheck`: the public surface keeps its shape and stays free of `any`.
@@ -20,12 +20,10 @@ describe('public types', () => {
     expectTypeOf<Store['changes']['read']>().returns.resolves.toEqualTypeOf<ChangeEvent[]>();
   });
 
-  it('file storage settings and the internal blob store are typed', () => {
+  it('file storage settings are typed', () => {
     expectTypeOf<StoreConfig['storage']>().toEqualTypeOf<StorageConfig>();
     expectTypeOf<Extract<StorageConfig, { kind: 's3' }>['bucket']>().toEqualTypeOf<string>();
     expectTypeOf<Extract<StorageConfig, { kind: 'local' }>['dir']>().toEqualTypeOf<string>();
-    expectTypeOf<Store['internals']['blobs']>().toEqualTypeOf<BlobStore>();
-    expectTypeOf<BlobStore['put']>().returns.resolves.not.toBeAny();
   });
 
   it('batches, upserts and bulk loads are typed', () => {

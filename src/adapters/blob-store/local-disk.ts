@@ -181,7 +181,8 @@ export class LocalDiskBlobStore implements BlobStore {
       try {
         if (exclusive) {
           await link(temp, target);
-          await unlink(temp);
+          // Stored now: a temp name left behind is swept at the next open, not a failed put.
+          await unlink(temp).catch(() => undefined);
         } else {
           await rename(temp, target);
         }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStore, resolveStoreConfig } from '../../../src/store.js';
+import { blobStoreOf } from '../../../src/store-blobs.js';
 import { readAll } from '../../conformance/blob-stream-kit.js';
 import { expectError } from '../../helpers/fixtures.js';
 
@@ -16,7 +17,7 @@ describe('the store’s file storage', () => {
     const dataDir = path.join(root, 'data');
     const store = await openStore(resolveStoreConfig({ databaseUrl: 'sqlite::memory:', dataDir, migrateOnStart: true }, {}));
     try {
-      const blobs = store.internals.blobs;
+      const blobs = blobStoreOf(store);
       expect(blobs.name).toBe('local');
       expect(fs.existsSync(path.join(dataDir, 'files'))).toBe(false);
       const stored = await blobs.put('t/a.txt', Readable.from([Buffer.from('hello')]), { maxBytes: 100 });
@@ -27,7 +28,7 @@ describe('the store’s file storage', () => {
     } finally {
       await store.close();
     }
-    await expectError(store.internals.blobs.head('t/a.txt'), 'agentstore.unavailable');
+    await expectError(blobStoreOf(store).head('t/a.txt'), 'agentstore.unavailable');
   });
 
   it('refuses to open with the s3 backend until its adapter is built, naming STORAGE_BACKEND', async () => {
