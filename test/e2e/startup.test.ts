@@ -56,6 +56,9 @@ describe('startup [sqlite, embedded default]', () => {
     expect(lines.filter((l) => l.startsWith('database: sqlite ')), lines.join('\n')).toEqual([`database: sqlite ${path.join(dataDir, 'agentstore.db')} (WAL, synchronous=full, better-sqlite3 ${sqliteDriverVersion})`]);
     expect(lines.filter((l) => l.startsWith('migrations:'))).toHaveLength(1);
     expect(lines.filter((l) => l.startsWith('event bus:'))).toHaveLength(1);
+    // File storage: the local directory under the data dir, made by the server's start.
+    expect(lines.filter((l) => l.startsWith('storage:'))).toEqual([`storage: local ${path.join(dataDir, 'files')} (uploads up to 100 MB)`]);
+    expect(fs.existsSync(path.join(dataDir, 'files', '.tmp'))).toBe(true);
     // No encryption key configured: said once, and agent secrets are refused (docs/operations.md).
     expect(lines.filter((l) => l.startsWith('secrets:'))).toEqual(['secrets: no encryption key (AGENTSTORE_ENCRYPTION_KEY unset): agent secret writes and reveals are refused']);
 
@@ -66,7 +69,7 @@ describe('startup [sqlite, embedded default]', () => {
       // The key printed the first time is the one stored.
       expect((await api(second.url, key).request('GET', '/v1/tenants')).status).toBe(200);
       expect((await api(second.url, `${key}x`).request('GET', '/v1/tenants')).status).toBe(401);
-      expect(backendLines(second)).toHaveLength(4);
+      expect(backendLines(second)).toHaveLength(5);
     } finally {
       await stop(second);
     }
