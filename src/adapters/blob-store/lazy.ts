@@ -5,7 +5,7 @@
  * (permissions, a mount) is picked up without a restart. The first call is usually /ready's ping.
  */
 import { AgentstoreError } from '../../core/errors.js';
-import type { BlobStore, BlobStoreCapabilities } from '../../ports/blob-store.js';
+import type { BlobStore, BlobStoreCapabilities, PresignOptions } from '../../ports/blob-store.js';
 
 export function createLazyBlobStore(
   known: { readonly name: string; readonly capabilities: BlobStoreCapabilities },
@@ -30,6 +30,17 @@ export function createLazyBlobStore(
     delete: async (key) => (await inner()).delete(key),
     list: async (options) => (await inner()).list(options),
     ping: async () => (await inner()).ping(),
+    // Declared by the capabilities known before opening, so that a backend that presigns (S3)
+    // keeps the method the port requires of it.
+    ...(known.capabilities.nativePresign
+      ? {
+          presign: async (key: string, options: PresignOptions) => {
+            const store = await inner();
+            if (!store.presign) throw AgentstoreError.unavailable(`blob store (${known.name}) cannot presign`);
+            return store.presign(key, options);
+          },
+        }
+      : {}),
     async close() {
       closed = true;
       const opened = await opening?.catch(() => undefined);
